@@ -1,0 +1,1 @@
+"""Restore MNIST digits from shuffled left and right halves."""

@@ -1,0 +1,3 @@
+from amphisbaena.cli import main
+
+main()

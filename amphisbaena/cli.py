@@ -1,0 +1,208 @@
+"""The command line: parse, call one function, print. Bad input -> one line on stderr, exit 2."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from amphisbaena.data import (
+    InputError,
+    join_halves,
+    load_halves,
+    load_images_idx,
+    load_key,
+    load_split,
+    make_halves,
+    save_npz,
+    verify_checksums,
+)
+
+app = typer.Typer(
+    help="Restore MNIST digits from shuffled left and right halves.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="MNIST idx files (default: $AMPHISBAENA_DATA, then a cache dir; downloaded if missing)")]
+ModelDir = Annotated[Optional[Path], typer.Option("--model-dir", help="Model directory (default: the shipped MNIST model)")]
+
+
+def one_line_errors(command: Callable) -> Callable:
+    """Turn InputError (and unreadable-file OSErrors) into one line on stderr and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except InputError as exc:
+            message = str(exc)
+        except OSError as exc:
+            message = f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")
+        except MemoryError:
+            message = "out of memory"
+        typer.echo(f"error: {message}".replace("\n", " "), err=True)
+        raise typer.Exit(2)
+
+    return wrapper
+
+
+def _require_parent(path: Path) -> None:
+    if not path.parent.is_dir():
+        raise InputError(f"{path}: directory {path.parent} does not exist")
+
+
+@app.command("make-halves")
+@one_line_errors
+def make_halves_command(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Halves npz to write (keys left, right)")],
+    key: Annotated[Path, typer.Option("--key", help="Answer key npz to write (key right_for_left)")],
+    split: Annotated[str, typer.Option(help="MNIST split: test or train")] = "test",
+    seed: Annotated[int, typer.Option(help="Shuffle seed")] = 0,
+    images: Annotated[Optional[Path], typer.Option("--images", help="Cut this idx images file instead of a split")] = None,
+    count: Annotated[Optional[int], typer.Option("--count", "-n", help="Use only the first N digits")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Cut digits into left and right halves, shuffle both, write halves and key to separate files."""
+    _require_parent(output)
+    _require_parent(key)
+    if output.resolve() == key.resolve():
+        raise InputError(f"{output}: the halves and the key must be different files")
+    if count is not None and count < 1:
+        raise InputError(f"--count must be at least 1, got {count}")
+    digits = load_images_idx(images) if images is not None else load_split(split, data_dir)[0]
+    digits = digits[:count] if count is not None else digits
+    left, right, right_for_left = make_halves(digits, seed)
+    save_npz(output, left=left, right=right)
+    save_npz(key, right_for_left=right_for_left)
+    typer.echo(f"wrote {len(left)} shuffled halves to {output} and the key to {key}")
+
+
+@app.command()
+@one_line_errors
+def restore(
+    halves: Annotated[Path, typer.Argument(help="Halves npz with uint8 'left' and 'right' of shape (N, 28, 14)")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write right_for_left and restored images here")] = None,
+    key: Annotated[Optional[Path], typer.Option("--key", help="Answer key npz: print the accuracy")] = None,
+    grid: Annotated[Optional[Path], typer.Option("--grid", help="Write a PNG grid of the first restored digits")] = None,
+    model_dir: ModelDir = None,
+    threads: Annotated[Optional[int], typer.Option(help="onnxruntime intra-op threads (default: all cores)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary")] = False,
+) -> None:
+    """Pair every left half with its right half using the model and a global assignment."""
+    from amphisbaena.engines.onnxruntime_cpu import OnnxRuntimeBackend
+    from amphisbaena.export.manifest import load_model_files
+    from amphisbaena.runtime.png import digit_grid, write_png
+    from amphisbaena.runtime.restore import restore as run_restore
+
+    for target in (out, grid):
+        if target is not None:
+            _require_parent(target)
+    left, right = load_halves(halves)
+    answer = load_key(key, len(left)) if key is not None else None
+    backend = OnnxRuntimeBackend(load_model_files(model_dir), threads=threads)
+    result = run_restore(backend, left, right, answer)
+    restored = join_halves(left, right, result.right_for_left)
+    if out is not None:
+        save_npz(out, right_for_left=result.right_for_left, images=restored)
+    if grid is not None:
+        write_png(grid, digit_grid(restored[:200]))
+    if as_json:
+        typer.echo(json.dumps(result.summary(), indent=2))
+        return
+    typer.echo(f"restored {result.count} pairs with {result.backend} ({result.precision}), {result.assignment} assignment")
+    typer.echo("seconds: " + ", ".join(f"{stage} {value:.2f}" for stage, value in result.seconds.items()))
+    if result.accuracy is not None:
+        typer.echo(f"accuracy: {result.accuracy:.4f} ({int(round(result.accuracy * result.count))}/{result.count})")
+
+
+@app.command()
+@one_line_errors
+def train(
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="Checkpoints and history; an existing run resumes")] = Path("runs/mnist"),
+    epochs: Annotated[Optional[int], typer.Option(help="Override the recipe's epochs")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Use only the first N training digits (smoke runs)")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Override the recipe's seed")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Train the two arms and the head on the MNIST training set (never the test set)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from amphisbaena.train.loop import train as run_training
+    from amphisbaena.train.recipe import Recipe
+
+    recipe = Recipe()
+    for name, value in (("epochs", epochs), ("limit", limit), ("seed", seed)):
+        if value is not None:
+            setattr(recipe, name, value)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task("training", total=None)
+
+        def report(message: str, done: int, total: int) -> None:
+            if total == 0:
+                bar.console.print(message)
+            else:
+                bar.update(task, description=message, completed=done, total=total)
+
+        result = run_training(recipe, run_dir, data_dir, report)
+    typer.echo(f"trained {result.epochs_done} epochs; validation assignment accuracy {result.val_accuracy:.4f} on {result.val_size} held-out training digits")
+
+
+@app.command()
+@one_line_errors
+def export(
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="Training run to export")] = Path("runs/mnist"),
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Where the ONNX models and manifest go")] = Path("runs/mnist/model"),
+    data_dir: DataDir = None,
+) -> None:
+    """Export the left arm, right arm and head as three ONNX models, checked for parity with PyTorch."""
+    import torch
+
+    from amphisbaena.export.onnx_export import export_onnx, parity
+    from amphisbaena.train.loop import CHECKPOINT
+    from amphisbaena.train.model import Amphisbaena
+    from amphisbaena.train.recipe import Recipe
+
+    checkpoint = run_dir / CHECKPOINT
+    if not checkpoint.is_file():
+        raise InputError(f"{checkpoint}: no checkpoint; run 'amphisbaena train --run-dir {run_dir}' first")
+    try:
+        state = torch.load(checkpoint, weights_only=True)
+        recipe = Recipe.from_dict(state["recipe"])
+        model = Amphisbaena(recipe.model)
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{checkpoint}: not a usable checkpoint ({exc.__class__.__name__})") from None
+    manifest = export_onnx(model, out_dir, recipe.to_dict(), state["val_accuracy"], state["val_size"])
+    images, _ = load_split("train", data_dir, recipe.dataset)
+    left, right, _ = make_halves(images[-512:], seed=1)
+    diffs = parity(model, out_dir, left, right)
+    typer.echo(f"exported {', '.join(manifest['sha256'])} to {out_dir}")
+    typer.echo("parity max abs diff vs PyTorch: " + ", ".join(f"{name} {value:.2e}" for name, value in diffs.items()))
+
+
+@app.command("check-data")
+@one_line_errors
+def check_data(data_dir: DataDir = None) -> None:
+    """Verify the md5 of each MNIST idx file."""
+    results = verify_checksums(data_dir)
+    for name, ok in results.items():
+        typer.echo(f"{'ok ' if ok else 'BAD'} {name}")
+    if not all(results.values()):
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

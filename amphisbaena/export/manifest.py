@@ -1,0 +1,63 @@
+"""The on-disk model format: three ONNX files plus a manifest that pins their checksums.
+
+Torch-free, so the runtime can read and verify a model directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from amphisbaena.data import InputError
+
+MODEL_FILES = {"left": "left.onnx", "right": "right.onnx", "head": "head.onnx"}
+MANIFEST = "manifest.json"
+SHIPPED_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "mnist"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """A verified model directory: paths of the three graphs and the manifest's content."""
+
+    directory: Path
+    manifest: dict
+
+    def path(self, name: str) -> Path:
+        return self.directory / MODEL_FILES[name]
+
+    @property
+    def feature_size(self) -> int:
+        return int(self.manifest["feature_size"])
+
+
+def load_model_files(directory: Path | None = None, verify: bool = True) -> ModelFiles:
+    """Read DIRECTORY's manifest (default: the shipped MNIST model) and check every sha256."""
+    directory = Path(directory) if directory is not None else SHIPPED_MODEL_DIR
+    manifest_path = directory / MANIFEST
+    if not manifest_path.is_file():
+        raise InputError(f"{directory}: not a model directory (no {MANIFEST})")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        expected = manifest["sha256"]
+        int(manifest["feature_size"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{manifest_path}: unreadable manifest ({exc.__class__.__name__}: {exc})") from None
+    for name in MODEL_FILES.values():
+        path = directory / name
+        if not path.is_file():
+            raise InputError(f"{directory}: model file {name} is missing")
+        if name not in expected:
+            raise InputError(f"{manifest_path}: no sha256 recorded for {name}")
+        if verify and sha256_of(path) != expected[name]:
+            raise InputError(f"{path}: sha256 does not match {MANIFEST}; the model files were modified")
+    return ModelFiles(directory, manifest)

@@ -1,0 +1,108 @@
+"""Torch model -> three ONNX graphs (left arm, right arm, tiled head) + manifest.
+
+The arms take raw uint8 halves so the runtime never converts pixels; the head
+takes two feature tiles and returns their score tile, with both tile sizes
+dynamic so any tiling the runtime picks works unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from amphisbaena.data import atomic_path
+from amphisbaena.export.manifest import MANIFEST, MODEL_FILES, sha256_of
+from amphisbaena.train.model import Amphisbaena
+
+OPSET = 18
+
+
+def _export(module: torch.nn.Module, args: tuple, names: list[str], output: str, dims: dict, path: Path) -> None:
+    """One graph to PATH via the legacy TorchScript exporter: small, fully static-typed graphs."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            args,
+            str(path),
+            input_names=names,
+            output_names=[output],
+            dynamic_axes=dims,
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model, full_check=True)
+
+
+def export_onnx(
+    model: Amphisbaena,
+    out_dir: Path,
+    recipe: dict,
+    val_accuracy: float,
+    val_size: int,
+) -> dict:
+    """Write left.onnx, right.onnx, head.onnx and manifest.json into OUT_DIR; return the manifest."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = model.eval()
+    d = model.config.feature_size
+    halves = torch.zeros(4, 28, 14, dtype=torch.uint8)
+    feats = torch.zeros(4, d)
+    for side, arm in (("left", model.left_arm), ("right", model.right_arm)):
+        with atomic_path(out_dir / MODEL_FILES[side]) as tmp:
+            _export(arm, (halves,), ["halves"], "features", {"halves": {0: "n"}, "features": {0: "n"}}, tmp)
+    with atomic_path(out_dir / MODEL_FILES["head"]) as tmp:
+        _export(
+            model.head,
+            (feats, feats[:3]),
+            ["left", "right"],
+            "scores",
+            {"left": {0: "tl"}, "right": {0: "tr"}, "scores": {0: "tl", 1: "tr"}},
+            tmp,
+        )
+    manifest = {
+        "format": 1,
+        "feature_size": d,
+        "embedding": model.config.embedding,
+        "head_hidden": model.config.head_hidden,
+        "opset": OPSET,
+        "precision": "fp32",
+        "recipe": recipe,
+        "validation": {"assignment_accuracy": val_accuracy, "pool_size": val_size, "split": "train (held out)"},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "sha256": {name: sha256_of(out_dir / name) for name in MODEL_FILES.values()},
+    }
+    with atomic_path(out_dir / MANIFEST) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+@torch.no_grad()
+def parity(model: Amphisbaena, model_dir: Path, left: np.ndarray, right: np.ndarray) -> dict[str, float]:
+    """Max abs difference between PyTorch and onnxruntime for each graph on the given halves."""
+    import onnxruntime as ort
+
+    def session(name: str) -> ort.InferenceSession:
+        return ort.InferenceSession(str(model_dir / MODEL_FILES[name]), providers=["CPUExecutionProvider"])
+
+    model = model.eval()
+    fl_torch = model.left_arm(torch.from_numpy(left)).numpy()
+    fr_torch = model.right_arm(torch.from_numpy(right)).numpy()
+    fl_onnx = session("left").run(None, {"halves": left})[0]
+    fr_onnx = session("right").run(None, {"halves": right})[0]
+    scores_torch = model.head(torch.from_numpy(fl_torch), torch.from_numpy(fr_torch)).numpy()
+    scores_onnx = session("head").run(None, {"left": fl_torch, "right": fr_torch})[0]
+    return {
+        "left": float(np.abs(fl_torch - fl_onnx).max()),
+        "right": float(np.abs(fr_torch - fr_onnx).max()),
+        "head": float(np.abs(scores_torch - scores_onnx).max()),
+    }

@@ -1,0 +1,200 @@
+"""Training: symmetric in-batch contrastive loss, mined hard-negative batches,
+validation by full assignment over a held-out pool, resumable checkpoints."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+from torch.nn import functional as F
+
+from amphisbaena.data import HALF_WIDTH, InputError, load_split, make_halves, split_halves
+from amphisbaena.train.model import Amphisbaena
+from amphisbaena.train.recipe import Recipe
+
+CHECKPOINT = "checkpoint.pt"
+HISTORY = "history.jsonl"
+
+
+@dataclass
+class TrainResult:
+    model: Amphisbaena
+    recipe: Recipe
+    val_accuracy: float
+    val_size: int
+    epochs_done: int
+
+
+def split_train_val(images: np.ndarray, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
+    """The last VAL_SIZE digits (after LIMIT) are held out; never the test set."""
+    if recipe.limit is not None:
+        images = images[: recipe.limit]
+    val_size = min(recipe.val_size, len(images) // 5)
+    if val_size < 2:
+        raise InputError(f"need at least 10 training digits, got {len(images)}")
+    return images[:-val_size], images[-val_size:]
+
+
+@torch.no_grad()
+def features(arm: torch.nn.Module, halves: np.ndarray, batch: int = 4096) -> torch.Tensor:
+    arm.eval()
+    return torch.cat([arm(torch.from_numpy(halves[i : i + batch])) for i in range(0, len(halves), batch)])
+
+
+@torch.no_grad()
+def score_matrix(model: Amphisbaena, left: np.ndarray, right: np.ndarray, rows: int = 256) -> np.ndarray:
+    """All-pairs scores, in row chunks so the per-pair hidden tensor stays small."""
+    fl, fr = features(model.left_arm, left), features(model.right_arm, right)
+    model.head.eval()
+    return torch.cat([model.head(fl[i : i + rows], fr) for i in range(0, len(fl), rows)]).numpy()
+
+
+def assignment_accuracy(model: Amphisbaena, images: np.ndarray, seed: int = 0) -> float:
+    """Fraction of a shuffled pool restored correctly by a dense optimal assignment."""
+    left, right, key = make_halves(images, seed)
+    scores = score_matrix(model, left, right)
+    rows, cols = linear_sum_assignment(scores, maximize=True)
+    return float(np.mean(cols[np.argsort(rows)] == key))
+
+
+@torch.no_grad()
+def hard_batches(model: Amphisbaena, images: np.ndarray, recipe: Recipe, rng: np.random.Generator) -> list[np.ndarray]:
+    """Batches of digit indices in which each anchor sits with the digits whose right
+    halves the model currently confuses for its left half, so in-batch negatives are hard."""
+    left, right = split_halves(images)
+    e = recipe.model.embedding
+    gl = features(model.left_arm, left)[:, :e]
+    gr = features(model.right_arm, right)[:, :e]
+    n, group = len(images), recipe.hard_group
+    confusers = np.empty((n, group), dtype=np.int64)
+    for start in range(0, n, 2048):
+        sims = gl[start : start + 2048] @ gr.T
+        sims[torch.arange(sims.shape[0]), torch.arange(start, start + sims.shape[0])] = -math.inf
+        confusers[start : start + 2048] = sims.topk(group, dim=1).indices.numpy()
+    used = np.zeros(n, dtype=bool)
+    order: list[int] = []
+    for anchor in rng.permutation(n):
+        if used[anchor]:
+            continue
+        members = [anchor] + [c for c in confusers[anchor] if not used[c]]
+        used[members] = True
+        order.extend(members)
+    order_array = np.asarray(order)
+    return [order_array[i : i + recipe.batch_size] for i in range(0, n, recipe.batch_size)]
+
+
+def random_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    order = rng.permutation(n)
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+def augment(images: np.ndarray, recipe: Recipe, generator: torch.Generator) -> torch.Tensor:
+    """Random small affine warps of whole digits before cutting, so both halves move together
+    and the seam stays consistent; returns float pixels in 0..255."""
+    x = torch.from_numpy(images).float()[:, None]
+    if recipe.rotate == 0 and recipe.scale == 0 and recipe.shift == 0:
+        return x[:, 0]
+    n = len(images)
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return low + (high - low) * torch.rand(n, generator=generator)
+
+    angle = torch.deg2rad(uniform(-recipe.rotate, recipe.rotate))
+    scale = 1 + uniform(-recipe.scale, recipe.scale)
+    shift = uniform(-recipe.shift, recipe.shift) * 2 / 28
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, torch.zeros(n)], 1), torch.stack([sin, cos, shift], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0]
+
+
+def contrastive_loss(scores: torch.Tensor) -> torch.Tensor:
+    """Symmetric cross-entropy: each left must pick its right among the batch, and vice versa."""
+    target = torch.arange(scores.shape[0])
+    return 0.5 * (F.cross_entropy(scores, target) + F.cross_entropy(scores.T, target))
+
+
+def learning_rate(recipe: Recipe, progress: float) -> float:
+    """Linear warm-up, then cosine decay; PROGRESS is measured in epochs."""
+    if progress < recipe.warmup_epochs:
+        return recipe.learning_rate * progress / recipe.warmup_epochs
+    frac = (progress - recipe.warmup_epochs) / max(recipe.epochs - recipe.warmup_epochs, 1e-9)
+    return recipe.learning_rate * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
+
+
+def train(
+    recipe: Recipe,
+    run_dir: Path,
+    data_dir: Path | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> TrainResult:
+    """Train (resuming from RUN_DIR/checkpoint.pt if present) and return the model."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(recipe.seed)
+    images, _ = load_split("train", data_dir, recipe.dataset)
+    train_images, val_images = split_train_val(images, recipe)
+
+    model = Amphisbaena(recipe.model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
+    start_epoch, val_accuracy = 0, float("nan")
+    checkpoint_path = run_dir / CHECKPOINT
+    if checkpoint_path.exists():
+        state = torch.load(checkpoint_path, weights_only=True)
+        if state["recipe"] != recipe.to_dict():
+            raise InputError(f"{checkpoint_path}: was written by a different recipe; use another --run-dir")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, val_accuracy = state["epoch"], state["val_accuracy"]
+
+    for epoch in range(start_epoch, recipe.epochs):
+        rng = np.random.default_rng([recipe.seed, epoch])
+        torch.manual_seed(recipe.seed * 1000 + epoch)
+        generator = torch.Generator().manual_seed(recipe.seed * 1000 + epoch)
+        if epoch >= recipe.hard_start_epoch:
+            batches = hard_batches(model, train_images, recipe, rng)
+        else:
+            batches = random_batches(len(train_images), recipe.batch_size, rng)
+        model.train()
+        started, total_loss = time.perf_counter(), 0.0
+        for step, batch in enumerate(batches):
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(recipe, epoch + step / len(batches))
+            digits = augment(train_images[batch], recipe, generator)
+            loss = contrastive_loss(model(digits[:, :, :HALF_WIDTH], digits[:, :, HALF_WIDTH:]))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total_loss += loss.item()
+            if progress is not None:
+                progress(f"epoch {epoch + 1}/{recipe.epochs} loss {total_loss / (step + 1):.3f}", step + 1, len(batches))
+        val_accuracy = assignment_accuracy(model, val_images)
+        record = {
+            "epoch": epoch + 1,
+            "loss": total_loss / len(batches),
+            "val_accuracy": val_accuracy,
+            "val_size": len(val_images),
+            "seconds": time.perf_counter() - started,
+        }
+        with open(run_dir / HISTORY, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if progress is not None:
+            progress(f"epoch {epoch + 1}: val assignment accuracy {val_accuracy:.4f} on {len(val_images)}", 0, 0)
+        state = {
+            "recipe": recipe.to_dict(),
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "epoch": epoch + 1,
+            "val_accuracy": val_accuracy,
+            "val_size": len(val_images),
+        }
+        torch.save(state, run_dir / f"{CHECKPOINT}.tmp")
+        (run_dir / f"{CHECKPOINT}.tmp").replace(checkpoint_path)
+    model.eval()
+    return TrainResult(model, recipe, val_accuracy, len(val_images), recipe.epochs)

@@ -1,0 +1,87 @@
+"""A short real training run on a slice of MNIST, exported and checked against PyTorch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+torch = pytest.importorskip("torch", reason="training needs the [train] extra (torch)")
+
+from amphisbaena.data import make_halves  # noqa: E402
+from amphisbaena.engines.onnxruntime_cpu import OnnxRuntimeBackend  # noqa: E402
+from amphisbaena.export.manifest import MODEL_FILES, load_model_files  # noqa: E402
+from amphisbaena.export.onnx_export import export_onnx, parity  # noqa: E402
+from amphisbaena.runtime.restore import restore  # noqa: E402
+from amphisbaena.train.loop import HISTORY, train  # noqa: E402
+from amphisbaena.train.model import ModelConfig  # noqa: E402
+from amphisbaena.train.recipe import Recipe  # noqa: E402
+
+SMALL = ModelConfig(hidden=256, depth=2, embedding=32, head_hidden=8)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, mnist_dir: Path):
+    run_dir = tmp_path_factory.mktemp("run")
+    recipe = Recipe(epochs=2, limit=3000, val_size=500, batch_size=256, hard_start_epoch=1, model=SMALL)
+    return run_dir, recipe, train(recipe, run_dir, mnist_dir)
+
+
+def test_short_training_learns(trained) -> None:
+    run_dir, _, result = trained
+    history = [json.loads(line) for line in (run_dir / HISTORY).read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert history[-1]["loss"] < history[0]["loss"]
+    # 500 held-out digits: chance is 0.2%; two short epochs already pair far more.
+    assert result.val_size == 500 and result.val_accuracy > 0.2
+
+
+def test_training_resumes_and_is_reproducible(trained, mnist_dir: Path, tmp_path: Path) -> None:
+    run_dir, recipe, result = trained
+    resumed = train(recipe, run_dir, mnist_dir)  # all epochs done: loads, trains nothing
+    assert resumed.val_accuracy == result.val_accuracy
+    one_epoch = Recipe(**{**recipe.__dict__, "epochs": 1})
+    again_a = train(one_epoch, tmp_path / "a", mnist_dir)
+    again_b = train(one_epoch, tmp_path / "b", mnist_dir)
+    for (name, a), b in zip(again_a.model.state_dict().items(), again_b.model.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_export_checks_and_matches_pytorch(trained, test_digits: np.ndarray, tmp_path: Path) -> None:
+    _, recipe, result = trained
+    manifest = export_onnx(result.model, tmp_path, recipe.to_dict(), result.val_accuracy, result.val_size)
+    for name in MODEL_FILES.values():
+        onnx.checker.check_model(onnx.load(str(tmp_path / name)), full_check=True)
+    assert manifest["feature_size"] == SMALL.feature_size
+    assert manifest["recipe"]["model"] == SMALL.to_dict()
+    assert set(manifest["sha256"]) == set(MODEL_FILES.values())
+
+    left, right, key = make_halves(test_digits[:300], seed=5)
+    diffs = parity(result.model, tmp_path, left, right)
+    print("parity max abs diff:", diffs)
+    assert max(diffs.values()) < 1e-3
+
+    # The exported directory is a complete model for the torch-free runtime.
+    backend = OnnxRuntimeBackend(load_model_files(tmp_path))
+    restored = restore(backend, left, right, key)
+    with torch.no_grad():
+        reference = result.model(torch.from_numpy(left), torch.from_numpy(right)).numpy()
+    from scipy.optimize import linear_sum_assignment
+
+    rows, cols = linear_sum_assignment(reference, maximize=True)
+    assert np.mean(restored.right_for_left == cols[np.argsort(rows)]) > 0.98
+    assert restored.accuracy > 0.1
+
+
+def test_tampered_model_is_refused(trained, tmp_path: Path) -> None:
+    from amphisbaena.data import InputError
+
+    _, recipe, result = trained
+    export_onnx(result.model, tmp_path, recipe.to_dict(), result.val_accuracy, result.val_size)
+    with open(tmp_path / "head.onnx", "ab") as handle:
+        handle.write(b"\x00")
+    with pytest.raises(InputError, match="sha256"):
+        load_model_files(tmp_path)
