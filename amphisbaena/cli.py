@@ -35,21 +35,43 @@ DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="MNIST idx f
 ModelDir = Annotated[Optional[Path], typer.Option("--model-dir", help="Model directory (default: the shipped MNIST model)")]
 
 
+class _Settings:
+    debug = False
+
+
+@app.callback()
+def _global_options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors")] = False,
+) -> None:
+    _Settings.debug = debug
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    if isinstance(exc, MemoryError):
+        return "out of memory"
+    return str(exc) or exc.__class__.__name__
+
+
 def one_line_errors(command: Callable) -> Callable:
-    """Turn InputError (and unreadable-file OSErrors) into one line on stderr and exit code 2."""
+    """Bad input (InputError, unreadable files) -> one line on stderr and exit 2; a failure of the
+    run itself (RuntimeError, MemoryError) -> one line and exit 1; --debug shows the traceback."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except InputError as exc:
-            message = str(exc)
-        except OSError as exc:
-            message = f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")
-        except MemoryError:
-            message = "out of memory"
-        typer.echo(f"error: {message}".replace("\n", " "), err=True)
-        raise typer.Exit(2)
+        except (typer.Exit, typer.Abort):
+            raise
+        except (InputError, OSError, MemoryError, RuntimeError) as exc:
+            if _Settings.debug:
+                raise
+            typer.echo(f"error: {_describe(exc)}".replace("\n", " "), err=True)
+            raise typer.Exit(2 if isinstance(exc, (InputError, OSError)) else 1) from None
+        except KeyboardInterrupt:
+            typer.echo("error: interrupted", err=True)
+            raise typer.Exit(130) from None
 
     return wrapper
 
@@ -94,6 +116,8 @@ def restore(
     grid: Annotated[Optional[Path], typer.Option("--grid", help="Write a PNG grid of the first restored digits")] = None,
     model_dir: ModelDir = None,
     threads: Annotated[Optional[int], typer.Option(help="onnxruntime intra-op threads (default: all cores)")] = None,
+    assignment: Annotated[str, typer.Option(help="sparse: top-k candidates, proven optimal; dense: full matrix")] = "sparse",
+    k: Annotated[int, typer.Option("--k", help="Candidates kept per left and per right (sparse)")] = 16,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary")] = False,
 ) -> None:
     """Pair every left half with its right half using the model and a global assignment."""
@@ -102,13 +126,17 @@ def restore(
     from amphisbaena.runtime.png import digit_grid, write_png
     from amphisbaena.runtime.restore import restore as run_restore
 
+    if assignment not in ("sparse", "dense"):
+        raise InputError(f"--assignment must be 'sparse' or 'dense', got {assignment!r}")
+    if k < 1:
+        raise InputError(f"--k must be at least 1, got {k}")
     for target in (out, grid):
         if target is not None:
             _require_parent(target)
     left, right = load_halves(halves)
     answer = load_key(key, len(left)) if key is not None else None
     backend = OnnxRuntimeBackend(load_model_files(model_dir), threads=threads)
-    result = run_restore(backend, left, right, answer)
+    result = run_restore(backend, left, right, answer, method=assignment, k=k)
     restored = join_halves(left, right, result.right_for_left)
     if out is not None:
         save_npz(out, right_for_left=result.right_for_left, images=restored)
@@ -117,7 +145,12 @@ def restore(
     if as_json:
         typer.echo(json.dumps(result.summary(), indent=2))
         return
-    typer.echo(f"restored {result.count} pairs with {result.backend} ({result.precision}), {result.assignment} assignment")
+    report = result.assignment
+    typer.echo(f"restored {result.count} pairs with {result.backend} ({result.precision})")
+    if report.method == "sparse":
+        typer.echo(f"assignment: sparse on {report.candidate_edges} candidate pairs (k={report.k}), proven optimal for all {result.count}^2 pairs")
+    else:
+        typer.echo("assignment: dense" + (f" ({report.fallback_reason})" if report.fallback_reason else ""))
     typer.echo("seconds: " + ", ".join(f"{stage} {value:.2f}" for stage, value in result.seconds.items()))
     if result.accuracy is not None:
         typer.echo(f"accuracy: {result.accuracy:.4f} ({int(round(result.accuracy * result.count))}/{result.count})")
@@ -138,6 +171,12 @@ def train(
     from amphisbaena.train.loop import train as run_training
     from amphisbaena.train.recipe import Recipe
 
+    if epochs is not None and epochs < 1:
+        raise InputError(f"--epochs must be at least 1, got {epochs}")
+    if limit is not None and limit < 50:
+        raise InputError(f"--limit must be at least 50 digits, got {limit}")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InputError(f"{run_dir}: --run-dir exists and is not a directory")
     recipe = Recipe()
     for name, value in (("epochs", epochs), ("limit", limit), ("seed", seed)):
         if value is not None:
@@ -174,14 +213,17 @@ def export(
     checkpoint = run_dir / CHECKPOINT
     if not checkpoint.is_file():
         raise InputError(f"{checkpoint}: no checkpoint; run 'amphisbaena train --run-dir {run_dir}' first")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir}: --out-dir exists and is not a directory")
     try:
         state = torch.load(checkpoint, weights_only=True)
         recipe = Recipe.from_dict(state["recipe"])
         model = Amphisbaena(recipe.model)
         model.load_state_dict(state["model"])
-    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        val_accuracy, val_size = float(state["val_accuracy"]), int(state["val_size"])
+    except Exception as exc:  # torch.load raises many types for a file that is not a checkpoint
         raise InputError(f"{checkpoint}: not a usable checkpoint ({exc.__class__.__name__})") from None
-    manifest = export_onnx(model, out_dir, recipe.to_dict(), state["val_accuracy"], state["val_size"])
+    manifest = export_onnx(model, out_dir, recipe.to_dict(), val_accuracy, val_size)
     images, _ = load_split("train", data_dir, recipe.dataset)
     left, right, _ = make_halves(images[-512:], seed=1)
     diffs = parity(model, out_dir, left, right)

@@ -216,18 +216,26 @@ def _open_npz(path: Path) -> zipfile.ZipFile:
     if not path.is_file():
         raise InputError(f"{path}: not a regular file")
     try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, RuntimeError) as exc:
         raise InputError(f"{path}: not a readable .npz file ({exc.__class__.__name__})") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise InputError(f"{path}: holds a single array (.npy), expected an .npz archive with named arrays")
+    return loaded
 
 
 def _read_array(npz, path: Path, key: str) -> np.ndarray:
     try:
-        return npz[key]
-    except ValueError:
-        raise InputError(f"{path}: key {key!r} holds an object/pickled array, which is refused") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        array = npz[key]
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise InputError(f"{path}: key {key!r} holds an object/pickled array, which is refused") from None
+        raise InputError(f"{path}: key {key!r} is not a plain array ({exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, RuntimeError, KeyError) as exc:
         raise InputError(f"{path}: key {key!r} is corrupt or truncated ({exc.__class__.__name__})") from None
+    if not isinstance(array, np.ndarray):
+        raise InputError(f"{path}: key {key!r} is not a .npy array inside the archive")
+    return array
 
 
 def _as_halves(array: np.ndarray, path: Path, key: str) -> np.ndarray:
@@ -288,6 +296,9 @@ def atomic_path(target: Path) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent or ".")
     os.close(fd)
     tmp = Path(tmp_name)
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o666 & ~umask)  # mkstemp's 0600 would make shared outputs unreadable to others
     try:
         yield tmp
         os.replace(tmp, target)

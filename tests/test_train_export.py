@@ -26,16 +26,16 @@ SMALL = ModelConfig(hidden=256, depth=2, embedding=32, head_hidden=8)
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, mnist_dir: Path):
     run_dir = tmp_path_factory.mktemp("run")
-    recipe = Recipe(epochs=2, limit=3000, val_size=500, batch_size=256, hard_start_epoch=1, model=SMALL)
+    recipe = Recipe(epochs=3, limit=6000, val_size=500, batch_size=256, hard_start_epoch=1, model=SMALL)
     return run_dir, recipe, train(recipe, run_dir, mnist_dir)
 
 
 def test_short_training_learns(trained) -> None:
     run_dir, _, result = trained
     history = [json.loads(line) for line in (run_dir / HISTORY).read_text().splitlines()]
-    assert [h["epoch"] for h in history] == [1, 2]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
     assert history[-1]["loss"] < history[0]["loss"]
-    # 500 held-out digits: chance is 0.2%; two short epochs already pair far more.
+    # 500 held-out digits: chance is 0.2%; three short epochs already pair far more.
     assert result.val_size == 500 and result.val_accuracy > 0.2
 
 
@@ -72,7 +72,7 @@ def test_export_checks_and_matches_pytorch(trained, test_digits: np.ndarray, tmp
     from scipy.optimize import linear_sum_assignment
 
     rows, cols = linear_sum_assignment(reference, maximize=True)
-    assert np.mean(restored.right_for_left == cols[np.argsort(rows)]) > 0.98
+    assert np.array_equal(restored.right_for_left, cols[np.argsort(rows)])
     assert restored.accuracy > 0.1
 
 

@@ -7,7 +7,8 @@ import os
 import numpy as np
 import onnxruntime as ort
 
-from amphisbaena.export.manifest import ModelFiles
+from amphisbaena.data import InputError
+from amphisbaena.export.manifest import MODEL_FILES, ModelFiles
 
 
 class OnnxRuntimeBackend:
@@ -22,13 +23,22 @@ class OnnxRuntimeBackend:
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         self.precision = model.manifest.get("precision", "fp32")
-        self.sessions = {
-            name: ort.InferenceSession(str(model.path(name)), options, providers=["CPUExecutionProvider"])
-            for name in ("left", "right", "head")
-        }
+        self.feature_size = model.feature_size
+        self.geometry = model.geometry
+        self.sessions = {name: self._session(model, name, options) for name in MODEL_FILES}
+
+    @staticmethod
+    def _session(model: ModelFiles, name: str, options: ort.SessionOptions) -> ort.InferenceSession:
+        try:
+            return ort.InferenceSession(str(model.path(name)), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types for unreadable graphs
+            raise InputError(f"{model.path(name)}: onnxruntime cannot load it ({str(exc).splitlines()[0][:200]})") from None
 
     def arm(self, side: str, halves: np.ndarray) -> np.ndarray:
         return self.sessions[side].run(None, {"halves": halves})[0]
 
     def head(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         return self.sessions["head"].run(None, {"left": left, "right": right})[0]
+
+    def head_bound(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        return self.sessions["head_bound"].run(None, {"left": left, "right": right})[0]

@@ -1,4 +1,8 @@
-"""The on-disk model format: three ONNX files plus a manifest that pins their checksums.
+"""The on-disk model format: the ONNX graphs plus a manifest that pins their checksums.
+
+left.onnx and right.onnx are the arms, head.onnx scores feature tiles exactly,
+and head_bound.onnx is the head's learned part alone: an upper bound on the
+scores that the runtime's streaming top-k uses to skip most of the exact work.
 
 Torch-free, so the runtime can read and verify a model directory.
 """
@@ -11,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amphisbaena.data import InputError
+from amphisbaena.geometry import GeometrySpec
 
-MODEL_FILES = {"left": "left.onnx", "right": "right.onnx", "head": "head.onnx"}
+MODEL_FILES = {"left": "left.onnx", "right": "right.onnx", "head": "head.onnx", "head_bound": "head_bound.onnx"}
 MANIFEST = "manifest.json"
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "mnist"
 
@@ -39,6 +44,11 @@ class ModelFiles:
     def feature_size(self) -> int:
         return int(self.manifest["feature_size"])
 
+    @property
+    def geometry(self) -> GeometrySpec:
+        spec = self.manifest["geometry"]
+        return GeometrySpec(int(spec["start"]), float(spec["com_weight"]), float(spec["box_weight"]))
+
 
 def load_model_files(directory: Path | None = None, verify: bool = True) -> ModelFiles:
     """Read DIRECTORY's manifest (default: the shipped MNIST model) and check every sha256."""
@@ -50,6 +60,7 @@ def load_model_files(directory: Path | None = None, verify: bool = True) -> Mode
         manifest = json.loads(manifest_path.read_text())
         expected = manifest["sha256"]
         int(manifest["feature_size"])
+        ModelFiles(directory, manifest).geometry
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{manifest_path}: unreadable manifest ({exc.__class__.__name__}: {exc})") from None
     for name in MODEL_FILES.values():

@@ -19,9 +19,23 @@ import torch
 
 from amphisbaena.data import atomic_path
 from amphisbaena.export.manifest import MANIFEST, MODEL_FILES, sha256_of
+from amphisbaena.geometry import GEOMETRY_SIZE
 from amphisbaena.train.model import Amphisbaena
 
 OPSET = 18
+
+
+class _HeadOutput(torch.nn.Module):
+    """One of the head's two outputs as its own graph: onnxruntime runs every node of a graph
+    whatever outputs are asked for, so the cheap bound must not share one with the exact scores."""
+
+    def __init__(self, head: torch.nn.Module, bound: bool) -> None:
+        super().__init__()
+        self.head = head
+        self.bound = bound
+
+    def forward(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        return self.head.learned(left, right) if self.bound else self.head(left, right)[0]
 
 
 def _export(module: torch.nn.Module, args: tuple, names: list[str], output: str, dims: dict, path: Path) -> None:
@@ -58,20 +72,27 @@ def export_onnx(
     for side, arm in (("left", model.left_arm), ("right", model.right_arm)):
         with atomic_path(out_dir / MODEL_FILES[side]) as tmp:
             _export(arm, (halves,), ["halves"], "features", {"halves": {0: "n"}, "features": {0: "n"}}, tmp)
-    with atomic_path(out_dir / MODEL_FILES["head"]) as tmp:
-        _export(
-            model.head,
-            (feats, feats[:3]),
-            ["left", "right"],
-            "scores",
-            {"left": {0: "tl"}, "right": {0: "tr"}, "scores": {0: "tl", 1: "tr"}},
-            tmp,
-        )
+    for name, bound in (("head", False), ("head_bound", True)):
+        with atomic_path(out_dir / MODEL_FILES[name]) as tmp:
+            _export(
+                _HeadOutput(model.head, bound),
+                (feats, feats[:3]),
+                ["left", "right"],
+                "scores",
+                {"left": {0: "tl"}, "right": {0: "tr"}, "scores": {0: "tl", 1: "tr"}},
+                tmp,
+            )
     manifest = {
         "format": 1,
         "feature_size": d,
         "embedding": model.config.embedding,
         "head_hidden": model.config.head_hidden,
+        "geometry": {
+            "start": d - GEOMETRY_SIZE,
+            "size": GEOMETRY_SIZE,
+            "com_weight": model.config.com_weight,
+            "box_weight": model.config.box_weight,
+        },
         "opset": OPSET,
         "precision": "fp32",
         "recipe": recipe,
@@ -99,10 +120,13 @@ def parity(model: Amphisbaena, model_dir: Path, left: np.ndarray, right: np.ndar
     fr_torch = model.right_arm(torch.from_numpy(right)).numpy()
     fl_onnx = session("left").run(None, {"halves": left})[0]
     fr_onnx = session("right").run(None, {"halves": right})[0]
-    scores_torch = model.head(torch.from_numpy(fl_torch), torch.from_numpy(fr_torch)).numpy()
+    scores_torch = model.head(torch.from_numpy(fl_torch), torch.from_numpy(fr_torch))[0].numpy()
     scores_onnx = session("head").run(None, {"left": fl_torch, "right": fr_torch})[0]
+    bound_torch = model.head.learned(torch.from_numpy(fl_torch), torch.from_numpy(fr_torch)).numpy()
+    bound_onnx = session("head_bound").run(None, {"left": fl_torch, "right": fr_torch})[0]
     return {
         "left": float(np.abs(fl_torch - fl_onnx).max()),
         "right": float(np.abs(fr_torch - fr_onnx).max()),
         "head": float(np.abs(scores_torch - scores_onnx).max()),
+        "head_bound": float(np.abs(bound_torch - bound_onnx).max()),
     }

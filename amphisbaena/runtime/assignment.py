@@ -9,9 +9,10 @@ result is also optimal for the full matrix with LP duality:
 
 On the candidate edges the potentials come from shortest paths in the residual
 graph of the optimal sparse matching. For an excluded pair (i, j), s_ij is at
-most min(row_bound_i, col_bound_j), the smallest score kept for row i and
+most min(row_bound_i, col_bound_j), the (k+1)-th best score of row i and of
 column j; where even that bound could exceed u_i + w_j the caller rescores the
-row exactly, and any true violation becomes a new candidate edge.
+row exactly, any true violation becomes a new candidate edge, and the row's
+bound tightens to its largest excluded score.
 """
 
 from __future__ import annotations
@@ -39,20 +40,36 @@ class CandidateGraph:
     rows: np.ndarray  # int64 (E,)
     cols: np.ndarray  # int64 (E,)
     scores: np.ndarray  # float64 (E,)
-    row_bound: np.ndarray  # (N,) every excluded score in row i is <= row_bound[i]
+    row_bound: np.ndarray  # (N,) every excluded score in row i is <= row_bound[i] (-inf: none excluded)
     col_bound: np.ndarray  # (N,) every excluded score in column j is <= col_bound[j]
 
     @property
     def size(self) -> int:
         return len(self.row_bound)
 
-    def with_edges(self, rows: np.ndarray, cols: np.ndarray, scores: np.ndarray) -> CandidateGraph:
-        """The same graph plus extra exactly-scored edges (duplicates collapse)."""
-        all_rows = np.concatenate([self.rows, rows])
-        all_cols = np.concatenate([self.cols, cols])
-        all_scores = np.concatenate([self.scores, scores])
-        _, unique = np.unique(all_rows * self.size + all_cols, return_index=True)
-        return CandidateGraph(all_rows[unique], all_cols[unique], all_scores[unique], self.row_bound, self.col_bound)
+    def absorb_rows(self, rows: np.ndarray, exact: np.ndarray, solution: SparseSolution) -> tuple[CandidateGraph, int]:
+        """Fold exact scores of whole ROWS back in: every pair the duals do not cover becomes an
+        edge, and each row's bound tightens to the largest score still excluded. Returns the new
+        graph and how many edges it gained."""
+        n = self.size
+        excluded = np.ones(exact.shape, dtype=bool)
+        position = np.full(n, -1)
+        position[rows] = np.arange(len(rows))
+        on_rows = position[self.rows] >= 0
+        excluded[position[self.rows[on_rows]], self.cols[on_rows]] = False
+        covered = exact <= solution.row_potential[rows, None] + solution.col_potential[None, :] + tolerance(self)
+        new_r, new_c = np.nonzero(excluded & ~covered)
+        excluded[new_r, new_c] = False
+        row_bound = self.row_bound.copy()
+        row_bound[rows] = np.where(excluded, exact, -np.inf).max(axis=1)
+        graph = CandidateGraph(
+            np.concatenate([self.rows, rows[new_r]]),
+            np.concatenate([self.cols, new_c]),
+            np.concatenate([self.scores, exact[new_r, new_c].astype(np.float64)]),
+            row_bound,
+            self.col_bound,
+        )
+        return graph, len(new_r)
 
 
 @dataclass
@@ -75,21 +92,23 @@ def _matching(graph: CandidateGraph) -> np.ndarray | None:
     return right_for_left.astype(np.int64)
 
 
-def _potentials(graph: CandidateGraph, right_for_left: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Dual potentials (u, w) with u_i + w_j >= s_ij on every candidate edge and equality on the matching.
+def _potentials_by_shortest_paths(
+    rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, right_for_left: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Dual potentials (u, w) with u_i + w_j >= s_ij on every edge and equality on the matching.
 
     Shortest paths from a virtual source to every node of the residual graph
     (row -> column along unmatched edges with cost -s, column -> row along
     matched edges with cost +s); optimality means it has no negative cycle, so a
-    vectorised Bellman-Ford converges, usually in a few dozen sweeps.
+    vectorised Bellman-Ford converges, usually in a few dozen sweeps. These are
+    the extreme duals that load everything onto the columns.
     """
-    n = graph.size
-    matched = right_for_left[graph.rows] == graph.cols
-    cost = -graph.scores.astype(np.float64)
+    n = len(right_for_left)
+    matched = right_for_left[rows] == cols
     # Nodes 0..n-1 are rows, n..2n-1 are columns.
-    tails = np.where(matched, graph.cols + n, graph.rows)
-    heads = np.where(matched, graph.rows, graph.cols + n)
-    weights = np.where(matched, -cost, cost)
+    tails = np.where(matched, cols + n, rows)
+    heads = np.where(matched, rows, cols + n)
+    weights = np.where(matched, scores, -scores)
     distance = np.zeros(2 * n)
     for _ in range(2 * n + 1):
         relaxed = distance[tails] + weights
@@ -99,10 +118,25 @@ def _potentials(graph: CandidateGraph, right_for_left: np.ndarray) -> tuple[np.n
         np.minimum.at(distance, heads[improved], relaxed[improved])
     else:
         raise RuntimeError("residual graph has a negative cycle: the sparse matching is not optimal")
-    # cost-form duals: p_row + q_col <= cost on all edges; q = distance of columns.
-    q = distance[n:]
-    p = cost[matched][np.argsort(graph.rows[matched])] - q[right_for_left]  # tight on the matching
-    return -p, -q  # score form: u_i + w_j >= s_ij
+    w = -distance[n:]
+    matched_score = np.empty(n)
+    matched_score[rows[matched]] = scores[matched]
+    return matched_score - w[right_for_left], w  # u tight on the matching
+
+
+def _potentials(graph: CandidateGraph, right_for_left: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Central optimal duals: the mean of the column-heavy and the row-heavy extremes.
+
+    Any convex combination of optimal duals is optimal. The extremes put all the
+    slack on one side, so excluded pairs fail the bound check there; the mean
+    keeps both u and w comfortable, which is what certifies excluded pairs.
+    """
+    scores = graph.scores.astype(np.float64)
+    u_cols, w_cols = _potentials_by_shortest_paths(graph.rows, graph.cols, scores, right_for_left)
+    left_for_right = np.empty_like(right_for_left)
+    left_for_right[right_for_left] = np.arange(len(right_for_left))
+    w_rows, u_rows = _potentials_by_shortest_paths(graph.cols, graph.rows, scores, left_for_right)
+    return (u_cols + u_rows) / 2, (w_cols + w_rows) / 2
 
 
 def solve_sparse(graph: CandidateGraph) -> SparseSolution | None:
@@ -114,7 +148,12 @@ def solve_sparse(graph: CandidateGraph) -> SparseSolution | None:
     return SparseSolution(right_for_left, u, w)
 
 
-def rows_needing_rescore(graph: CandidateGraph, solution: SparseSolution, tolerance: float = 1e-4) -> np.ndarray:
+def tolerance(graph: CandidateGraph) -> float:
+    """Slack allowed for float32 rounding of the scores, relative to their magnitude."""
+    return 1e-6 * (1.0 + float(np.abs(graph.scores).max()))
+
+
+def rows_needing_rescore(graph: CandidateGraph, solution: SparseSolution) -> np.ndarray:
     """Rows i for which some excluded pair (i, j) might have s_ij > u_i + w_j.
 
     Uses s_ij <= min(row_bound_i, col_bound_j) and checks all N^2 pairs in
@@ -133,9 +172,5 @@ def rows_needing_rescore(graph: CandidateGraph, solution: SparseSolution, tolera
     slack[high] = u[high] + suffix_min_w[split[high]] - graph.row_bound[high]
     low = split > 0
     slack[low] = np.minimum(slack[low], u[low] + prefix_min_slack[split[low] - 1])
-    return np.flatnonzero(slack < -tolerance)
+    return np.flatnonzero(slack < -tolerance(graph))
 
-
-def violations(row: int, row_scores: np.ndarray, solution: SparseSolution, tolerance: float = 1e-4) -> np.ndarray:
-    """Columns j of ROW (exactly rescored) with s_ij > u_i + w_j: pairs the candidate graph must gain."""
-    return np.flatnonzero(row_scores > solution.row_potential[row] + solution.col_potential + tolerance)

@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
+import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from amphisbaena.data import InputError
 from amphisbaena.engines.base import Backend
-from amphisbaena.runtime.assignment import solve_dense
-from amphisbaena.runtime.scoring import arm_features, score_all
+from amphisbaena.runtime.assignment import rows_needing_rescore, solve_dense, solve_sparse
+from amphisbaena.runtime.scoring import TILE_ROWS, arm_features, score_all, score_rows, stream_candidates
+
+DEFAULT_K = 16
+MAX_ROUNDS = 8
+DENSE_LIMIT = 20_000  # beyond this the dense fallback's N x N matrix would not be reasonable to hold
+
+
+@dataclass
+class AssignmentReport:
+    """How the assignment was found and, for the sparse path, the optimality certificate."""
+
+    method: str  # "sparse" (proven optimal for the full matrix) or "dense"
+    k: int | None = None
+    candidate_edges: int | None = None
+    rounds: int = 0
+    rescored_rows: int = 0
+    added_edges: int = 0
+    proof: str = ""
+    fallback_reason: str = ""
+    total_score: float = 0.0
 
 
 @dataclass
@@ -19,7 +40,7 @@ class RestoreResult:
     right_for_left: np.ndarray
     backend: str
     precision: str
-    assignment: str
+    assignment: AssignmentReport
     seconds: dict[str, float] = field(default_factory=dict)
     accuracy: float | None = None
 
@@ -32,7 +53,7 @@ class RestoreResult:
             "count": self.count,
             "backend": self.backend,
             "precision": self.precision,
-            "assignment": self.assignment,
+            "assignment": {key: value for key, value in asdict(self.assignment).items() if value not in (None, "")},
             "seconds": {stage: round(value, 4) for stage, value in self.seconds.items()},
         }
         if self.accuracy is not None:
@@ -40,7 +61,9 @@ class RestoreResult:
         return summary
 
 
-class _Stopwatch:
+class Stopwatch:
+    """Accumulates wall time per named stage."""
+
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self._last = time.perf_counter()
@@ -51,17 +74,117 @@ class _Stopwatch:
         self._last = now
 
 
-def restore(backend: Backend, left: np.ndarray, right: np.ndarray, key: np.ndarray | None = None) -> RestoreResult:
-    """Pair every left half with one right half so that the total score is maximal."""
-    watch = _Stopwatch()
-    left_features = arm_features(backend, "left", left)
-    right_features = arm_features(backend, "right", right)
-    watch.lap("arms")
+def assign_dense(backend: Backend, left_features: np.ndarray, right_features: np.ndarray, watch: Stopwatch, reason: str = "") -> tuple[np.ndarray, AssignmentReport]:
     scores = score_all(backend, left_features, right_features)
     watch.lap("head")
     right_for_left = solve_dense(scores)
     watch.lap("assignment")
-    result = RestoreResult(right_for_left, backend.name, backend.precision, "dense", watch.seconds)
+    total = float(scores[np.arange(len(scores)), right_for_left].astype(np.float64).sum())
+    return right_for_left, AssignmentReport("dense", fallback_reason=reason, total_score=total)
+
+
+def assign_sparse(
+    backend: Backend, left_features: np.ndarray, right_features: np.ndarray, k: int, watch: Stopwatch
+) -> tuple[np.ndarray, AssignmentReport]:
+    """Optimal assignment on a top-k candidate graph, proven optimal for the full score matrix.
+
+    Widens k when the candidate graph has no perfect matching; rescores rows whose
+    bound check fails and adds any violating pair; falls back to dense only if
+    that does not settle within MAX_ROUNDS.
+    """
+    n = len(left_features)
+    graph = stream_candidates(backend, left_features, right_features, k)
+    watch.lap("head")
+    report = AssignmentReport("sparse", k=k)
+    for round_number in range(1, MAX_ROUNDS + 1):
+        report.rounds = round_number
+        solution = solve_sparse(graph)
+        if solution is None:
+            if k >= n:
+                break
+            k = min(2 * k, n)
+            report.k = k
+            watch.lap("assignment")
+            graph = stream_candidates(backend, left_features, right_features, k)
+            watch.lap("head")
+            continue
+        suspects = rows_needing_rescore(graph, solution)
+        watch.lap("assignment")
+        if len(suspects):
+            exact = score_rows(backend, left_features, right_features, suspects)
+            watch.lap("head")
+            graph, added = graph.absorb_rows(suspects, exact, solution)
+            report.rescored_rows += len(suspects)
+            report.added_edges += added
+            if added:
+                continue
+        right_for_left = solution.right_for_left
+        chosen = np.isin(graph.rows * n + graph.cols, np.arange(n) * n + right_for_left)
+        report.candidate_edges = len(graph.rows)
+        report.total_score = float(graph.scores[chosen].sum())
+        report.proof = (
+            "dual potentials u, w with u_i + w_j = s_ij on all chosen pairs and u_i + w_j >= s_ij on every pair: "
+            f"on {len(graph.rows)} candidate edges exactly, on excluded pairs by top-{report.k} score bounds"
+            + (f" or exact rescoring of {report.rescored_rows} rows" if report.rescored_rows else "")
+        )
+        watch.lap("assignment")
+        return right_for_left, report
+    if n > DENSE_LIMIT:
+        raise RuntimeError(f"sparse assignment did not settle after {report.rounds} rounds and N={n} is too large for the dense fallback")
+    return assign_dense(backend, left_features, right_features, watch, reason=f"sparse path unsettled after {report.rounds} rounds (k={k})")
+
+
+def available_memory_bytes() -> int:
+    """MemAvailable from /proc/meminfo, else total physical memory."""
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def estimate_peak_bytes(n: int, feature_size: int, method: str, k: int = DEFAULT_K) -> int:
+    """Upper estimate of what restore() allocates beyond the halves themselves."""
+    features = 2 * n * feature_size * 4
+    if method == "dense":
+        return features + n * n * (4 + 8)  # float32 scores + scipy's float64 copy
+    strip = TILE_ROWS * n * 4 * 3  # the strip, its comparison mask, gathered entries
+    candidates = 2 * n * (k + 1) * (4 + 8) * 3  # best-per-item arrays, merges, the sparse graph
+    return features + strip + candidates
+
+
+def check_memory(n: int, feature_size: int, method: str, k: int = DEFAULT_K) -> None:
+    """Refuse before any heavy work when the run would not fit in the memory available now."""
+    needed, available = estimate_peak_bytes(n, feature_size, method, k), available_memory_bytes()
+    if needed > 0.8 * available:
+        hint = "; use --assignment sparse, which streams" if method == "dense" else ""
+        raise InputError(
+            f"restoring {n} pairs with {method} assignment needs about {needed / 2**30:.1f} GiB, "
+            f"only {available / 2**30:.1f} GiB available{hint}"
+        )
+
+
+def restore(
+    backend: Backend,
+    left: np.ndarray,
+    right: np.ndarray,
+    key: np.ndarray | None = None,
+    method: str = "sparse",
+    k: int = DEFAULT_K,
+) -> RestoreResult:
+    """Pair every left half with one right half so that the total score is maximal."""
+    check_memory(len(left), backend.feature_size, method, k)
+    watch = Stopwatch()
+    left_features = arm_features(backend, "left", left)
+    right_features = arm_features(backend, "right", right)
+    watch.lap("arms")
+    if method == "dense":
+        right_for_left, report = assign_dense(backend, left_features, right_features, watch)
+    else:
+        right_for_left, report = assign_sparse(backend, left_features, right_features, k, watch)
+    result = RestoreResult(right_for_left, backend.name, backend.precision, report, watch.seconds)
     if key is not None:
         result.accuracy = float(np.mean(right_for_left == key))
     return result

@@ -1,14 +1,19 @@
 """Arm features once per half, then the head over tiles of features.
 
 Memory stays bounded by the tile: the head's hidden tensor is at most
-Tl x Tr x H, never N x N x H.
+Tl x Tr x H, never N x N x H. For large N the score matrix itself is not kept
+either: `stream_candidates` keeps only the best k partners of every left and
+every right while the tiles go by.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from amphisbaena.engines.base import Backend
+from amphisbaena.runtime.assignment import CandidateGraph
 
 ARM_BATCH = 2048
 TILE_ROWS = 256
@@ -21,17 +26,176 @@ def arm_features(backend: Backend, side: str, halves: np.ndarray, batch: int = A
     return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
 
 
-def score_all(
+def score_strips(
     backend: Backend,
     left_features: np.ndarray,
     right_features: np.ndarray,
     tile_rows: int = TILE_ROWS,
     tile_cols: int = TILE_COLS,
-) -> np.ndarray:
-    """The dense (Nl, Nr) score matrix, filled tile by tile."""
-    scores = np.empty((len(left_features), len(right_features)), dtype=np.float32)
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (first_row, scores[rows, all columns]) strip by strip, each strip filled tile by tile."""
+    strip = np.empty((tile_rows, len(right_features)), dtype=np.float32)
     for r0 in range(0, len(left_features), tile_rows):
         rows = left_features[r0 : r0 + tile_rows]
         for c0 in range(0, len(right_features), tile_cols):
-            scores[r0 : r0 + len(rows), c0 : c0 + tile_cols] = backend.head(rows, right_features[c0 : c0 + tile_cols])
+            strip[: len(rows), c0 : c0 + tile_cols] = backend.head(rows, right_features[c0 : c0 + tile_cols])
+        yield r0, strip[: len(rows)]
+
+
+def score_all(backend: Backend, left_features: np.ndarray, right_features: np.ndarray) -> np.ndarray:
+    """The dense (Nl, Nr) score matrix; only for N small enough to hold it."""
+    scores = np.empty((len(left_features), len(right_features)), dtype=np.float32)
+    for r0, strip in score_strips(backend, left_features, right_features):
+        scores[r0 : r0 + len(strip)] = strip
     return scores
+
+
+def score_rows(backend: Backend, left_features: np.ndarray, right_features: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Exact scores of the given left rows against every right, for the optimality check."""
+    return score_all(backend, left_features[rows], right_features)
+
+
+class _BestPerItem:
+    """The best COUNT (score, partner) pairs of every item, kept best first in dense arrays.
+
+    Batches are ragged lists of entries; only the items they touch are re-sorted.
+    """
+
+    def __init__(self, items: int, count: int) -> None:
+        self.count = count
+        self.score = np.full((items, count), -np.inf, dtype=np.float32)
+        self.partner = np.full((items, count), -1, dtype=np.int64)
+
+    @property
+    def threshold(self) -> np.ndarray:
+        """Each item's current COUNT-th best: entries below it can never enter."""
+        return self.score[:, -1]
+
+    def add(self, item: np.ndarray, partner: np.ndarray, score: np.ndarray) -> None:
+        if len(item) == 0:
+            return
+        order = np.lexsort((partner, -score, item))
+        item, partner, score = item[order], partner[order], score[order]
+        touched, start, counts = np.unique(item, return_index=True, return_counts=True)
+        rank = np.arange(len(item)) - np.repeat(start, counts)
+        useful = rank < self.count
+        slot = np.searchsorted(touched, item[useful])
+        new_score = np.full((len(touched), self.count), -np.inf, dtype=np.float32)
+        new_partner = np.full((len(touched), self.count), -1, dtype=np.int64)
+        new_score[slot, rank[useful]] = score[useful]
+        new_partner[slot, rank[useful]] = partner[useful]
+        merged_score = np.concatenate([self.score[touched], new_score], axis=1)
+        merged_partner = np.concatenate([self.partner[touched], new_partner], axis=1)
+        best = np.argsort(-merged_score, axis=1, kind="stable")[:, : self.count]
+        self.score[touched] = np.take_along_axis(merged_score, best, axis=1)
+        self.partner[touched] = np.take_along_axis(merged_partner, best, axis=1)
+
+    def kept_and_bound(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(item, partner, score) of the best k per item, and each item's bound on the rest:
+        its (k+1)-th best score, or -inf where nothing was left out."""
+        kept = min(k, self.count)
+        items = np.repeat(np.arange(len(self.score)), kept)
+        bound = self.score[:, k].astype(np.float64) if self.count > k else np.full(len(self.score), -np.inf)
+        return items, self.partner[:, :kept].ravel(), self.score[:, :kept].ravel().astype(np.float64), bound
+
+
+def _floor_from(scores: np.ndarray, count: int, axis: int) -> np.ndarray:
+    """The COUNT-th largest along AXIS: a lower bound on the COUNT-th largest of any superset."""
+    size = scores.shape[axis]
+    if size < count:
+        return np.full(scores.shape[1 - axis], -np.inf, dtype=np.float32)
+    return np.partition(scores, size - count, axis=axis).take(size - count, axis=axis)
+
+
+def _graph_from(by_row: _BestPerItem, by_col: _BestPerItem, k: int, n_right: int) -> CandidateGraph:
+    row_item, row_partner, row_score, row_bound = by_row.kept_and_bound(k)
+    col_item, col_partner, col_score, col_bound = by_col.kept_and_bound(k)
+    all_rows = np.concatenate([row_item, col_partner])
+    all_cols = np.concatenate([row_partner, col_item])
+    scores = np.concatenate([row_score, col_score])
+    unique = np.unique(all_rows * n_right + all_cols, return_index=True)[1]
+    return CandidateGraph(all_rows[unique], all_cols[unique], scores[unique], row_bound, col_bound)
+
+
+def stream_candidates(
+    backend: Backend,
+    left_features: np.ndarray,
+    right_features: np.ndarray,
+    k: int,
+    tile_rows: int = TILE_ROWS,
+    tile_cols: int = TILE_COLS,
+) -> CandidateGraph:
+    """Top-k partners of every left and every right, with bounds on every score left out.
+
+    Memory is O(N * k + tile_rows * N); the full score matrix is never kept.
+    Backends whose head splits into a cheap upper bound minus a geometry penalty
+    take the bounded path (`_stream_bounded`); others score every pair exactly.
+    """
+    if backend.geometry is not None:
+        return _stream_bounded(backend, left_features, right_features, k, tile_rows, tile_cols)
+    n_left, n_right = len(left_features), len(right_features)
+    by_row = _BestPerItem(n_left, min(k + 1, n_right))
+    by_col = _BestPerItem(n_right, min(k + 1, n_left))
+    probe = min(n_right, max(tile_cols, 4 * (k + 1)))
+    for r0, strip in score_strips(backend, left_features, right_features, tile_rows, tile_cols):
+        # Entries below both floors can enter neither a row's nor a column's top-(k+1).
+        row_floor = _floor_from(strip[:, :probe], by_row.count, axis=1)
+        col_floor = by_col.threshold
+        if r0 == 0:
+            col_floor = np.maximum(col_floor, _floor_from(strip, by_col.count, axis=0))
+        r, c = np.nonzero((strip >= row_floor[:, None]) | (strip >= col_floor[None, :]))
+        _feed(by_row, by_col, r + r0, c, strip[r, c], row_floor[r], col_floor[c])
+    return _graph_from(by_row, by_col, k, n_right)
+
+
+def _feed(by_row: _BestPerItem, by_col: _BestPerItem, rows, cols, scores, row_floor, col_floor) -> None:
+    for_rows = scores >= row_floor
+    by_row.add(rows[for_rows], cols[for_rows], scores[for_rows])
+    for_cols = scores >= col_floor
+    by_col.add(cols[for_cols], rows[for_cols], scores[for_cols])
+
+
+def _stream_bounded(
+    backend: Backend,
+    left_features: np.ndarray,
+    right_features: np.ndarray,
+    k: int,
+    tile_rows: int,
+    tile_cols: int,
+) -> CandidateGraph:
+    """The same top-k, scoring exactly only what could matter.
+
+    exact = bound - penalty with penalty >= 0, so an entry whose bound is below
+    both its row's and its column's current (k+1)-th best exact score can never
+    enter either top list. The first strip and the first column tile of every
+    strip are scored exactly to seed those floors; everywhere else the bound
+    (one matrix product) is computed, and the penalty only for the survivors.
+    """
+    n_left, n_right = len(left_features), len(right_features)
+    by_row = _BestPerItem(n_left, min(k + 1, n_right))
+    by_col = _BestPerItem(n_right, min(k + 1, n_left))
+    seed_cols = min(n_right, max(512, 4 * (k + 1)))
+    geometry = backend.geometry
+    for r0 in range(0, n_left, tile_rows):
+        left = left_features[r0 : r0 + tile_rows]
+        rows = np.arange(r0, r0 + len(left))
+        first = r0 == 0
+        seed_width = n_right if first else seed_cols
+        exact = score_all(backend, left, right_features[:seed_width])
+        row_floor = _floor_from(exact, by_row.count, axis=1)
+        col_floor = by_col.threshold[:seed_width]
+        if first:
+            col_floor = np.maximum(col_floor, _floor_from(exact, by_col.count, axis=0))
+        r, c = np.nonzero((exact >= row_floor[:, None]) | (exact >= col_floor[None, :]))
+        _feed(by_row, by_col, rows[r], c, exact[r, c], row_floor[r], col_floor[c])
+        for c0 in range(seed_width, n_right, tile_cols):
+            right = right_features[c0 : c0 + tile_cols]
+            bound = backend.head_bound(left, right)
+            row_floor = by_row.threshold[rows]
+            col_floor = by_col.threshold[c0 : c0 + len(right)]
+            r, c = np.nonzero(bound >= np.minimum(row_floor[:, None], col_floor[None, :]))
+            if len(r) == 0:
+                continue
+            scores = bound[r, c] - geometry.penalty(left[r], right[c])
+            _feed(by_row, by_col, rows[r], c + c0, scores, row_floor[r], col_floor[c])
+    return _graph_from(by_row, by_col, k, n_right)

@@ -16,6 +16,7 @@ from scipy.optimize import linear_sum_assignment
 from torch.nn import functional as F
 
 from amphisbaena.data import HALF_WIDTH, InputError, load_split, make_halves, split_halves
+from amphisbaena.geometry import geometry_penalty
 from amphisbaena.train.model import Amphisbaena
 from amphisbaena.train.recipe import Recipe
 
@@ -53,7 +54,7 @@ def score_matrix(model: Amphisbaena, left: np.ndarray, right: np.ndarray, rows: 
     """All-pairs scores, in row chunks so the per-pair hidden tensor stays small."""
     fl, fr = features(model.left_arm, left), features(model.right_arm, right)
     model.head.eval()
-    return torch.cat([model.head(fl[i : i + rows], fr) for i in range(0, len(fl), rows)]).numpy()
+    return torch.cat([model.head(fl[i : i + rows], fr)[0] for i in range(0, len(fl), rows)]).numpy()
 
 
 def assignment_accuracy(model: Amphisbaena, images: np.ndarray, seed: int = 0) -> float:
@@ -66,18 +67,26 @@ def assignment_accuracy(model: Amphisbaena, images: np.ndarray, seed: int = 0) -
 
 @torch.no_grad()
 def hard_batches(model: Amphisbaena, images: np.ndarray, recipe: Recipe, rng: np.random.Generator) -> list[np.ndarray]:
-    """Batches of digit indices in which each anchor sits with the digits whose right
-    halves the model currently confuses for its left half, so in-batch negatives are hard."""
+    """Batches of digit indices in which each anchor sits with the digits whose right halves
+    the model currently scores highest for its left half, so in-batch negatives are hard.
+
+    The learned part of the head (one GEMM) shortlists 4x the group size; the exact
+    score, geometry penalty included, picks the group from the shortlist.
+    """
     left, right = split_halves(images)
-    e = recipe.model.embedding
-    gl = features(model.left_arm, left)[:, :e]
-    gr = features(model.right_arm, right)[:, :e]
+    fl, fr = features(model.left_arm, left), features(model.right_arm, right)
+    g = recipe.model.embedding + recipe.model.head_hidden
+    config = recipe.model
     n, group = len(images), recipe.hard_group
     confusers = np.empty((n, group), dtype=np.int64)
     for start in range(0, n, 2048):
-        sims = gl[start : start + 2048] @ gr.T
-        sims[torch.arange(sims.shape[0]), torch.arange(start, start + sims.shape[0])] = -math.inf
-        confusers[start : start + 2048] = sims.topk(group, dim=1).indices.numpy()
+        rows = torch.arange(start, min(start + 2048, n))
+        upper = model.head.learned(fl[rows], fr)
+        upper[torch.arange(len(rows)), rows] = -math.inf
+        shortlist = upper.topk(4 * group, dim=1).indices
+        penalty = geometry_penalty(fl[rows, None, g:], fr[shortlist][:, :, g:], config.com_weight, config.box_weight)
+        exact = upper.gather(1, shortlist) - penalty
+        confusers[start : start + len(rows)] = shortlist.gather(1, exact.topk(group, dim=1).indices).numpy()
     used = np.zeros(n, dtype=bool)
     order: list[int] = []
     for anchor in rng.permutation(n):
@@ -136,10 +145,10 @@ def train(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> TrainResult:
     """Train (resuming from RUN_DIR/checkpoint.pt if present) and return the model."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(recipe.seed)
     images, _ = load_split("train", data_dir, recipe.dataset)
     train_images, val_images = split_train_val(images, recipe)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(recipe.seed)
 
     model = Amphisbaena(recipe.model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)

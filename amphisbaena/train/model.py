@@ -2,14 +2,19 @@
 
 A pair's score is
 
-    score(l, r) = <g_l, g_r> + sum_h v_h * relu(a_l[h] + a_r[h])
+    score(l, r) = s * <g_l, g_r> + sum_h v_h * (a_l[h] + a_r[h])^2
 
-The first layer of the head is split per side: each arm emits its embedding
-g and its head projection a (bias folded into the left side), so the arms run
-once per half and only the cheap add-relu-dot part runs per pair. The bilinear
-term can express squared differences of boundary pixels and balance terms
-such as "the two halves' moments add up to a centred digit"; the relu part
-adds what a bilinear form cannot, e.g. |x_l - x_r|.
+The first layer of the head is split per side: each arm emits its unit
+embedding g and its share a of the head's hidden layer (bias folded into the
+left side), so the arms run once per half and only the cheap per-pair part
+runs over tiles. Squared sums and differences are what continuity across the
+cut needs: (x_l - x_r)^2 for the pixels on either side of the seam, and
+(m_l + m_r)^2 for moments that must balance in a centred digit.
+
+Beside the learned part, the score subtracts a fixed geometry penalty: MNIST
+digits were scaled to a 20-pixel larger side and centred by their centre of
+mass, so a left and a right half that join into anything else do not belong
+together. The arms compute those statistics exactly and pass them on.
 """
 
 from __future__ import annotations
@@ -20,49 +25,54 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from amphisbaena.geometry import GEOMETRY_SIZE, geometry_penalty
+
 PIXELS = 28 * 14
+EMPTY = 99.0  # extent of a half with no ink: never the min or max that matters
+
+
+def geometry(pixels: torch.Tensor, column_offset: int) -> torch.Tensor:
+    """Exact per-half statistics for amphisbaena.geometry's penalty.
+
+    pixels: (B, 28, 14) floats in 0..1. column_offset: 0 for left halves, 14 for right halves.
+    Returns (B, 6): mass, sum of mass * row, sum of mass * column (in the full 28-wide frame),
+    top and bottom inked rows, and the outer inked column (leftmost for left halves, rightmost
+    for right halves).
+    """
+    rows = torch.arange(28, dtype=pixels.dtype)
+    cols = torch.arange(14, dtype=pixels.dtype) + column_offset
+    mass = pixels.sum(dim=(1, 2))
+    row_moment = (pixels.sum(dim=2) * rows).sum(dim=1)
+    col_moment = (pixels.sum(dim=1) * cols).sum(dim=1)
+    inked_rows = pixels.amax(dim=2) > 0
+    inked_cols = pixels.amax(dim=1) > 0
+    top = torch.where(inked_rows, rows, torch.full_like(rows, EMPTY)).amin(dim=1)
+    bottom = torch.where(inked_rows, rows, torch.full_like(rows, -EMPTY)).amax(dim=1)
+    if column_offset == 0:
+        outer = torch.where(inked_cols, cols, torch.full_like(cols, EMPTY)).amin(dim=1)
+    else:
+        outer = torch.where(inked_cols, cols, torch.full_like(cols, -EMPTY)).amax(dim=1)
+    return torch.stack([mass, row_moment, col_moment, top, bottom, outer], dim=1)
 
 
 @dataclass
 class ModelConfig:
     """Shape of the network; recorded in the manifest so a model can be rebuilt."""
 
-    arm: str = "mlp"  # "mlp" or "cnn"
     hidden: int = 1024
     depth: int = 4
     embedding: int = 128
-    head_hidden: int = 32
+    head_hidden: int = 64
     dropout: float = 0.1
+    com_weight: float = 50.0  # penalty per pixel the joined digit's centre of mass lies outside 14 +- 0.5
+    box_weight: float = 10.0  # penalty per pixel the joined digit's larger side differs from 20
 
     @property
     def feature_size(self) -> int:
-        return self.embedding + self.head_hidden
+        return self.embedding + self.head_hidden + GEOMETRY_SIZE
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-class ConvTrunk(nn.Module):
-    """Full-resolution convolutions near the pixels, one stride-2 stage, then a dense layer."""
-
-    def __init__(self, hidden: int) -> None:
-        super().__init__()
-        self.convs = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1),
-            nn.GELU(),
-            nn.Conv2d(32, 32, 3, padding=1),
-            nn.GELU(),
-            nn.Conv2d(32, 64, 3, padding=1, stride=2),
-            nn.GELU(),
-            nn.Conv2d(64, 64, 3, padding=1),
-            nn.GELU(),
-        )
-        self.dense = nn.Linear(64 * 14 * 7, hidden)
-        self.pixels = nn.Linear(PIXELS, hidden)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        conv = self.convs(x.reshape(-1, 1, 28, 14)).flatten(1)
-        return self.dense(conv) + self.pixels(x)
 
 
 class Arm(nn.Module):
@@ -72,10 +82,12 @@ class Arm(nn.Module):
     columns that matter most) and trains several times faster on a CPU.
     """
 
-    def __init__(self, config: ModelConfig, fold_bias: bool) -> None:
+    def __init__(self, config: ModelConfig, side: str) -> None:
         super().__init__()
         self.config = config
-        self.stem = ConvTrunk(config.hidden) if config.arm == "cnn" else nn.Linear(PIXELS, config.hidden)
+        self.column_offset = 0 if side == "left" else 14
+        fold_bias = side == "left"
+        self.stem = nn.Linear(PIXELS, config.hidden)
         self.blocks = nn.ModuleList(
             nn.Sequential(
                 nn.LayerNorm(config.hidden),
@@ -91,30 +103,64 @@ class Arm(nn.Module):
         self.project = nn.Linear(config.hidden, config.head_hidden, bias=fold_bias)
 
     def forward(self, halves: torch.Tensor) -> torch.Tensor:
-        """uint8 or float halves (B, 28, 14) in 0..255 -> features (B, feature_size)."""
-        x = halves.reshape(halves.shape[0], PIXELS).float() / 255.0
+        """uint8 or float halves (B, 28, 14) in 0..255 -> features (B, feature_size):
+        the embedding, the head's hidden share, then the exact geometry."""
+        pixels = halves.float() / 255.0
+        x = pixels.reshape(halves.shape[0], PIXELS)
         h = self.stem(x)
         for block in self.blocks:
             h = h + block(h)
         h = self.norm(h)
         g = F.normalize(self.embed(h), dim=1)
-        return torch.cat([g, self.project(h)], dim=1)
+        return torch.cat([g, self.project(h), geometry(pixels, self.column_offset)], dim=1)
 
 
 class PairHead(nn.Module):
-    """Scores every (left, right) pair of two feature tiles: [Tl, D] x [Tr, D] -> [Tl, Tr]."""
+    """Scores every (left, right) pair of two feature tiles: [Tl, D] x [Tr, D] -> [Tl, Tr].
+
+    score = s * <g_l, g_r> + sum_h v_h * (a_l[h] + a_r[h])^2 - geometry_penalty(l, r)
+
+    The learned part is a hidden layer z = a_l + a_r (the split first layer), a
+    square activation and an output layer v, beside the embedding similarity.
+    The square makes it factorise exactly into one matrix product per tile plus
+    two rank-one terms, so it runs at GEMM speed. The geometry penalty is fixed
+    (not learned) and never negative, so the learned part alone is an upper
+    bound on the score: the runtime scores every pair with the cheap bound and
+    adds the penalty only where a pair could still be a candidate.
+    """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.embedding = config.embedding
+        self.hidden = config.head_hidden
+        self.com_weight = config.com_weight
+        self.box_weight = config.box_weight
         self.log_scale = nn.Parameter(torch.tensor(2.5))
-        self.out = nn.Parameter(torch.randn(config.head_hidden) * 0.05)
+        self.out = nn.Parameter(torch.randn(config.head_hidden) * 0.01)
 
-    def forward(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-        e = self.embedding
-        bilinear = left[:, :e] @ right[:, :e].T
-        pairwise = torch.relu(left[:, None, e:] + right[None, :, e:]) @ self.out
-        return self.log_scale.exp() * bilinear + pairwise
+    def forward(self, left: torch.Tensor, right: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scores, upper_bound): the exact scores and the learned part alone."""
+        upper = self.learned(left, right)
+        g = self.embedding + self.hidden
+        penalty = geometry_penalty(left[:, None, g:], right[None, :, g:], self.com_weight, self.box_weight)
+        return upper - penalty, upper
+
+    def learned(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        e, g = self.embedding, self.embedding + self.hidden
+        left_hidden, right_hidden = left[:, e:g], right[:, e:g]
+        lhs = torch.cat([self.log_scale.exp() * left[:, :e], 2 * self.out * left_hidden], dim=1)
+        rhs = torch.cat([right[:, :e], right_hidden], dim=1)
+        left_square = (left_hidden * left_hidden) @ self.out
+        right_square = (right_hidden * right_hidden) @ self.out
+        return lhs @ rhs.T + left_square[:, None] + right_square[None, :]
+
+    def reference(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        """The same scores computed literally (add, square, output layer): for tests only, O(Tl*Tr*H) memory."""
+        e, g = self.embedding, self.embedding + self.hidden
+        bilinear = self.log_scale.exp() * left[:, :e] @ right[:, :e].T
+        hidden = left[:, None, e:g] + right[None, :, e:g]
+        penalty = geometry_penalty(left[:, None, g:], right[None, :, g:], self.com_weight, self.box_weight)
+        return bilinear + (hidden * hidden) @ self.out - penalty
 
 
 class Amphisbaena(nn.Module):
@@ -123,9 +169,9 @@ class Amphisbaena(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.left_arm = Arm(config, fold_bias=True)
-        self.right_arm = Arm(config, fold_bias=False)
+        self.left_arm = Arm(config, side="left")
+        self.right_arm = Arm(config, side="right")
         self.head = PairHead(config)
 
     def forward(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-        return self.head(self.left_arm(left), self.right_arm(right))
+        return self.head(self.left_arm(left), self.right_arm(right))[0]

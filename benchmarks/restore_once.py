@@ -1,0 +1,65 @@
+"""One restore in a fresh process, for the scaling curve: prints its timings and its own peak RSS as JSON.
+
+    python benchmarks/restore_once.py --count 10000 --split test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from amphisbaena.data import join_halves, load_halves, load_split, make_halves, save_npz
+from amphisbaena.engines.onnxruntime_cpu import OnnxRuntimeBackend
+from amphisbaena.export.manifest import load_model_files
+from amphisbaena.runtime.restore import restore
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--method", default="sparse")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+
+    digits = load_split(args.split)[0][: args.count]
+    left, right, key = make_halves(digits, seed=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        halves_path = Path(tmp) / "halves.npz"
+        save_npz(halves_path, left=left, right=right)
+        backend = OnnxRuntimeBackend(load_model_files(), threads=args.threads)
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        started = time.perf_counter()
+        left, right = load_halves(halves_path)
+        loaded = time.perf_counter()
+        result = restore(backend, left, right, key, method=args.method)
+        written_at = time.perf_counter()
+        save_npz(Path(tmp) / "restored.npz", right_for_left=result.right_for_left, images=join_halves(left, right, result.right_for_left))
+        finished = time.perf_counter()
+    seconds = {"load": loaded - started, **result.seconds, "write": finished - written_at}
+    print(
+        json.dumps(
+            {
+                "count": args.count,
+                "split": args.split,
+                "method": result.assignment.method,
+                "accuracy": result.accuracy,
+                "seconds": seconds,
+                "total_seconds": finished - started,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "rss_before_restore_mb": rss_before / 1024,
+                "assignment": result.summary()["assignment"],
+                "right_for_left_sha": __import__("hashlib").sha256(np.ascontiguousarray(result.right_for_left).tobytes()).hexdigest()[:16],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

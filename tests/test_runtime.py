@@ -1,0 +1,182 @@
+"""Runtime pieces with a numpy backend: tiling, streaming top-k, and sparse == dense with a proof."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from amphisbaena.geometry import GEOMETRY_SIZE, GeometrySpec
+from amphisbaena.runtime import assignment, scoring
+from amphisbaena.runtime.restore import restore
+
+
+class NumpyBackend:
+    """Features are the flattened halves projected at random; the head is a bilinear form plus a relu term."""
+
+    name = "numpy"
+    precision = "fp32"
+    geometry = None
+
+    def __init__(self, seed: int = 0, dim: int = 24, hidden: int = 4, sharpness: float = 1.0) -> None:
+        rng = np.random.default_rng(seed)
+        self.projection = {side: rng.normal(size=(28 * 14, dim)).astype(np.float32) / 40 for side in ("left", "right")}
+        self.hidden = hidden
+        self.feature_size = dim
+        self.out = rng.normal(size=hidden).astype(np.float32)
+        self.sharpness = sharpness
+        self.head_calls = 0
+
+    def arm(self, side: str, halves: np.ndarray) -> np.ndarray:
+        return halves.reshape(len(halves), -1).astype(np.float32) / 255 @ self.projection[side]
+
+    def head(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        self.head_calls += 1
+        h = self.hidden
+        bilinear = left[:, h:] @ right[:, h:].T
+        pairwise = np.maximum(left[:, None, :h] + right[None, :, :h], 0) @ self.out
+        return (self.sharpness * bilinear + pairwise).astype(np.float32)
+
+
+class GeometryBackend(NumpyBackend):
+    """Like NumpyBackend, plus six MNIST-like geometry features per half and the real geometry penalty,
+    so the bounded streaming path (bound = learned part, exact = bound - penalty) is exercised."""
+
+    def __init__(self, seed: int = 0, **kwargs) -> None:
+        super().__init__(seed, **kwargs)
+        self.learned_size = self.feature_size
+        self.geometry = GeometrySpec(self.learned_size, com_weight=5.0, box_weight=1.0)
+        self.feature_size += GEOMETRY_SIZE
+
+    def arm(self, side: str, halves: np.ndarray) -> np.ndarray:
+        learned = super().arm(side, halves)
+        rng = np.random.default_rng(int(halves[:, :4, :4].sum()) + (side == "left"))
+        n = len(halves)
+        mass = rng.uniform(20, 60, n)
+        centre_col = rng.uniform(8, 13, n) if side == "left" else rng.uniform(15, 20, n)
+        outer = rng.integers(2, 9, n) if side == "left" else rng.integers(19, 26, n)
+        geo = np.stack([mass, mass * rng.uniform(12.5, 15.5, n), mass * centre_col, rng.integers(3, 9, n), rng.integers(19, 26, n), outer], 1)
+        return np.concatenate([learned, geo.astype(np.float32)], axis=1)
+
+    def head_bound(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        return super().head(left[:, : self.learned_size], right[:, : self.learned_size])
+
+    def head(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        penalty = self.geometry.penalty(left[:, None, :], right[None, :, :])
+        return (self.head_bound(left, right) - penalty).astype(np.float32)
+
+
+def random_halves(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 28, 14), dtype=np.uint8), rng.integers(0, 256, (n, 28, 14), dtype=np.uint8)
+
+
+def test_tiled_scores_equal_one_shot() -> None:
+    backend = NumpyBackend()
+    left, right = random_halves(300, 1)
+    fl, fr = scoring.arm_features(backend, "left", left, batch=64), scoring.arm_features(backend, "right", right)
+    tiled = np.concatenate([strip.copy() for _, strip in scoring.score_strips(backend, fl, fr, tile_rows=37, tile_cols=50)])
+    np.testing.assert_allclose(tiled, backend.head(fl, fr), rtol=1e-5, atol=1e-5)
+
+
+def test_stream_candidates_are_the_true_top_k() -> None:
+    backend = NumpyBackend(seed=2)
+    left, right = random_halves(257, 3)
+    fl, fr = scoring.arm_features(backend, "left", left), scoring.arm_features(backend, "right", right)
+    full = backend.head(fl, fr)
+    graph = scoring.stream_candidates(backend, fl, fr, k=5, tile_rows=40, tile_cols=64)
+    edges = set(zip(graph.rows.tolist(), graph.cols.tolist()))
+    for i in range(257):
+        assert set((i, j) for j in np.argsort(-full[i])[:5]) <= edges
+        assert graph.row_bound[i] == pytest.approx(np.sort(full[i])[-6])
+    for j in range(257):
+        assert set((i, j) for i in np.argsort(-full[:, j])[:5]) <= edges
+        assert graph.col_bound[j] == pytest.approx(np.sort(full[:, j])[-6])
+    np.testing.assert_allclose(graph.scores, full[graph.rows, graph.cols], rtol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("k", [1, 3, 16])
+def test_sparse_assignment_equals_dense_on_random_instances(seed: int, k: int) -> None:
+    n = [50, 200, 333][seed % 3]
+    backend = NumpyBackend(seed=seed, sharpness=[0.2, 1.0, 5.0][seed % 3])
+    left, right = random_halves(n, 100 + seed)
+    sparse = restore(backend, left, right, method="sparse", k=k)
+    dense = restore(backend, left, right, method="dense")
+    np.testing.assert_array_equal(sparse.right_for_left, dense.right_for_left)
+    assert sparse.assignment.total_score == pytest.approx(dense.assignment.total_score, rel=1e-9)
+    if sparse.assignment.method == "sparse":
+        assert "dual potentials" in sparse.assignment.proof
+
+
+def test_potentials_certify_the_matching() -> None:
+    """The duals the solver reports satisfy u_i + w_j >= s_ij everywhere, with equality on the matching."""
+    backend = NumpyBackend(seed=9)
+    left, right = random_halves(120, 9)
+    fl, fr = scoring.arm_features(backend, "left", left), scoring.arm_features(backend, "right", right)
+    full = backend.head(fl, fr).astype(np.float64)
+    graph = scoring.stream_candidates(backend, fl, fr, k=120)
+    solution = assignment.solve_sparse(graph)
+    slack = solution.row_potential[:, None] + solution.col_potential[None, :] - full
+    assert slack.min() > -1e-4
+    assert np.abs(slack[np.arange(120), solution.right_for_left]).max() < 1e-4
+
+
+def test_bound_check_flags_rows_that_could_violate() -> None:
+    graph = assignment.CandidateGraph(
+        rows=np.array([0, 1]), cols=np.array([0, 1]), scores=np.array([1.0, 1.0]),
+        row_bound=np.array([0.5, 5.0]), col_bound=np.array([5.0, 5.0]),
+    )
+    solution = assignment.SparseSolution(np.array([0, 1]), np.array([0.5, 0.5]), np.array([0.5, 0.5]))
+    # Row 0: every excluded score <= 0.5 <= u + w = 1.0. Row 1: an excluded score could reach 5.0.
+    np.testing.assert_array_equal(assignment.rows_needing_rescore(graph, solution), [1])
+
+
+def test_no_perfect_matching_widens_k() -> None:
+    """All lefts prefer the same right: top-1 per row and column cannot match everyone."""
+
+    class Popular(NumpyBackend):
+        def head(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+            return (left[:, :1] * 0 + right[:, 0][None, :]).astype(np.float32) + 0.001 * (left[:, :1] @ right[:, :1].T)
+
+    backend = Popular(seed=4)
+    left, right = random_halves(40, 4)
+    sparse = restore(backend, left, right, method="sparse", k=1)
+    dense = restore(backend, left, right, method="dense")
+    assert sparse.assignment.total_score == pytest.approx(dense.assignment.total_score, rel=1e-6)
+    assert sparse.assignment.k > 1 or sparse.assignment.method == "dense"
+
+
+def test_memory_guard_refuses_before_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    from amphisbaena.data import InputError
+    from amphisbaena.runtime import restore as restore_module
+
+    backend = NumpyBackend()
+    monkeypatch.setattr(restore_module, "available_memory_bytes", lambda: 2 * 2**30)
+    left, right = random_halves(20_000, 0)
+    with pytest.raises(InputError, match=r"needs about 4\.5 GiB, only 2\.0 GiB available; use --assignment sparse"):
+        restore(backend, left, right, method="dense")
+    assert backend.head_calls == 0
+    # The streaming path needs O(N k) memory and is accepted for the same N.
+    assert restore_module.estimate_peak_bytes(20_000, 24, "sparse") < 2**30
+    assert restore_module.estimate_peak_bytes(10_000_000, 24, "sparse") > 2 * 2**30
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_bounded_streaming_equals_exact_streaming(seed: int) -> None:
+    """Scoring with the cheap bound and the penalty only for survivors finds the same top-k and bounds."""
+    backend = GeometryBackend(seed=seed)
+    left, right = random_halves(700, seed)
+    fl, fr = scoring.arm_features(backend, "left", left), scoring.arm_features(backend, "right", right)
+    full = backend.head(fl, fr).astype(np.float64)
+    assert (backend.head_bound(fl, fr) >= full - 1e-4).all() and (full < backend.head_bound(fl, fr) - 1e-3).mean() > 0.5
+    bounded = scoring.stream_candidates(backend, fl, fr, k=6, tile_rows=64, tile_cols=128)
+    for i in range(0, 700, 7):
+        best = set(np.argsort(-full[i])[:6].tolist())
+        assert best <= set(bounded.cols[bounded.rows == i].tolist())
+        assert bounded.row_bound[i] == pytest.approx(np.sort(full[i])[-7], abs=1e-4)
+    for j in range(0, 700, 7):
+        assert bounded.col_bound[j] == pytest.approx(np.sort(full[:, j])[-7], abs=1e-4)
+    np.testing.assert_allclose(bounded.scores, full[bounded.rows, bounded.cols], atol=1e-4)
+    sparse = restore(backend, left, right, method="sparse", k=6)
+    dense = restore(backend, left, right, method="dense")
+    np.testing.assert_array_equal(sparse.right_for_left, dense.right_for_left)
