@@ -116,16 +116,20 @@ def restore(
     grid: Annotated[Optional[Path], typer.Option("--grid", help="Write a PNG grid of the first restored digits")] = None,
     model_dir: ModelDir = None,
     threads: Annotated[Optional[int], typer.Option(help="onnxruntime intra-op threads (default: all cores)")] = None,
+    backend: Annotated[str, typer.Option(help="auto, tensorrt, ort-trt, ort-cuda or ort-cpu")] = "auto",
+    engine_cache: Annotated[Optional[Path], typer.Option("--engine-cache", help="TensorRT engine cache directory")] = None,
     assignment: Annotated[str, typer.Option(help="sparse: top-k candidates, proven optimal; dense: full matrix")] = "sparse",
     k: Annotated[int, typer.Option("--k", help="Candidates kept per left and per right (sparse)")] = 16,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary")] = False,
 ) -> None:
     """Pair every left half with its right half using the model and a global assignment."""
-    from amphisbaena.engines.onnxruntime_cpu import OnnxRuntimeBackend
+    from amphisbaena.engines.select import CHOICES, create_backend
     from amphisbaena.export.manifest import load_model_files
     from amphisbaena.runtime.png import digit_grid, write_png
     from amphisbaena.runtime.restore import restore as run_restore
 
+    if backend not in CHOICES:
+        raise InputError(f"--backend must be one of {', '.join(CHOICES)}, got {backend!r}")
     if assignment not in ("sparse", "dense"):
         raise InputError(f"--assignment must be 'sparse' or 'dense', got {assignment!r}")
     if k < 1:
@@ -135,8 +139,12 @@ def restore(
             _require_parent(target)
     left, right = load_halves(halves)
     answer = load_key(key, len(left)) if key is not None else None
-    backend = OnnxRuntimeBackend(load_model_files(model_dir), threads=threads)
-    result = run_restore(backend, left, right, answer, method=assignment, k=k)
+    model = load_model_files(model_dir)
+    skipped: list[str] = []
+    runner = create_backend(backend, model, threads, engine_cache, notify=skipped.append)
+    fallback = f"; auto fell back past {'; '.join(skipped)}" if skipped else ""
+    typer.echo(f"backend: {runner.name} ({runner.precision}){fallback}", err=True)
+    result = run_restore(runner, left, right, answer, method=assignment, k=k)
     restored = join_halves(left, right, result.right_for_left)
     if out is not None:
         save_npz(out, right_for_left=result.right_for_left, images=restored)
@@ -200,12 +208,16 @@ def train(
 def export(
     run_dir: Annotated[Path, typer.Option("--run-dir", help="Training run to export")] = Path("runs/mnist"),
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Where the ONNX models and manifest go")] = Path("runs/mnist/model"),
+    fp16: Annotated[bool, typer.Option("--fp16", help="Also write fp16 ONNX variants (OUT_DIR/fp16) and build fp16 TensorRT engines")] = False,
+    engines: Annotated[bool, typer.Option("--engines/--no-engines", help="Build TensorRT engines where a GPU and tensorrt are present")] = True,
+    engine_cache: Annotated[Optional[Path], typer.Option("--engine-cache", help="TensorRT engine cache (default: a user cache dir)")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Export the left arm, right arm and head as three ONNX models, checked for parity with PyTorch."""
+    """Export the left arm, right arm and head as ONNX models, check parity with PyTorch, build TensorRT engines."""
     import torch
 
-    from amphisbaena.export.onnx_export import export_onnx, parity
+    from amphisbaena.export.onnx_export import export_onnx, half_precision_copy, parity
+    from amphisbaena.export.tensorrt_build import EngineUnavailable, build_engines
     from amphisbaena.train.loop import CHECKPOINT
     from amphisbaena.train.model import Amphisbaena
     from amphisbaena.train.recipe import Recipe
@@ -223,12 +235,23 @@ def export(
         val_accuracy, val_size = float(state["val_accuracy"]), int(state["val_size"])
     except Exception as exc:  # torch.load raises many types for a file that is not a checkpoint
         raise InputError(f"{checkpoint}: not a usable checkpoint ({exc.__class__.__name__})") from None
-    manifest = export_onnx(model, out_dir, recipe.to_dict(), val_accuracy, val_size)
     images, _ = load_split("train", data_dir, recipe.dataset)
     left, right, _ = make_halves(images[-512:], seed=1)
-    diffs = parity(model, out_dir, left, right)
-    typer.echo(f"exported {', '.join(manifest['sha256'])} to {out_dir}")
-    typer.echo("parity max abs diff vs PyTorch: " + ", ".join(f"{name} {value:.2e}" for name, value in diffs.items()))
+    variants = [(out_dir, False)] + ([(out_dir / "fp16", True)] if fp16 else [])
+    for directory, half in variants:
+        manifest = export_onnx(model, directory, recipe.to_dict(), val_accuracy, val_size, fp16=half)
+        diffs = parity(half_precision_copy(model) if half else model, directory, left, right)
+        typer.echo(f"exported {manifest['precision']} {', '.join(manifest['sha256'])} to {directory}")
+        typer.echo("  parity max abs diff vs PyTorch: " + ", ".join(f"{name} {value:.2e}" for name, value in diffs.items()))
+    if not engines:
+        return
+    for directory, half in variants:
+        try:
+            built = build_engines(directory, engine_cache)
+        except EngineUnavailable as reason:
+            typer.echo(f"no TensorRT engine built: {reason}")
+            break
+        typer.echo(f"TensorRT {'fp16' if half else 'fp32'} engines: " + ", ".join(str(path) for path in built.values()))
 
 
 @app.command("check-data")

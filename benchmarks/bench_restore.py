@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from amphisbaena.data import load_split, make_halves
-from amphisbaena.engines.onnxruntime_cpu import OnnxRuntimeBackend
+from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
 from amphisbaena.export.manifest import load_model_files
 from amphisbaena.runtime.restore import restore
 from amphisbaena.runtime.scoring import arm_features

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from amphisbaena.data import join_halves, load_halves, load_split, make_halves, save_npz
-from amphisbaena.engines.onnxruntime_cpu import OnnxRuntimeBackend
+from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
 from amphisbaena.export.manifest import load_model_files
 from amphisbaena.runtime.restore import restore
 

@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="training needs the [train] extra (torch)")
 
 from amphisbaena.data import make_halves  # noqa: E402
-from amphisbaena.engines.onnxruntime_cpu import OnnxRuntimeBackend  # noqa: E402
+from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
 from amphisbaena.export.manifest import MODEL_FILES, load_model_files  # noqa: E402
 from amphisbaena.export.onnx_export import export_onnx, parity  # noqa: E402
 from amphisbaena.runtime.restore import restore  # noqa: E402

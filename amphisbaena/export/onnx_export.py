@@ -7,6 +7,7 @@ dynamic so any tiling the runtime picks works unchanged.
 
 from __future__ import annotations
 
+import copy
 import json
 import platform
 import time
@@ -35,7 +36,7 @@ class _HeadOutput(torch.nn.Module):
         self.bound = bound
 
     def forward(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-        return self.head.learned(left, right) if self.bound else self.head(left, right)[0]
+        return self.head.bound(left, right) if self.bound else self.head(left, right)[0]
 
 
 def _export(module: torch.nn.Module, args: tuple, names: list[str], output: str, dims: dict, path: Path) -> None:
@@ -56,16 +57,31 @@ def _export(module: torch.nn.Module, args: tuple, names: list[str], output: str,
     onnx.checker.check_model(model, full_check=True)
 
 
+FP16_NOTE = "arms' MLP trunks in fp16; geometry features, embedding normalisation and the head in fp32"
+
+
+def half_precision_copy(model: Amphisbaena) -> Amphisbaena:
+    """The model with each arm's MLP trunk in fp16. Kept in fp32, because they are sensitive:
+    the geometry features (exact integer extents and moments up to ~3,000 that fp16 would round
+    by ~2) and the head (scores of ~10 whose differences decide the assignment)."""
+    half = copy.deepcopy(model).eval()
+    for arm in (half.left_arm, half.right_arm):
+        for module in (arm.stem, arm.blocks, arm.norm, arm.embed, arm.project):
+            module.half()
+    return half
+
+
 def export_onnx(
     model: Amphisbaena,
     out_dir: Path,
     recipe: dict,
     val_accuracy: float,
     val_size: int,
+    fp16: bool = False,
 ) -> dict:
-    """Write left.onnx, right.onnx, head.onnx and manifest.json into OUT_DIR; return the manifest."""
+    """Write the ONNX graphs and manifest.json into OUT_DIR; return the manifest."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = model.eval()
+    model = half_precision_copy(model) if fp16 else model.eval()
     d = model.config.feature_size
     halves = torch.zeros(4, 28, 14, dtype=torch.uint8)
     feats = torch.zeros(4, d)
@@ -94,7 +110,8 @@ def export_onnx(
             "box_weight": model.config.box_weight,
         },
         "opset": OPSET,
-        "precision": "fp32",
+        "precision": "fp16" if fp16 else "fp32",
+        "precision_note": FP16_NOTE if fp16 else "all fp32",
         "recipe": recipe,
         "validation": {"assignment_accuracy": val_accuracy, "pool_size": val_size, "split": "train (held out)"},
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -122,7 +139,7 @@ def parity(model: Amphisbaena, model_dir: Path, left: np.ndarray, right: np.ndar
     fr_onnx = session("right").run(None, {"halves": right})[0]
     scores_torch = model.head(torch.from_numpy(fl_torch), torch.from_numpy(fr_torch))[0].numpy()
     scores_onnx = session("head").run(None, {"left": fl_torch, "right": fr_torch})[0]
-    bound_torch = model.head.learned(torch.from_numpy(fl_torch), torch.from_numpy(fr_torch)).numpy()
+    bound_torch = model.head.bound(torch.from_numpy(fl_torch), torch.from_numpy(fr_torch)).numpy()
     bound_onnx = session("head_bound").run(None, {"left": fl_torch, "right": fr_torch})[0]
     return {
         "left": float(np.abs(fl_torch - fl_onnx).max()),

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from amphisbaena.engines.base import Backend
+from amphisbaena.geometry import GeometrySpec
 from amphisbaena.runtime.assignment import CandidateGraph
 
 ARM_BATCH = 2048
@@ -176,6 +177,10 @@ def _stream_bounded(
     by_col = _BestPerItem(n_right, min(k + 1, n_left))
     seed_cols = min(n_right, max(512, 4 * (k + 1)))
     geometry = backend.geometry
+    # Survivors need only the geometry columns: gather those, not whole feature rows.
+    left_geometry = np.ascontiguousarray(left_features[:, geometry.start :])
+    right_geometry = np.ascontiguousarray(right_features[:, geometry.start :])
+    unshifted = GeometrySpec(0, geometry.com_weight, geometry.box_weight)
     for r0 in range(0, n_left, tile_rows):
         left = left_features[r0 : r0 + tile_rows]
         rows = np.arange(r0, r0 + len(left))
@@ -196,6 +201,6 @@ def _stream_bounded(
             r, c = np.nonzero(bound >= np.minimum(row_floor[:, None], col_floor[None, :]))
             if len(r) == 0:
                 continue
-            scores = bound[r, c] - geometry.penalty(left[r], right[c])
+            scores = bound[r, c] - unshifted.penalty(left_geometry[rows[r]], right_geometry[c + c0])
             _feed(by_row, by_col, rows[r], c + c0, scores, row_floor[r], col_floor[c])
     return _graph_from(by_row, by_col, k, n_right)

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from amphisbaena.geometry import GEOMETRY_SIZE, geometry_penalty
+from amphisbaena.geometry import BOX_SIDE, GEOMETRY_SIZE, geometry_penalty
 
 PIXELS = 28 * 14
 EMPTY = 99.0  # extent of a half with no ink: never the min or max that matters
@@ -106,13 +106,14 @@ class Arm(nn.Module):
         """uint8 or float halves (B, 28, 14) in 0..255 -> features (B, feature_size):
         the embedding, the head's hidden share, then the exact geometry."""
         pixels = halves.float() / 255.0
-        x = pixels.reshape(halves.shape[0], PIXELS)
+        # The trunk runs in its weights' dtype (fp16 for `export --fp16`); geometry always in fp32.
+        x = pixels.reshape(halves.shape[0], PIXELS).to(self.stem.weight.dtype)
         h = self.stem(x)
         for block in self.blocks:
             h = h + block(h)
         h = self.norm(h)
-        g = F.normalize(self.embed(h), dim=1)
-        return torch.cat([g, self.project(h), geometry(pixels, self.column_offset)], dim=1)
+        g = F.normalize(self.embed(h).float(), dim=1)
+        return torch.cat([g, self.project(h).float(), geometry(pixels, self.column_offset)], dim=1)
 
 
 class PairHead(nn.Module):
@@ -144,6 +145,27 @@ class PairHead(nn.Module):
         g = self.embedding + self.hidden
         penalty = geometry_penalty(left[:, None, g:], right[None, :, g:], self.com_weight, self.box_weight)
         return upper - penalty, upper
+
+    def bound(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        """An upper bound on the scores that is still one matrix product per tile: the learned part
+        minus the part of the box penalty that is bilinear in one-hot inked rows and columns.
+
+        box = |max(H, W) - 20| is at least relu(b_l - t_r - 19) + relu(b_r - t_l - 19) (at most one
+        of the two is positive: each half alone spans at most 20 rows) and at least
+        relu(o_r - o_l - 19); so it is at least half their sum. Each relu term is a fixed 28 x 28
+        table of two inked-row (or column) indices, i.e. one_hot_l @ table @ one_hot_r.T.
+        """
+        g = self.embedding + self.hidden
+        lines = torch.arange(28, dtype=left.dtype)
+        table = torch.relu(lines[:, None] - lines[None, :] - (BOX_SIDE - 1))  # table[a, b] = relu(a - b - 19)
+
+        def one_hot(features: torch.Tensor, column: int) -> torch.Tensor:
+            return (features[:, g + column, None] == lines).to(left.dtype)
+
+        top, bottom, outer = 3, 4, 5
+        box_lhs = torch.cat([one_hot(left, bottom) @ table, one_hot(left, top) @ table.T, one_hot(left, outer) @ table.T], dim=1)
+        box_rhs = torch.cat([one_hot(right, top), one_hot(right, bottom), one_hot(right, outer)], dim=1)
+        return self.learned(left, right) - (0.5 * self.box_weight) * (box_lhs @ box_rhs.T)
 
     def learned(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         e, g = self.embedding, self.embedding + self.hidden

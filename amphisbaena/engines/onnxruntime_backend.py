@@ -1,0 +1,60 @@
+"""onnxruntime backends: the CPU fallback that CI and CPU-only users run, and CUDA / TensorRT
+execution providers where onnxruntime-gpu and a GPU are present."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnxruntime as ort
+
+from amphisbaena.data import InputError
+from amphisbaena.export.manifest import MODEL_FILES, ModelFiles
+
+PROVIDERS = {
+    "ort-cpu": ["CPUExecutionProvider"],
+    "ort-cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "ort-trt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+
+
+class ProviderUnavailable(Exception):
+    """The requested execution provider cannot run here; the message says why."""
+
+
+class OnnxRuntimeBackend:
+    """One InferenceSession per graph, created once and reused for every batch and tile."""
+
+    def __init__(self, model: ModelFiles, threads: int | None = None, name: str = "ort-cpu") -> None:
+        self.name = name
+        providers = PROVIDERS[name]
+        if providers[0] not in ort.get_available_providers():
+            raise ProviderUnavailable(f"onnxruntime here has no {providers[0]} (install onnxruntime-gpu)")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.precision = model.manifest.get("precision", "fp32")
+        self.feature_size = model.feature_size
+        self.geometry = model.geometry
+        self.sessions = {graph: self._session(model, graph, options, providers) for graph in MODEL_FILES}
+        active = self.sessions["head"].get_providers()[0]
+        if active != providers[0]:  # onnxruntime silently falls back when the device is missing
+            raise ProviderUnavailable(f"{providers[0]} is installed but inactive (no usable GPU); onnxruntime fell back to {active}")
+
+    @staticmethod
+    def _session(model: ModelFiles, graph: str, options: ort.SessionOptions, providers: list[str]) -> ort.InferenceSession:
+        try:
+            return ort.InferenceSession(str(model.path(graph)), options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types for unreadable graphs
+            raise InputError(f"{model.path(graph)}: onnxruntime cannot load it ({str(exc).splitlines()[0][:200]})") from None
+
+    def arm(self, side: str, halves: np.ndarray) -> np.ndarray:
+        return self.sessions[side].run(None, {"halves": halves})[0]
+
+    def head(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        return self.sessions["head"].run(None, {"left": left, "right": right})[0]
+
+    def head_bound(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        return self.sessions["head_bound"].run(None, {"left": left, "right": right})[0]

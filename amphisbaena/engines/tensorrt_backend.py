@@ -1,0 +1,92 @@
+"""TensorRT backend (tensorrt + pycuda): the same Backend interface on an NVIDIA GPU.
+
+Per graph: one execution context, device buffers allocated once at the
+profile's largest shapes, page-locked host buffers, one CUDA stream with
+asynchronous copies; named I/O tensors (`set_input_shape`, `set_tensor_address`,
+`execute_async_v3`) as in TensorRT 10 and 11.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from amphisbaena.export.manifest import MODEL_FILES, ModelFiles
+from amphisbaena.export.tensorrt_build import build_engines, tensorrt_device
+
+
+class _Graph:
+    """One engine with its context and its preallocated host and device buffers."""
+
+    def __init__(self, trt, cuda, runtime, engine_path: Path) -> None:
+        self.cuda = cuda
+        self.engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
+        if self.engine is None:
+            raise RuntimeError(f"{engine_path}: TensorRT cannot deserialize it")
+        self.context = self.engine.create_execution_context()
+        self.inputs, self.outputs = [], []
+        self.host, self.device = {}, {}
+        for index in range(self.engine.num_io_tensors):
+            name = self.engine.get_tensor_name(index)
+            dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))
+            if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
+                self.inputs.append(name)
+                largest = tuple(self.engine.get_tensor_profile_shape(name, 0)[2])
+            else:
+                self.outputs.append(name)
+                largest = None
+            self.host[name] = (dtype, largest)
+        # Outputs are sized from the largest inputs once, by asking the context.
+        for name in self.inputs:
+            self.context.set_input_shape(name, self.host[name][1])
+        for name in self.outputs:
+            self.host[name] = (self.host[name][0], tuple(self.context.get_tensor_shape(name)))
+        for name, (dtype, shape) in list(self.host.items()):
+            buffer = cuda.pagelocked_empty(int(np.prod(shape)), dtype)
+            self.device[name] = cuda.mem_alloc(buffer.nbytes)
+            self.context.set_tensor_address(name, int(self.device[name]))
+            self.host[name] = buffer
+
+    def run(self, stream, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        for name, array in feeds.items():
+            staged = self.host[name][: array.size].reshape(array.shape)
+            np.copyto(staged, array, casting="same_kind")
+            self.context.set_input_shape(name, array.shape)
+            self.cuda.memcpy_htod_async(self.device[name], staged, stream)
+        if not self.context.execute_async_v3(stream.handle):
+            raise RuntimeError("TensorRT execution failed")
+        output = self.outputs[0]
+        shape = tuple(self.context.get_tensor_shape(output))
+        result = self.host[output][: int(np.prod(shape))].reshape(shape)
+        self.cuda.memcpy_dtoh_async(result, self.device[output], stream)
+        stream.synchronize()
+        return np.array(result, dtype=np.float32)
+
+
+class TensorRTBackend:
+    """Engines from the engine cache (built on first use), run on GPU 0."""
+
+    name = "tensorrt"
+
+    def __init__(self, model: ModelFiles, engine_cache: Path | None = None) -> None:
+        trt, _ = tensorrt_device()
+        import pycuda.autoprimaryctx  # noqa: F401  (retains the device's primary context)
+        import pycuda.driver as cuda
+
+        paths = build_engines(model.directory, engine_cache)
+        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.graphs = {name: _Graph(trt, cuda, runtime, paths[name]) for name in MODEL_FILES}
+        self.stream = cuda.Stream()
+        self.precision = model.manifest.get("precision", "fp32")
+        self.feature_size = model.feature_size
+        self.geometry = model.geometry
+
+    def arm(self, side: str, halves: np.ndarray) -> np.ndarray:
+        return self.graphs[side].run(self.stream, {"halves": halves})
+
+    def head(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        return self.graphs["head"].run(self.stream, {"left": left, "right": right})
+
+    def head_bound(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        return self.graphs["head_bound"].run(self.stream, {"left": left, "right": right})

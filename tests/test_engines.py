@@ -1,0 +1,128 @@
+"""Backends: selection and fallback, TensorRT engine cache keys and profiles, and the GPU paths
+where a GPU exists (skipped with the reason where it does not)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from amphisbaena.cli import app
+from amphisbaena.data import make_halves, save_npz
+from amphisbaena.engines.select import BACKENDS, BackendUnavailable, create_backend
+from amphisbaena.export import tensorrt_build
+from amphisbaena.export.manifest import SHIPPED_MODEL_DIR, load_model_files
+from amphisbaena.runtime import scoring
+
+
+def gpu_unavailable_reason() -> str | None:
+    try:
+        tensorrt_build.tensorrt_device()
+    except tensorrt_build.EngineUnavailable as reason:
+        return str(reason)
+    return None
+
+
+GPU_REASON = gpu_unavailable_reason()
+
+
+@pytest.fixture(scope="module")
+def small_halves(tmp_path_factory: pytest.TempPathFactory, test_digits: np.ndarray) -> Path:
+    left, right, _ = make_halves(test_digits[:300], seed=2)
+    path = tmp_path_factory.mktemp("h") / "halves.npz"
+    save_npz(path, left=left, right=right)
+    return path
+
+
+def test_auto_falls_back_to_ort_cpu_and_says_why(small_halves: Path) -> None:
+    if GPU_REASON is None:
+        pytest.skip("a GPU is present: auto picks a GPU backend here")
+    result = CliRunner().invoke(app, ["restore", str(small_halves), "--backend", "auto"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.startswith("backend: ort-cpu (fp32); auto fell back past tensorrt: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", ["tensorrt", "ort-cuda", "ort-trt"])
+def test_unavailable_backend_is_a_one_line_error(name: str, small_halves: Path, tmp_path: Path) -> None:
+    try:
+        create_backend(name, load_model_files())
+    except BackendUnavailable:
+        pass
+    else:
+        pytest.skip(f"{name} is available here")
+    result = CliRunner().invoke(app, ["restore", str(small_halves), "--backend", name, "--out", str(tmp_path / "r.npz")])
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith(f"error: {name}: ")
+    assert not (tmp_path / "r.npz").exists()
+
+
+def test_backend_order_is_fastest_first() -> None:
+    assert BACKENDS[0] == "tensorrt" and BACKENDS[-1] == "ort-cpu"
+
+
+def test_engine_profiles_cover_what_the_runtime_feeds() -> None:
+    assert tensorrt_build.ARM_BATCH == scoring.ARM_BATCH
+    assert (tensorrt_build.TILE_ROWS, tensorrt_build.TILE_COLS) == (scoring.TILE_ROWS, scoring.TILE_COLS)
+    arm = tensorrt_build.profile_shapes("left", 200)["halves"]
+    assert arm[0] == (1, 28, 14) and arm[2] == (scoring.ARM_BATCH, 28, 14)
+    head = tensorrt_build.profile_shapes("head", 200)
+    assert head["left"][2] == (scoring.TILE_ROWS, 200) and head["right"][2] == (scoring.TILE_COLS, 200)
+
+
+def test_engine_key_changes_with_everything_an_engine_depends_on() -> None:
+    device = tensorrt_build.Device("11.4.1", "NVIDIA H100", "9.0")
+    shapes = tensorrt_build.profile_shapes("head", 200)
+    base = tensorrt_build.key_digest(tensorrt_build.engine_key(device, "a" * 64, "fp32", shapes))
+    variants = [
+        tensorrt_build.engine_key(tensorrt_build.Device("10.13.0", "NVIDIA H100", "9.0"), "a" * 64, "fp32", shapes),
+        tensorrt_build.engine_key(tensorrt_build.Device("11.4.1", "NVIDIA A100", "9.0"), "a" * 64, "fp32", shapes),
+        tensorrt_build.engine_key(tensorrt_build.Device("11.4.1", "NVIDIA H100", "8.0"), "a" * 64, "fp32", shapes),
+        tensorrt_build.engine_key(device, "b" * 64, "fp32", shapes),
+        tensorrt_build.engine_key(device, "a" * 64, "fp16", shapes),
+        tensorrt_build.engine_key(device, "a" * 64, "fp32", tensorrt_build.profile_shapes("head", 201)),
+    ]
+    digests = {tensorrt_build.key_digest(key) for key in variants}
+    assert len(digests) == len(variants) and base not in digests
+
+
+def test_engine_cache_reuses_matching_and_rebuilds_mismatched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a stand-in builder: a cached engine is reused only while its recorded key matches."""
+    builds = []
+    device = {"current": tensorrt_build.Device("11.4.1", "GPU A", "9.0")}
+    monkeypatch.setattr(tensorrt_build, "tensorrt_device", lambda: (object(), device["current"]))
+
+    def fake_build(trt, onnx_path, shapes, timing_cache):
+        builds.append(onnx_path.name)
+        return b"plan for " + onnx_path.name.encode()
+
+    monkeypatch.setattr(tensorrt_build, "build_engine", fake_build)
+    first = tensorrt_build.build_engines(SHIPPED_MODEL_DIR, tmp_path)
+    assert len(builds) == 4 and all(path.read_bytes().startswith(b"plan for") for path in first.values())
+    tensorrt_build.build_engines(SHIPPED_MODEL_DIR, tmp_path)
+    assert len(builds) == 4, "a matching engine must be reused"
+    key_file = first["head"].with_suffix(".json")
+    key = json.loads(key_file.read_text())
+    key["tensorrt"] = "10.0.0"
+    key_file.write_text(json.dumps(key))
+    tensorrt_build.build_engines(SHIPPED_MODEL_DIR, tmp_path)
+    assert builds[4:] == ["head.onnx"], "an engine whose recorded key differs must be rebuilt"
+    device["current"] = tensorrt_build.Device("11.4.1", "GPU B", "8.6")
+    second = tensorrt_build.build_engines(SHIPPED_MODEL_DIR, tmp_path)
+    assert len(builds) == 9 and set(second.values()).isdisjoint(first.values())
+
+
+@pytest.mark.skipif(GPU_REASON is not None, reason=f"no TensorRT GPU here: {GPU_REASON}")
+def test_tensorrt_backend_matches_onnxruntime(test_digits: np.ndarray, tmp_path: Path) -> None:
+    from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
+    from amphisbaena.engines.tensorrt_backend import TensorRTBackend
+    from amphisbaena.runtime.restore import restore
+
+    model = load_model_files()
+    left, right, key = make_halves(test_digits[:2000], seed=0)
+    gpu = restore(TensorRTBackend(model, tmp_path), left, right, key)
+    cpu = restore(OnnxRuntimeBackend(model), left, right, key)
+    assert abs(gpu.accuracy - cpu.accuracy) <= 0.002
