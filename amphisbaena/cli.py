@@ -17,10 +17,11 @@ from amphisbaena.data import (
     load_halves,
     load_images_idx,
     load_key,
+    atomic_group,
     load_split,
     make_halves,
-    save_npz,
     verify_checksums,
+    write_npz,
 )
 
 app = typer.Typer(
@@ -102,8 +103,9 @@ def make_halves_command(
     digits = load_images_idx(images) if images is not None else load_split(split, data_dir)[0]
     digits = digits[:count] if count is not None else digits
     left, right, right_for_left = make_halves(digits, seed)
-    save_npz(output, left=left, right=right)
-    save_npz(key, right_for_left=right_for_left)
+    with atomic_group(output, key) as (halves_tmp, key_tmp):
+        write_npz(halves_tmp, left=left, right=right)
+        write_npz(key_tmp, right_for_left=right_for_left)
     typer.echo(f"wrote {len(left)} shuffled halves to {output} and the key to {key}")
 
 
@@ -142,19 +144,22 @@ def restore(
     model = load_model_files(model_dir)
     skipped: list[str] = []
     runner = create_backend(backend, model, threads, engine_cache, notify=skipped.append)
-    fallback = f"; auto fell back past {'; '.join(skipped)}" if skipped else ""
-    typer.echo(f"backend: {runner.name} ({runner.precision}){fallback}", err=True)
     result = run_restore(runner, left, right, answer, method=assignment, k=k)
     restored = join_halves(left, right, result.right_for_left)
-    if out is not None:
-        save_npz(out, right_for_left=result.right_for_left, images=restored)
-    if grid is not None:
-        write_png(grid, digit_grid(restored[:200]))
+    targets = [target for target in (out, grid) if target is not None]
+    with atomic_group(*targets) as temporaries:
+        written = dict(zip(targets, temporaries))
+        if out is not None:
+            write_npz(written[out], right_for_left=result.right_for_left, images=restored)
+        if grid is not None:
+            write_png(written[grid], digit_grid(restored[:200]))
     if as_json:
-        typer.echo(json.dumps(result.summary(), indent=2))
+        typer.echo(json.dumps({**result.summary(), "backend_fallbacks": skipped}, indent=2))
         return
     report = result.assignment
     typer.echo(f"restored {result.count} pairs with {result.backend} ({result.precision})")
+    if skipped:
+        typer.echo(f"backend auto fell back to {result.backend}: " + "; ".join(skipped))
     if report.method == "sparse":
         typer.echo(f"assignment: sparse on {report.candidate_edges} candidate pairs (k={report.k}), proven optimal for all {result.count}^2 pairs")
     else:

@@ -22,7 +22,7 @@ from amphisbaena.data import atomic_path
 from amphisbaena.export.manifest import MODEL_FILES, load_model_files
 
 # The shapes the runtime feeds (runtime/scoring.py): arm batches up to ARM_BATCH halves,
-# head tiles up to TILE_ROWS x TILE_COLS features. Kept here as plain numbers so that
+# head tiles of TILE_ROWS x TILE_COLS features, or TILE_COLS x TILE_ROWS in the column pass. Kept here as plain numbers so that
 # building engines does not depend on the runtime.
 ARM_BATCH = 2048
 TILE_ROWS = 256
@@ -46,7 +46,7 @@ def profile_shapes(name: str, feature_size: int) -> dict[str, tuple[tuple[int, .
     if name in ("left", "right"):
         return {"halves": ((1, 28, 14), (ARM_BATCH, 28, 14), (ARM_BATCH, 28, 14))}
     return {
-        "left": ((1, feature_size), (TILE_ROWS, feature_size), (TILE_ROWS, feature_size)),
+        "left": ((1, feature_size), (TILE_ROWS, feature_size), (TILE_COLS, feature_size)),
         "right": ((1, feature_size), (TILE_COLS, feature_size), (TILE_COLS, feature_size)),
     }
 

@@ -91,6 +91,10 @@ class _BestPerItem:
         self.score[touched] = np.take_along_axis(merged_score, best, axis=1)
         self.partner[touched] = np.take_along_axis(merged_partner, best, axis=1)
 
+    def holds(self, item: np.ndarray, partner: np.ndarray) -> np.ndarray:
+        """Whether each (item, partner) entry is already in the item's list."""
+        return (self.partner[item] == partner[:, None]).any(axis=1)
+
     def kept_and_bound(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(item, partner, score) of the best k per item, and each item's bound on the rest:
         its (k+1)-th best score, or -inf where nothing was left out."""
@@ -167,40 +171,52 @@ def _stream_bounded(
     """The same top-k, scoring exactly only what could matter.
 
     exact = bound - penalty with penalty >= 0, so an entry whose bound is below
-    both its row's and its column's current (k+1)-th best exact score can never
-    enter either top list. The first strip and the first column tile of every
-    strip are scored exactly to seed those floors; everywhere else the bound
-    (one matrix product) is computed, and the penalty only for the survivors.
+    its row's current (k+1)-th best exact score can never enter that row's list,
+    and likewise for columns. Two passes over the cheap bound (one matrix product
+    per tile) keep each filter tight: the row pass walks row strips, seeding
+    each strip's floors with one exactly scored tile; the column pass walks
+    column strips and starts from the column lists the row pass already found.
+    The penalty is computed only for the entries that pass a filter.
     """
     n_left, n_right = len(left_features), len(right_features)
     by_row = _BestPerItem(n_left, min(k + 1, n_right))
     by_col = _BestPerItem(n_right, min(k + 1, n_left))
-    seed_cols = min(n_right, max(512, 4 * (k + 1)))
     geometry = backend.geometry
     # Survivors need only the geometry columns: gather those, not whole feature rows.
     left_geometry = np.ascontiguousarray(left_features[:, geometry.start :])
     right_geometry = np.ascontiguousarray(right_features[:, geometry.start :])
     unshifted = GeometrySpec(0, geometry.com_weight, geometry.box_weight)
+
+    def exact_where(bound: np.ndarray, keep: np.ndarray, rows: np.ndarray, cols: np.ndarray):
+        r, c = np.nonzero(keep)
+        return rows[r], cols[c], bound[r, c] - unshifted.penalty(left_geometry[rows[r]], right_geometry[cols[c]])
+
+    seed_cols = min(n_right, max(512, 4 * (k + 1)))
+    all_cols = np.arange(n_right)
     for r0 in range(0, n_left, tile_rows):
-        left = left_features[r0 : r0 + tile_rows]
-        rows = np.arange(r0, r0 + len(left))
-        first = r0 == 0
-        seed_width = n_right if first else seed_cols
-        exact = score_all(backend, left, right_features[:seed_width])
-        row_floor = _floor_from(exact, by_row.count, axis=1)
-        col_floor = by_col.threshold[:seed_width]
-        if first:
-            col_floor = np.maximum(col_floor, _floor_from(exact, by_col.count, axis=0))
-        r, c = np.nonzero((exact >= row_floor[:, None]) | (exact >= col_floor[None, :]))
-        _feed(by_row, by_col, rows[r], c, exact[r, c], row_floor[r], col_floor[c])
-        for c0 in range(seed_width, n_right, tile_cols):
-            right = right_features[c0 : c0 + tile_cols]
-            bound = backend.head_bound(left, right)
-            row_floor = by_row.threshold[rows]
-            col_floor = by_col.threshold[c0 : c0 + len(right)]
-            r, c = np.nonzero(bound >= np.minimum(row_floor[:, None], col_floor[None, :]))
-            if len(r) == 0:
-                continue
-            scores = bound[r, c] - unshifted.penalty(left_geometry[rows[r]], right_geometry[c + c0])
-            _feed(by_row, by_col, rows[r], c + c0, scores, row_floor[r], col_floor[c])
+        rows = np.arange(r0, min(r0 + tile_rows, n_left))
+        left = left_features[rows]
+        seed = score_all(backend, left, right_features[:seed_cols])
+        floor = _floor_from(seed, by_row.count, axis=1)
+        r, c = np.nonzero(seed >= floor[:, None])
+        by_row.add(rows[r], c, seed[r, c])
+        by_col.add(c, rows[r], seed[r, c])
+        for c0 in range(seed_cols, n_right, tile_cols):
+            cols = all_cols[c0 : c0 + tile_cols]
+            bound = backend.head_bound(left, right_features[cols])
+            rr, cc, scores = exact_where(bound, bound >= by_row.threshold[rows, None], rows, cols)
+            keep = scores >= by_row.threshold[rr]
+            by_row.add(rr[keep], cc[keep], scores[keep])
+            by_col.add(cc[keep], rr[keep], scores[keep])
+    # Column pass: every pair again, now filtered by its column's floor; pairs already in a
+    # column's list are skipped so nothing is counted twice.
+    all_rows = np.arange(n_left)
+    for c0 in range(0, n_right, tile_rows):
+        cols = all_cols[c0 : c0 + tile_rows]
+        for r0 in range(0, n_left, tile_cols):
+            rows = all_rows[r0 : r0 + tile_cols]
+            bound = backend.head_bound(left_features[rows], right_features[cols])
+            rr, cc, scores = exact_where(bound, bound >= by_col.threshold[None, cols], rows, cols)
+            keep = (scores >= by_col.threshold[cc]) & ~by_col.holds(cc, rr)
+            by_col.add(cc[keep], rr[keep], scores[keep])
     return _graph_from(by_row, by_col, k, n_right)
