@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional
 
+import numpy as np
 import typer
 
 from amphisbaena.data import (
@@ -150,7 +151,7 @@ def restore(
     with atomic_group(*targets) as temporaries:
         written = dict(zip(targets, temporaries))
         if out is not None:
-            write_npz(written[out], right_for_left=result.right_for_left, images=restored)
+            write_npz(written[out], right_for_left=result.right_for_left, images=restored, confidence=result.confidence.astype(np.float32))
         if grid is not None:
             write_png(written[grid], digit_grid(restored[:200]))
     if as_json:
@@ -166,7 +167,8 @@ def restore(
         typer.echo("assignment: dense" + (f" ({report.fallback_reason})" if report.fallback_reason else ""))
     typer.echo("seconds: " + ", ".join(f"{stage} {value:.2f}" for stage, value in result.seconds.items()))
     if result.accuracy is not None:
-        typer.echo(f"accuracy: {result.accuracy:.4f} ({int(round(result.accuracy * result.count))}/{result.count})")
+        typer.echo(f"accuracy: {result.accuracy:.4f} ({int(result.correct.sum())}/{result.count})")
+        typer.echo("accuracy of the most confident: " + ", ".join(f"{row['coverage']:.0%} {row['accuracy']:.4f}" for row in result.accuracy_by_coverage()))
 
 
 @app.command()

@@ -53,8 +53,12 @@ def test_restore_2k_test_digits_with_shipped_model(halves_2k: tuple[Path, Path],
     assert summary["backend"] == "ort-cpu" and summary["count"] == 2000
     assert summary["accuracy"] >= DOCUMENTED_2K_ACCURACY - 0.01
     assert summary["accuracy"] >= 0.9
+    assert len(summary["least_confident"]) == 10
+    coverage = {row["coverage"]: row["accuracy"] for row in summary["accuracy_by_coverage"]}
+    assert coverage[1.0] == pytest.approx(summary["accuracy"]) and coverage[0.8] >= coverage[1.0]
     with np.load(out, allow_pickle=False) as npz:
-        right_for_left, images = npz["right_for_left"], npz["images"]
+        right_for_left, images, confidence = npz["right_for_left"], npz["images"], npz["confidence"]
+    assert confidence.shape == (2000,) and confidence.dtype == np.float32
     with np.load(halves, allow_pickle=False) as npz:
         left, right = npz["left"], npz["right"]
     with np.load(key, allow_pickle=False) as npz:

@@ -180,3 +180,29 @@ def test_bounded_streaming_equals_exact_streaming(seed: int) -> None:
     sparse = restore(backend, left, right, method="sparse", k=6)
     dense = restore(backend, left, right, method="dense")
     np.testing.assert_array_equal(sparse.right_for_left, dense.right_for_left)
+
+
+@pytest.mark.parametrize("backend_type", [NumpyBackend, GeometryBackend])
+def test_confidence_margins_are_exact(backend_type) -> None:
+    backend = backend_type(seed=5)
+    left, right = random_halves(300, 5)
+    sparse = restore(backend, left, right, method="sparse", k=4)
+    dense = restore(backend, left, right, method="dense")
+    fl, fr = scoring.arm_features(backend, "left", left), scoring.arm_features(backend, "right", right)
+    full = backend.head(fl, fr).astype(np.float64)
+    chosen = full[np.arange(300), dense.right_for_left]
+    others = full.copy()
+    others[np.arange(300), dense.right_for_left] = -np.inf
+    expected = chosen - np.maximum(others.max(axis=1), others.max(axis=0)[dense.right_for_left])
+    np.testing.assert_allclose(dense.confidence, expected, atol=1e-4)
+    np.testing.assert_allclose(sparse.confidence, expected, atol=1e-4)
+
+
+def test_accuracy_by_coverage_keeps_the_most_confident() -> None:
+    from amphisbaena.runtime.restore import AssignmentReport, RestoreResult
+
+    result = RestoreResult(np.arange(4), np.array([0.1, 3.0, 2.0, -1.0]), "numpy", "fp32", AssignmentReport("dense"))
+    result.correct = np.array([False, True, True, False])
+    table = {row["coverage"]: row["accuracy"] for row in result.accuracy_by_coverage((1.0, 0.5))}
+    assert table == {1.0: 0.5, 0.5: 1.0}
+    assert [m["left"] for m in result.least_confident(2)] == [3, 0]

@@ -174,3 +174,33 @@ def rows_needing_rescore(graph: CandidateGraph, solution: SparseSolution) -> np.
     slack[low] = np.minimum(slack[low], u[low] + prefix_min_slack[split[low] - 1])
     return np.flatnonzero(slack < -tolerance(graph))
 
+
+
+def confidence_margins(graph: CandidateGraph, right_for_left: np.ndarray) -> np.ndarray:
+    """Per left i: its chosen score minus the best alternative, for its row or for its chosen column.
+
+    Exact, because each row's and column's best k (k >= 2) are candidate edges, so the runner-up
+    of every row and column is among them; where it is not, the (k+1)-th-best bound stands in.
+    """
+    n = graph.size
+    chosen = right_for_left[graph.rows] == graph.cols
+    chosen_score = np.empty(n)
+    chosen_score[graph.rows[chosen]] = graph.scores[chosen]
+    row_alternative = graph.row_bound.copy()
+    np.maximum.at(row_alternative, graph.rows[~chosen], graph.scores[~chosen])
+    col_alternative = graph.col_bound.copy()
+    np.maximum.at(col_alternative, graph.cols[~chosen], graph.scores[~chosen])
+    return chosen_score - np.maximum(row_alternative, col_alternative[right_for_left])
+
+
+def dense_candidates(scores: np.ndarray, right_for_left: np.ndarray) -> CandidateGraph:
+    """The chosen pairs plus every row's and column's best two, from a full score matrix."""
+    n = len(scores)
+    best_cols = np.argpartition(scores, -2, axis=1)[:, -2:]
+    best_rows = np.argpartition(scores, -2, axis=0)[-2:, :]
+    rows = np.concatenate([np.arange(n), np.repeat(np.arange(n), 2), best_rows.T.ravel()])
+    cols = np.concatenate([right_for_left, best_cols.ravel(), np.repeat(np.arange(n), 2)])
+    unique = np.unique(rows * n + cols, return_index=True)[1]
+    rows, cols = rows[unique], cols[unique]
+    nothing = np.full(n, -np.inf)
+    return CandidateGraph(rows, cols, scores[rows, cols].astype(np.float64), nothing, nothing)

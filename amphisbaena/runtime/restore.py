@@ -10,7 +10,13 @@ import numpy as np
 
 from amphisbaena.data import InputError
 from amphisbaena.engines.base import Backend
-from amphisbaena.runtime.assignment import rows_needing_rescore, solve_dense, solve_sparse
+from amphisbaena.runtime.assignment import (
+    confidence_margins,
+    dense_candidates,
+    rows_needing_rescore,
+    solve_dense,
+    solve_sparse,
+)
 from amphisbaena.runtime.scoring import TILE_ROWS, arm_features, score_all, score_rows, stream_candidates
 
 DEFAULT_K = 16
@@ -38,15 +44,35 @@ class RestoreResult:
     """The pairing plus what it cost; printed as text or JSON by the CLI."""
 
     right_for_left: np.ndarray
+    confidence: np.ndarray  # per left: chosen score minus the best alternative for its row or column
     backend: str
     precision: str
     assignment: AssignmentReport
     seconds: dict[str, float] = field(default_factory=dict)
-    accuracy: float | None = None
+    correct: np.ndarray | None = None  # per left, when a key was given
 
     @property
     def count(self) -> int:
         return len(self.right_for_left)
+
+    @property
+    def accuracy(self) -> float | None:
+        return None if self.correct is None else float(self.correct.mean())
+
+    def least_confident(self, count: int = 10) -> list[dict]:
+        order = np.argsort(self.confidence, kind="stable")[:count]
+        return [{"left": int(i), "right": int(self.right_for_left[i]), "margin": round(float(self.confidence[i]), 4)} for i in order]
+
+    def accuracy_by_coverage(self, coverages: tuple[float, ...] = (1.0, 0.99, 0.98, 0.95, 0.9, 0.8)) -> list[dict]:
+        """Accuracy of the most confident fraction of matches: which matches are worth checking by hand."""
+        if self.correct is None:
+            return []
+        order = np.argsort(-self.confidence, kind="stable")
+        rows = []
+        for coverage in coverages:
+            kept = order[: max(1, int(round(coverage * self.count)))]
+            rows.append({"coverage": coverage, "accuracy": float(self.correct[kept].mean()), "min_margin": float(self.confidence[kept[-1]])})
+        return rows
 
     def summary(self) -> dict:
         summary = {
@@ -56,8 +82,10 @@ class RestoreResult:
             "assignment": {key: value for key, value in asdict(self.assignment).items() if value not in (None, "")},
             "seconds": {stage: round(value, 4) for stage, value in self.seconds.items()},
         }
-        if self.accuracy is not None:
+        summary["least_confident"] = self.least_confident()
+        if self.correct is not None:
             summary["accuracy"] = self.accuracy
+            summary["accuracy_by_coverage"] = self.accuracy_by_coverage()
         return summary
 
 
@@ -74,18 +102,21 @@ class Stopwatch:
         self._last = now
 
 
-def assign_dense(backend: Backend, left_features: np.ndarray, right_features: np.ndarray, watch: Stopwatch, reason: str = "") -> tuple[np.ndarray, AssignmentReport]:
+def assign_dense(
+    backend: Backend, left_features: np.ndarray, right_features: np.ndarray, watch: Stopwatch, reason: str = ""
+) -> tuple[np.ndarray, np.ndarray, AssignmentReport]:
     scores = score_all(backend, left_features, right_features)
     watch.lap("head")
     right_for_left = solve_dense(scores)
     watch.lap("assignment")
     total = float(scores[np.arange(len(scores)), right_for_left].astype(np.float64).sum())
-    return right_for_left, AssignmentReport("dense", fallback_reason=reason, total_score=total)
+    margins = confidence_margins(dense_candidates(scores, right_for_left), right_for_left)
+    return right_for_left, margins, AssignmentReport("dense", fallback_reason=reason, total_score=total)
 
 
 def assign_sparse(
     backend: Backend, left_features: np.ndarray, right_features: np.ndarray, k: int, watch: Stopwatch
-) -> tuple[np.ndarray, AssignmentReport]:
+) -> tuple[np.ndarray, np.ndarray, AssignmentReport]:
     """Optimal assignment on a top-k candidate graph, proven optimal for the full score matrix.
 
     Widens k when the candidate graph has no perfect matching; rescores rows whose
@@ -127,8 +158,9 @@ def assign_sparse(
             f"on {len(graph.rows)} candidate edges exactly, on excluded pairs by top-{report.k} score bounds"
             + (f" or exact rescoring of {report.rescored_rows} rows" if report.rescored_rows else "")
         )
+        margins = confidence_margins(graph, right_for_left)
         watch.lap("assignment")
-        return right_for_left, report
+        return right_for_left, margins, report
     if n > DENSE_LIMIT:
         raise RuntimeError(f"sparse assignment did not settle after {report.rounds} rounds and N={n} is too large for the dense fallback")
     return assign_dense(backend, left_features, right_features, watch, reason=f"sparse path unsettled after {report.rounds} rounds (k={k})")
@@ -181,10 +213,10 @@ def restore(
     right_features = arm_features(backend, "right", right)
     watch.lap("arms")
     if method == "dense":
-        right_for_left, report = assign_dense(backend, left_features, right_features, watch)
+        right_for_left, margins, report = assign_dense(backend, left_features, right_features, watch)
     else:
-        right_for_left, report = assign_sparse(backend, left_features, right_features, k, watch)
-    result = RestoreResult(right_for_left, backend.name, backend.precision, report, watch.seconds)
+        right_for_left, margins, report = assign_sparse(backend, left_features, right_features, max(k, 2), watch)
+    result = RestoreResult(right_for_left, margins, backend.name, backend.precision, report, watch.seconds)
     if key is not None:
-        result.accuracy = float(np.mean(right_for_left == key))
+        result.correct = right_for_left == key
     return result
