@@ -165,16 +165,16 @@ def test_memory_guard_refuses_before_work(monkeypatch: pytest.MonkeyPatch) -> No
 def test_bounded_streaming_equals_exact_streaming(seed: int) -> None:
     """Scoring with the cheap bound and the penalty only for survivors finds the same top-k and bounds."""
     backend = GeometryBackend(seed=seed)
-    left, right = random_halves(700, seed)
+    left, right = random_halves(1800, seed)  # several sorted bound tiles beyond the seed columns
     fl, fr = scoring.arm_features(backend, "left", left), scoring.arm_features(backend, "right", right)
     full = backend.head(fl, fr).astype(np.float64)
     assert (backend.head_bound(fl, fr) >= full - 1e-4).all() and (full < backend.head_bound(fl, fr) - 1e-3).mean() > 0.5
     bounded = scoring.stream_candidates(backend, fl, fr, k=6, tile_rows=64, tile_cols=128)
-    for i in range(0, 700, 7):
+    for i in range(0, 1800, 7):
         best = set(np.argsort(-full[i])[:6].tolist())
         assert best <= set(bounded.cols[bounded.rows == i].tolist())
         assert bounded.row_bound[i] == pytest.approx(np.sort(full[i])[-7], abs=1e-4)
-    for j in range(0, 700, 7):
+    for j in range(0, 1800, 7):
         assert bounded.col_bound[j] == pytest.approx(np.sort(full[:, j])[-7], abs=1e-4)
     np.testing.assert_allclose(bounded.scores, full[bounded.rows, bounded.cols], atol=1e-4)
     sparse = restore(backend, left, right, method="sparse", k=6)

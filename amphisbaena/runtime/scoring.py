@@ -9,11 +9,12 @@ every right while the tiles go by.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
 from amphisbaena.engines.base import Backend
-from amphisbaena.geometry import GeometrySpec
+from amphisbaena.geometry import MIN_MASS, GeometrySpec
 from amphisbaena.runtime.assignment import CandidateGraph
 
 ARM_BATCH = 2048
@@ -160,6 +161,63 @@ def _feed(by_row: _BestPerItem, by_col: _BestPerItem, rows, cols, scores, row_fl
     by_col.add(cols[for_cols], rows[for_cols], scores[for_cols])
 
 
+BOUND_TILE = 512  # columns (row pass) or rows (column pass) per bound tile, sorted by torque
+
+
+@dataclass(frozen=True)
+class _Balance:
+    """Per-half keys of the centre-of-mass rule, so that for a left i and a right j
+
+        penalty(i, j) >= com_weight * (relu(a_j - b_i) + relu(c_i - d_j)) / (m_i + m_j)
+
+    per axis (columns, rows): the joined centre of mass lies above 14.5 exactly when
+    a_j > b_i, below 13.5 exactly when c_i > d_j. Sorting halves by their torque
+    about the centre makes these keys narrow within a tile, so a whole tile's
+    bound can be lowered at once by its least possible penalty.
+    """
+
+    mass: np.ndarray
+    above: np.ndarray  # (N, 2): a (right) or b (left), for columns and rows
+    below: np.ndarray  # (N, 2): d (right) or c (left)
+    torque: np.ndarray  # column moment about the centre line: the sort key
+
+    @classmethod
+    def of(cls, geometry: np.ndarray, side: str) -> _Balance:
+        mass = geometry[:, 0].astype(np.float64)
+        moments = geometry[:, [2, 1]].astype(np.float64)  # column moment, row moment
+        if side == "left":
+            above, below = 14.5 * mass[:, None] - moments, 13.5 * mass[:, None] - moments
+        else:
+            above, below = moments - 14.5 * mass[:, None], moments - 13.5 * mass[:, None]
+        return cls(mass, above, below, moments[:, 0] - 14.0 * mass)
+
+    def take(self, items: np.ndarray) -> _Balance:
+        return _Balance(self.mass[items], self.above[items], self.below[items], self.torque[items])
+
+
+def _tile_penalty_floor(left: _Balance, right: _Balance, com_weight: float) -> np.ndarray:
+    """Least penalty between each single half on one side and a whole tile on the other: LEFT and
+    RIGHT hold per-item keys for one side and per-tile extremes (mins/maxes) for the other."""
+    excess = np.maximum(right.above[None, :, :] - left.above[:, None, :], 0) + np.maximum(left.below[:, None, :] - right.below[None, :, :], 0)
+    mass = np.maximum(left.mass[:, None] + right.mass[None, :], MIN_MASS)
+    return com_weight * excess.sum(axis=2) / mass
+
+
+def _tiles_of(balance: _Balance, order: np.ndarray, side: str) -> tuple[list[np.ndarray], _Balance]:
+    """Split ORDER into BOUND_TILE-sized tiles and summarise each by the extremes that make the
+    tile penalty floor smallest (a valid floor for every member)."""
+    tiles = [order[i : i + BOUND_TILE] for i in range(0, len(order), BOUND_TILE)]
+    pick_above = np.min if side == "right" else np.max
+    pick_below = np.max if side == "right" else np.min
+    summary = _Balance(
+        np.array([balance.mass[t].max() for t in tiles]),
+        np.array([pick_above(balance.above[t], axis=0) for t in tiles]).reshape(len(tiles), 2),
+        np.array([pick_below(balance.below[t], axis=0) for t in tiles]).reshape(len(tiles), 2),
+        np.zeros(len(tiles)),
+    )
+    return tiles, summary
+
+
 def _stream_bounded(
     backend: Backend,
     left_features: np.ndarray,
@@ -171,12 +229,13 @@ def _stream_bounded(
     """The same top-k, scoring exactly only what could matter.
 
     exact = bound - penalty with penalty >= 0, so an entry whose bound is below
-    its row's current (k+1)-th best exact score can never enter that row's list,
-    and likewise for columns. Two passes over the cheap bound (one matrix product
-    per tile) keep each filter tight: the row pass walks row strips, seeding
-    each strip's floors with one exactly scored tile; the column pass walks
-    column strips and starts from the column lists the row pass already found.
-    The penalty is computed only for the entries that pass a filter.
+    its row's current (k+1)-th best exact score plus the least penalty its tile
+    allows can never enter that row's list, and likewise for columns. Two passes
+    over the cheap bound (one matrix product per tile) keep each filter tight:
+    the row pass walks row strips, seeding each strip's floors with one exactly
+    scored tile; the column pass walks column strips and starts from the column
+    lists the row pass already found. The penalty is computed only for entries
+    that pass a filter.
     """
     n_left, n_right = len(left_features), len(right_features)
     by_row = _BestPerItem(n_left, min(k + 1, n_right))
@@ -186,13 +245,15 @@ def _stream_bounded(
     left_geometry = np.ascontiguousarray(left_features[:, geometry.start :])
     right_geometry = np.ascontiguousarray(right_features[:, geometry.start :])
     unshifted = GeometrySpec(0, geometry.com_weight, geometry.box_weight)
+    left_balance, right_balance = _Balance.of(left_geometry, "left"), _Balance.of(right_geometry, "right")
 
     def exact_where(bound: np.ndarray, keep: np.ndarray, rows: np.ndarray, cols: np.ndarray):
         r, c = np.nonzero(keep)
         return rows[r], cols[c], bound[r, c] - unshifted.penalty(left_geometry[rows[r]], right_geometry[cols[c]])
 
-    seed_cols = min(n_right, max(512, 4 * (k + 1)))
-    all_cols = np.arange(n_right)
+    seed_cols = min(n_right, max(BOUND_TILE, 4 * (k + 1)))
+    rest = seed_cols + np.argsort(right_balance.torque[seed_cols:], kind="stable")
+    col_tiles, col_tile_balance = _tiles_of(right_balance, rest, "right")
     for r0 in range(0, n_left, tile_rows):
         rows = np.arange(r0, min(r0 + tile_rows, n_left))
         left = left_features[rows]
@@ -201,22 +262,24 @@ def _stream_bounded(
         r, c = np.nonzero(seed >= floor[:, None])
         by_row.add(rows[r], c, seed[r, c])
         by_col.add(c, rows[r], seed[r, c])
-        for c0 in range(seed_cols, n_right, tile_cols):
-            cols = all_cols[c0 : c0 + tile_cols]
+        least_penalty = _tile_penalty_floor(left_balance.take(rows), col_tile_balance, geometry.com_weight)
+        for t, cols in enumerate(col_tiles):
             bound = backend.head_bound(left, right_features[cols])
-            rr, cc, scores = exact_where(bound, bound >= by_row.threshold[rows, None], rows, cols)
+            floor = by_row.threshold[rows] + least_penalty[:, t]
+            rr, cc, scores = exact_where(bound, bound >= floor[:, None], rows, cols)
             keep = scores >= by_row.threshold[rr]
             by_row.add(rr[keep], cc[keep], scores[keep])
             by_col.add(cc[keep], rr[keep], scores[keep])
     # Column pass: every pair again, now filtered by its column's floor; pairs already in a
     # column's list are skipped so nothing is counted twice.
-    all_rows = np.arange(n_left)
+    row_tiles, row_tile_balance = _tiles_of(left_balance, np.argsort(left_balance.torque, kind="stable"), "left")
     for c0 in range(0, n_right, tile_rows):
-        cols = all_cols[c0 : c0 + tile_rows]
-        for r0 in range(0, n_left, tile_cols):
-            rows = all_rows[r0 : r0 + tile_cols]
+        cols = np.arange(c0, min(c0 + tile_rows, n_right))
+        least_penalty = _tile_penalty_floor(row_tile_balance, right_balance.take(cols), geometry.com_weight)
+        for t, rows in enumerate(row_tiles):
             bound = backend.head_bound(left_features[rows], right_features[cols])
-            rr, cc, scores = exact_where(bound, bound >= by_col.threshold[None, cols], rows, cols)
+            floor = by_col.threshold[cols] + least_penalty[t]
+            rr, cc, scores = exact_where(bound, bound >= floor[None, :], rows, cols)
             keep = (scores >= by_col.threshold[cc]) & ~by_col.holds(cc, rr)
             by_col.add(cc[keep], rr[keep], scores[keep])
     return _graph_from(by_row, by_col, k, n_right)
