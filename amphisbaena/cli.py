@@ -7,18 +7,18 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import numpy as np
 import typer
 
 from amphisbaena.data import (
     InputError,
+    atomic_group,
     join_halves,
     load_halves,
     load_images_idx,
     load_key,
-    atomic_group,
     load_split,
     make_halves,
     verify_checksums,
@@ -33,8 +33,8 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="MNIST idx files (default: $AMPHISBAENA_DATA, then a cache dir; downloaded if missing)")]
-ModelDir = Annotated[Optional[Path], typer.Option("--model-dir", help="Model directory (default: the shipped MNIST model)")]
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="MNIST idx files (default: $AMPHISBAENA_DATA, then a cache dir; downloaded if missing)")]
+ModelDir = Annotated[Path | None, typer.Option("--model-dir", help="Model directory (default: the shipped MNIST model)")]
 
 
 class _Settings:
@@ -90,8 +90,8 @@ def make_halves_command(
     key: Annotated[Path, typer.Option("--key", help="Answer key npz to write (key right_for_left)")],
     split: Annotated[str, typer.Option(help="MNIST split: test or train")] = "test",
     seed: Annotated[int, typer.Option(help="Shuffle seed")] = 0,
-    images: Annotated[Optional[Path], typer.Option("--images", help="Cut this idx images file instead of a split")] = None,
-    count: Annotated[Optional[int], typer.Option("--count", "-n", help="Use only the first N digits")] = None,
+    images: Annotated[Path | None, typer.Option("--images", help="Cut this idx images file instead of a split")] = None,
+    count: Annotated[int | None, typer.Option("--count", "-n", help="Use only the first N digits")] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Cut digits into left and right halves, shuffle both, write halves and key to separate files."""
@@ -114,13 +114,13 @@ def make_halves_command(
 @one_line_errors
 def restore(
     halves: Annotated[Path, typer.Argument(help="Halves npz with uint8 'left' and 'right' of shape (N, 28, 14)")],
-    out: Annotated[Optional[Path], typer.Option("--out", help="Write right_for_left and restored images here")] = None,
-    key: Annotated[Optional[Path], typer.Option("--key", help="Answer key npz: print the accuracy")] = None,
-    grid: Annotated[Optional[Path], typer.Option("--grid", help="Write a PNG grid of the first restored digits")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write right_for_left and restored images here")] = None,
+    key: Annotated[Path | None, typer.Option("--key", help="Answer key npz: print the accuracy")] = None,
+    grid: Annotated[Path | None, typer.Option("--grid", help="Write a PNG grid of the first restored digits")] = None,
     model_dir: ModelDir = None,
-    threads: Annotated[Optional[int], typer.Option(help="onnxruntime intra-op threads (default: all cores)")] = None,
+    threads: Annotated[int | None, typer.Option(help="onnxruntime intra-op threads (default: all cores)")] = None,
     backend: Annotated[str, typer.Option(help="auto, tensorrt, ort-trt, ort-cuda or ort-cpu")] = "auto",
-    engine_cache: Annotated[Optional[Path], typer.Option("--engine-cache", help="TensorRT engine cache directory")] = None,
+    engine_cache: Annotated[Path | None, typer.Option("--engine-cache", help="TensorRT engine cache directory")] = None,
     assignment: Annotated[str, typer.Option(help="sparse: top-k candidates, proven optimal; dense: full matrix")] = "sparse",
     k: Annotated[int, typer.Option("--k", help="Candidates kept per left and per right (sparse)")] = 16,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary")] = False,
@@ -175,9 +175,9 @@ def restore(
 @one_line_errors
 def train(
     run_dir: Annotated[Path, typer.Option("--run-dir", help="Checkpoints and history; an existing run resumes")] = Path("runs/mnist"),
-    epochs: Annotated[Optional[int], typer.Option(help="Override the recipe's epochs")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Use only the first N training digits (smoke runs)")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Override the recipe's seed")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override the recipe's epochs")] = None,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N training digits (smoke runs)")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the recipe's seed")] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Train the two arms and the head on the MNIST training set (never the test set)."""
@@ -216,16 +216,25 @@ def export(
     run_dir: Annotated[Path, typer.Option("--run-dir", help="Training run to export")] = Path("runs/mnist"),
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Where the ONNX models and manifest go")] = Path("runs/mnist/model"),
     fp16: Annotated[bool, typer.Option("--fp16", help="Also write fp16 ONNX variants (OUT_DIR/fp16) and build fp16 TensorRT engines")] = False,
+    com_weight: Annotated[float | None, typer.Option(help="Restore-time centre-of-mass penalty weight (default: chosen on validation)")] = None,
+    box_weight: Annotated[float | None, typer.Option(help="Restore-time bounding-box penalty weight (default: chosen on validation)")] = None,
     engines: Annotated[bool, typer.Option("--engines/--no-engines", help="Build TensorRT engines where a GPU and tensorrt are present")] = True,
-    engine_cache: Annotated[Optional[Path], typer.Option("--engine-cache", help="TensorRT engine cache (default: a user cache dir)")] = None,
+    engine_cache: Annotated[Path | None, typer.Option("--engine-cache", help="TensorRT engine cache (default: a user cache dir)")] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Export the left arm, right arm and head as ONNX models, check parity with PyTorch, build TensorRT engines."""
     import torch
 
-    from amphisbaena.export.onnx_export import export_onnx, half_precision_copy, parity
+    from amphisbaena.export.onnx_export import (
+        RESTORE_BOX_WEIGHT,
+        RESTORE_COM_WEIGHT,
+        export_onnx,
+        half_precision_copy,
+        parity,
+        with_penalty_weights,
+    )
     from amphisbaena.export.tensorrt_build import EngineUnavailable, build_engines
-    from amphisbaena.train.loop import CHECKPOINT
+    from amphisbaena.train.loop import CHECKPOINT, assignment_accuracy, split_train_val
     from amphisbaena.train.model import Amphisbaena
     from amphisbaena.train.recipe import Recipe
 
@@ -240,13 +249,26 @@ def export(
         model = Amphisbaena(recipe.model)
         model.load_state_dict(state["model"])
         val_accuracy, val_size = float(state["val_accuracy"]), int(state["val_size"])
-    except Exception as exc:  # torch.load raises many types for a file that is not a checkpoint
+    except Exception as exc:  # noqa: BLE001  (torch.load raises many types for a file that is not a checkpoint)
         raise InputError(f"{checkpoint}: not a usable checkpoint ({exc.__class__.__name__})") from None
     images, _ = load_split("train", data_dir, recipe.dataset)
-    left, right, _ = make_halves(images[-512:], seed=1)
+    model = with_penalty_weights(
+        model,
+        RESTORE_COM_WEIGHT if com_weight is None else com_weight,
+        RESTORE_BOX_WEIGHT if box_weight is None else box_weight,
+    )
+    val_images = split_train_val(images, recipe)[1]
+    validation = {
+        "split": "train (held out)",
+        "pool_size": val_size,
+        "assignment_accuracy_training_weights": val_accuracy,
+        "assignment_accuracy": assignment_accuracy(model, val_images),
+    }
+    typer.echo(f"validation assignment accuracy on {val_size} held-out training digits: {validation['assignment_accuracy']:.4f} (training-time weights: {val_accuracy:.4f})")
+    left, right, _ = make_halves(val_images[-512:], seed=1)
     variants = [(out_dir, False)] + ([(out_dir / "fp16", True)] if fp16 else [])
     for directory, half in variants:
-        manifest = export_onnx(model, directory, recipe.to_dict(), val_accuracy, val_size, fp16=half)
+        manifest = export_onnx(model, directory, recipe.to_dict(), validation, fp16=half)
         diffs = parity(half_precision_copy(model) if half else model, directory, left, right)
         typer.echo(f"exported {manifest['precision']} {', '.join(manifest['sha256'])} to {directory}")
         typer.echo("  parity max abs diff vs PyTorch: " + ", ".join(f"{name} {value:.2e}" for name, value in diffs.items()))

@@ -51,27 +51,30 @@ def end_to_end(backend, left, right, key, repeats: int, method: str) -> tuple[di
     return {"stages": stages, "total": total, "accuracy": runs[0].accuracy, "assignment": runs[0].summary()["assignment"]}, runs
 
 
-def eager_baseline(model_dir: Path, left_features: np.ndarray, right_features: np.ndarray) -> dict:
-    """The naive path: eager PyTorch head over all pairs in 250-row chunks (add, square, output layer
-    materialised per pair), then dense linear_sum_assignment on the full matrix."""
+def eager_baseline(model_dir: Path, left_features: np.ndarray, right_features: np.ndarray) -> tuple[dict, np.ndarray]:
+    """The naive path: eager PyTorch head over all pairs in 250-row chunks, written literally (add the
+    per-half projections, square, output layer, geometry penalty, all materialised per pair), then
+    dense linear_sum_assignment on the full matrix."""
     import onnx
     import torch
     from onnx import numpy_helper
     from scipy.optimize import linear_sum_assignment
 
-    manifest = load_model_files(model_dir).manifest
-    weights = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(model_dir / "head.onnx")).graph.initializer}
-    out = torch.from_numpy(next(w for w in weights.values() if w.shape == (manifest["head_hidden"],)).copy())
-    scale = float(np.exp(next(w for w in weights.values() if w.shape == ())))
-    e = manifest["embedding"]
+    from amphisbaena.geometry import geometry_penalty
+
+    model = load_model_files(model_dir)
+    weights = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in onnx.load(str(model.path("head"))).graph.initializer}
+    scale, out = weights["head.log_scale"].exp(), weights["head.out"]
+    e, g = model.manifest["embedding"], model.geometry.start
     fl, fr = torch.from_numpy(left_features), torch.from_numpy(right_features)
     started = time.perf_counter()
     chunks = []
     with torch.no_grad():
         for i in range(0, len(fl), 250):
             rows = fl[i : i + 250]
-            hidden = rows[:, None, e:] + fr[None, :, e:]
-            chunks.append((scale * rows[:, :e] @ fr[:, :e].T + (hidden * hidden) @ out).numpy())
+            hidden = rows[:, None, e:g] + fr[None, :, e:g]
+            penalty = geometry_penalty(rows[:, None, g:], fr[None, :, g:], model.geometry.com_weight, model.geometry.box_weight)
+            chunks.append((scale * rows[:, :e] @ fr[:, :e].T + (hidden * hidden) @ out - penalty).numpy())
     scores = np.concatenate(chunks)
     head_seconds = time.perf_counter() - started
     rows, cols = linear_sum_assignment(scores, maximize=True)
@@ -130,7 +133,8 @@ def plot(points: list[dict], path: Path) -> None:
     counts = [p["count"] for p in points]
     fig, (ax_time, ax_rss) = plt.subplots(1, 2, figsize=(10, 4))
     ax_time.loglog(counts, [p["total_seconds"]["median"] for p in points], "o-", label="restore (median)")
-    ax_time.loglog(counts, [p["total_seconds"]["median"] * 0 + points[0]["total_seconds"]["median"] * (c / counts[0]) ** 2 for c in counts], ":", label="N² from the first point")
+    first = points[0]["total_seconds"]["median"]
+    ax_time.loglog(counts, [first * (c / counts[0]) ** 2 for c in counts], ":", label="N² from the first point")
     ax_time.set_xlabel("halves per side (N)")
     ax_time.set_ylabel("seconds, end to end")
     ax_time.legend()

@@ -65,7 +65,13 @@ halves_case("missing file", lambda tmp: tmp / "nothing.npz")
 halves_case("directory", lambda tmp: tmp)
 raw_halves("empty file", b"")
 raw_halves("text", b"left,right\n1,2\n")
-raw_halves("npy not npz", (lambda b: (np.save(b, GOOD), b.getvalue())[1])(io.BytesIO()))
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+raw_halves("npy not npz", npy_bytes(GOOD))
 raw_halves("gzipped npz", gzip.compress(npz_bytes(left=GOOD, right=GOOD)))
 for seed in range(15):
     raw_halves(f"random bytes {seed}", np.random.default_rng(seed).integers(0, 256, 64 + 97 * seed, dtype=np.uint8).tobytes())
@@ -146,7 +152,7 @@ key_case("2-d", npz_bytes(right_for_left=np.arange(N)[None]))
 key_case("object", npz_bytes(right_for_left=np.array([1] * N, dtype=object)))
 key_case("empty", npz_bytes(right_for_left=np.arange(0)))
 key_case("truncated", npz_bytes(right_for_left=np.arange(N))[:60])
-key_case("npy", (lambda b: (np.save(b, np.arange(N)), b.getvalue())[1])(io.BytesIO()))
+key_case("npy", npy_bytes(np.arange(N)))
 
 
 # --- options of restore

@@ -86,10 +86,10 @@ def test_stream_candidates_are_the_true_top_k() -> None:
     graph = scoring.stream_candidates(backend, fl, fr, k=5, tile_rows=40, tile_cols=64)
     edges = set(zip(graph.rows.tolist(), graph.cols.tolist()))
     for i in range(257):
-        assert set((i, j) for j in np.argsort(-full[i])[:5]) <= edges
+        assert {(i, j) for j in np.argsort(-full[i])[:5]} <= edges
         assert graph.row_bound[i] == pytest.approx(np.sort(full[i])[-6])
     for j in range(257):
-        assert set((i, j) for i in np.argsort(-full[:, j])[:5]) <= edges
+        assert {(i, j) for i in np.argsort(-full[:, j])[:5]} <= edges
         assert graph.col_bound[j] == pytest.approx(np.sort(full[:, j])[-6])
     np.testing.assert_allclose(graph.scores, full[graph.rows, graph.cols], rtol=1e-6)
 

@@ -11,14 +11,14 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="training needs the [train] extra (torch)")
 
-from amphisbaena.data import make_halves  # noqa: E402
-from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
-from amphisbaena.export.manifest import MODEL_FILES, load_model_files  # noqa: E402
-from amphisbaena.export.onnx_export import export_onnx, parity  # noqa: E402
-from amphisbaena.runtime.restore import restore  # noqa: E402
-from amphisbaena.train.loop import HISTORY, train  # noqa: E402
-from amphisbaena.train.model import ModelConfig  # noqa: E402
-from amphisbaena.train.recipe import Recipe  # noqa: E402
+from amphisbaena.data import make_halves
+from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
+from amphisbaena.export.manifest import MODEL_FILES, load_model_files
+from amphisbaena.export.onnx_export import export_onnx, parity
+from amphisbaena.runtime.restore import restore
+from amphisbaena.train.loop import HISTORY, train
+from amphisbaena.train.model import ModelConfig
+from amphisbaena.train.recipe import Recipe
 
 SMALL = ModelConfig(hidden=256, depth=2, embedding=32, head_hidden=8)
 
@@ -52,7 +52,7 @@ def test_training_resumes_and_is_reproducible(trained, mnist_dir: Path, tmp_path
 
 def test_export_checks_and_matches_pytorch(trained, test_digits: np.ndarray, tmp_path: Path) -> None:
     _, recipe, result = trained
-    manifest = export_onnx(result.model, tmp_path, recipe.to_dict(), result.val_accuracy, result.val_size)
+    manifest = export_onnx(result.model, tmp_path, recipe.to_dict(), {"assignment_accuracy": result.val_accuracy})
     for name in MODEL_FILES.values():
         onnx.checker.check_model(onnx.load(str(tmp_path / name)), full_check=True)
     assert manifest["feature_size"] == SMALL.feature_size
@@ -80,8 +80,38 @@ def test_tampered_model_is_refused(trained, tmp_path: Path) -> None:
     from amphisbaena.data import InputError
 
     _, recipe, result = trained
-    export_onnx(result.model, tmp_path, recipe.to_dict(), result.val_accuracy, result.val_size)
+    export_onnx(result.model, tmp_path, recipe.to_dict(), {"assignment_accuracy": result.val_accuracy})
     with open(tmp_path / "head.onnx", "ab") as handle:
         handle.write(b"\x00")
     with pytest.raises(InputError, match="sha256"):
         load_model_files(tmp_path)
+
+
+def test_cli_export_fp16_without_gpu_writes_onnx_and_explains(trained, tmp_path: Path, mnist_dir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from amphisbaena.cli import app
+    from amphisbaena.export.tensorrt_build import EngineUnavailable, tensorrt_device
+
+    try:
+        tensorrt_device()
+    except EngineUnavailable:
+        pass
+    else:
+        pytest.skip("a GPU with tensorrt is present: engines are built instead")
+    run_dir, _, _ = trained
+    result = CliRunner().invoke(app, ["export", "--run-dir", str(run_dir), "--out-dir", str(tmp_path / "model"), "--fp16", "--data-dir", str(mnist_dir)])
+    assert result.exit_code == 0, result.output
+    assert "no TensorRT engine built: tensorrt cannot be imported" in result.stdout
+    fp32, fp16 = load_model_files(tmp_path / "model"), load_model_files(tmp_path / "model" / "fp16")
+    assert (fp32.manifest["precision"], fp16.manifest["precision"]) == ("fp32", "fp16")
+    assert fp16.path("left").stat().st_size < 0.6 * fp32.path("left").stat().st_size
+    types = {init.data_type for init in onnx.load(str(fp16.path("left"))).graph.initializer}
+    assert onnx.TensorProto.FLOAT16 in types
+    # The geometry stays in fp32 and the fp16 arms still pair like the fp32 ones.
+    halves = np.random.default_rng(0).integers(0, 256, (64, 28, 14), dtype=np.uint8)
+    a = OnnxRuntimeBackend(fp32).arm("left", halves)
+    b = OnnxRuntimeBackend(fp16).arm("left", halves)
+    g = fp32.geometry.start
+    np.testing.assert_array_equal(a[:, g:], b[:, g:])
+    assert np.abs(a - b).max() < 0.05

@@ -47,7 +47,7 @@ class OnnxRuntimeBackend:
     def _session(model: ModelFiles, graph: str, options: ort.SessionOptions, providers: list[str]) -> ort.InferenceSession:
         try:
             return ort.InferenceSession(str(model.path(graph)), options, providers=providers)
-        except Exception as exc:  # onnxruntime raises its own exception types for unreadable graphs
+        except Exception as exc:  # noqa: BLE001  (onnxruntime raises its own types for unreadable graphs)
             raise InputError(f"{model.path(graph)}: onnxruntime cannot load it ({str(exc).splitlines()[0][:200]})") from None
 
     def arm(self, side: str, halves: np.ndarray) -> np.ndarray:

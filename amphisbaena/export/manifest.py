@@ -59,8 +59,8 @@ def load_model_files(directory: Path | None = None, verify: bool = True) -> Mode
     try:
         manifest = json.loads(manifest_path.read_text())
         expected = manifest["sha256"]
-        int(manifest["feature_size"])
-        ModelFiles(directory, manifest).geometry
+        model = ModelFiles(directory, manifest)
+        model.feature_size, model.geometry  # noqa: B018  (raise now if the manifest lacks them)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{manifest_path}: unreadable manifest ({exc.__class__.__name__}: {exc})") from None
     for name in MODEL_FILES.values():
@@ -71,4 +71,4 @@ def load_model_files(directory: Path | None = None, verify: bool = True) -> Mode
             raise InputError(f"{manifest_path}: no sha256 recorded for {name}")
         if verify and sha256_of(path) != expected[name]:
             raise InputError(f"{path}: sha256 does not match {MANIFEST}; the model files were modified")
-    return ModelFiles(directory, manifest)
+    return model

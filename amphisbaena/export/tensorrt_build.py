@@ -68,7 +68,7 @@ def tensorrt_device() -> tuple[object, Device]:
     """(tensorrt module, the GPU it would build for), or EngineUnavailable with the reason."""
     try:
         import tensorrt as trt
-    except Exception as exc:  # missing package, or bindings without libnvinfer
+    except Exception as exc:  # noqa: BLE001  (missing package, or bindings without libnvinfer)
         raise EngineUnavailable(f"tensorrt cannot be imported ({exc.__class__.__name__}: {str(exc).splitlines()[0][:120]})") from None
     try:
         import pycuda.driver as cuda
@@ -80,7 +80,7 @@ def tensorrt_device() -> tuple[object, Device]:
         major, minor = gpu.compute_capability()
     except EngineUnavailable:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (pycuda missing, no driver, no device)
         raise EngineUnavailable(f"no usable CUDA GPU through pycuda ({exc.__class__.__name__}: {str(exc).splitlines()[0][:120]})") from None
     return trt, Device(trt.__version__, gpu.name(), f"{major}.{minor}")
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 
 
-
 def digit_grid(images: np.ndarray, columns: int = 20, gap: int = 2) -> np.ndarray:
     """Tile (N, 28, 28) uint8 digits into one image; the cut line is marked by nothing but the digit."""
     count = len(images)

@@ -70,7 +70,7 @@ class RestoreResult:
         order = np.argsort(-self.confidence, kind="stable")
         rows = []
         for coverage in coverages:
-            kept = order[: max(1, int(round(coverage * self.count)))]
+            kept = order[: max(1, round(coverage * self.count))]
             rows.append({"coverage": coverage, "accuracy": float(self.correct[kept].mean()), "min_margin": float(self.confidence[kept[-1]])})
         return rows
 
@@ -169,9 +169,10 @@ def assign_sparse(
 def available_memory_bytes() -> int:
     """MemAvailable from /proc/meminfo, else total physical memory."""
     try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
     except OSError:
         pass
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
