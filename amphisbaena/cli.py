@@ -178,6 +178,8 @@ def train(
     epochs: Annotated[int | None, typer.Option(help="Override the recipe's epochs")] = None,
     limit: Annotated[int | None, typer.Option(help="Use only the first N training digits (smoke runs)")] = None,
     seed: Annotated[int | None, typer.Option(help="Override the recipe's seed")] = None,
+    init_from: Annotated[Path | None, typer.Option("--init-from", help="Start from this checkpoint's weights")] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="Override the recipe's peak learning rate")] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Train the two arms and the head on the MNIST training set (never the test set)."""
@@ -193,7 +195,11 @@ def train(
     if run_dir.exists() and not run_dir.is_dir():
         raise InputError(f"{run_dir}: --run-dir exists and is not a directory")
     recipe = Recipe()
-    for name, value in (("epochs", epochs), ("limit", limit), ("seed", seed)):
+    if init_from is not None and not init_from.is_file():
+        raise InputError(f"{init_from}: --init-from checkpoint does not exist")
+    overrides = {"epochs": epochs, "limit": limit, "seed": seed, "learning_rate": learning_rate}
+    overrides["init_from"] = str(init_from) if init_from is not None else None
+    for name, value in overrides.items():
         if value is not None:
             setattr(recipe, name, value)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

@@ -104,24 +104,23 @@ def random_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
-def augment(images: np.ndarray, recipe: Recipe, generator: torch.Generator) -> torch.Tensor:
-    """Random small affine warps of whole digits before cutting, so both halves move together
-    and the seam stays consistent; returns float pixels in 0..255."""
-    x = torch.from_numpy(images).float()[:, None]
-    if recipe.rotate == 0 and recipe.scale == 0 and recipe.shift == 0:
-        return x[:, 0]
-    n = len(images)
+def augment(images: np.ndarray, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Shift whole digits by whole pixels (both axes) before cutting, so both halves move together
+    and the new seam is still a true seam; returns float pixels in 0..255.
 
-    def uniform(low: float, high: float) -> torch.Tensor:
-        return low + (high - low) * torch.rand(n, generator=generator)
-
-    angle = torch.deg2rad(uniform(-recipe.rotate, recipe.rotate))
-    scale = 1 + uniform(-recipe.scale, recipe.scale)
-    shift = uniform(-recipe.shift, recipe.shift) * 2 / 28
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos, -sin, torch.zeros(n)], 1), torch.stack([sin, cos, shift], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0]
+    Only the learned path sees the shifted digit: the geometry features, whose rules
+    (centre of mass at 14 +- 0.5) a shift would break, come from the unshifted digit.
+    """
+    x = torch.from_numpy(images).float()
+    if max_shift == 0:
+        return x
+    shifts = torch.randint(-max_shift, max_shift + 1, (len(images), 2), generator=generator)
+    out = torch.empty_like(x)
+    for dy in range(-max_shift, max_shift + 1):
+        for dx in range(-max_shift, max_shift + 1):
+            chosen = (shifts[:, 0] == dy) & (shifts[:, 1] == dx)
+            out[chosen] = torch.roll(x[chosen], (dy, dx), dims=(1, 2))
+    return out
 
 
 def contrastive_loss(scores: torch.Tensor) -> torch.Tensor:
@@ -161,6 +160,8 @@ def train(
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, val_accuracy = state["epoch"], state["val_accuracy"]
+    elif recipe.init_from is not None:
+        model.load_state_dict(torch.load(recipe.init_from, weights_only=True)["model"])
 
     for epoch in range(start_epoch, recipe.epochs):
         rng = np.random.default_rng([recipe.seed, epoch])
@@ -175,8 +176,13 @@ def train(
         for step, batch in enumerate(batches):
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(recipe, epoch + step / len(batches))
-            digits = augment(train_images[batch], recipe, generator)
-            loss = contrastive_loss(model(digits[:, :, :HALF_WIDTH], digits[:, :, HALF_WIDTH:]))
+            clean = torch.from_numpy(train_images[batch]).float()
+            shifted = augment(train_images[batch], recipe.shift, generator)
+            scores = model(
+                shifted[:, :, :HALF_WIDTH], shifted[:, :, HALF_WIDTH:],
+                geometry_from=(clean[:, :, :HALF_WIDTH], clean[:, :, HALF_WIDTH:]),
+            )
+            loss = contrastive_loss(scores)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -63,7 +63,7 @@ class ModelConfig:
     depth: int = 4
     embedding: int = 128
     head_hidden: int = 64
-    dropout: float = 0.1
+    dropout: float = 0.2
     com_weight: float = 50.0  # penalty per pixel the joined digit's centre of mass lies outside 14 +- 0.5
     box_weight: float = 10.0  # penalty per pixel the joined digit's larger side differs from 20
 
@@ -102,10 +102,12 @@ class Arm(nn.Module):
         self.embed = nn.Linear(config.hidden, config.embedding)
         self.project = nn.Linear(config.hidden, config.head_hidden, bias=fold_bias)
 
-    def forward(self, halves: torch.Tensor) -> torch.Tensor:
+    def forward(self, halves: torch.Tensor, geometry_from: torch.Tensor | None = None) -> torch.Tensor:
         """uint8 or float halves (B, 28, 14) in 0..255 -> features (B, feature_size):
-        the embedding, the head's hidden share, then the exact geometry."""
+        the embedding, the head's hidden share, then the exact geometry (of GEOMETRY_FROM
+        where given: training augments the learned path only)."""
         pixels = halves.float() / 255.0
+        geometry_pixels = pixels if geometry_from is None else geometry_from.float() / 255.0
         # The trunk runs in its weights' dtype (fp16 for `export --fp16`); geometry always in fp32.
         x = pixels.reshape(halves.shape[0], PIXELS).to(self.stem.weight.dtype)
         h = self.stem(x)
@@ -113,7 +115,7 @@ class Arm(nn.Module):
             h = h + block(h)
         h = self.norm(h)
         g = F.normalize(self.embed(h).float(), dim=1)
-        return torch.cat([g, self.project(h).float(), geometry(pixels, self.column_offset)], dim=1)
+        return torch.cat([g, self.project(h).float(), geometry(geometry_pixels, self.column_offset)], dim=1)
 
 
 class PairHead(nn.Module):
@@ -195,5 +197,8 @@ class Amphisbaena(nn.Module):
         self.right_arm = Arm(config, side="right")
         self.head = PairHead(config)
 
-    def forward(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-        return self.head(self.left_arm(left), self.right_arm(right))[0]
+    def forward(
+        self, left: torch.Tensor, right: torch.Tensor, geometry_from: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        left_geometry, right_geometry = geometry_from if geometry_from is not None else (None, None)
+        return self.head(self.left_arm(left, left_geometry), self.right_arm(right, right_geometry))[0]

@@ -13,7 +13,7 @@ class Recipe:
 
     dataset: str = "mnist"
     seed: int = 0
-    epochs: int = 50
+    epochs: int = 32
     batch_size: int = 1024
     learning_rate: float = 1e-3
     weight_decay: float = 0.05
@@ -22,9 +22,8 @@ class Recipe:
     limit: int | None = None  # use only the first LIMIT training digits (smoke runs)
     hard_start_epoch: int = 1  # from this epoch on, batches group digits the model confuses
     hard_group: int = 16  # confusable digits placed together per anchor
-    rotate: float = 0.0  # augmentation of whole digits before cutting: max rotation (degrees),
-    scale: float = 0.0  # max relative scale change,
-    shift: float = 0.0  # max vertical shift (pixels)
+    shift: int = 1  # whole-pixel shifts of whole digits before cutting, seen by the learned path only
+    init_from: str | None = None  # start from this checkpoint's weights (a second, shorter cycle)
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def to_dict(self) -> dict:
