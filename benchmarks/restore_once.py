@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +17,14 @@ from amphisbaena.data import join_halves, load_halves, load_split, make_halves, 
 from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
 from amphisbaena.export.manifest import load_model_files
 from amphisbaena.runtime.restore import restore
+
+
+def peak_rss_mb() -> float:
+    """VmHWM: this process's own high-water mark (ru_maxrss would include the parent's before exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def main() -> None:
@@ -34,7 +41,7 @@ def main() -> None:
         halves_path = Path(tmp) / "halves.npz"
         save_npz(halves_path, left=left, right=right)
         backend = OnnxRuntimeBackend(load_model_files(), threads=args.threads)
-        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        rss_before = peak_rss_mb()
         started = time.perf_counter()
         left, right = load_halves(halves_path)
         loaded = time.perf_counter()
@@ -52,8 +59,8 @@ def main() -> None:
                 "accuracy": result.accuracy,
                 "seconds": seconds,
                 "total_seconds": finished - started,
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                "rss_before_restore_mb": rss_before / 1024,
+                "peak_rss_mb": peak_rss_mb(),
+                "rss_before_restore_mb": rss_before,
                 "assignment": result.summary()["assignment"],
                 "right_for_left_sha": __import__("hashlib").sha256(np.ascontiguousarray(result.right_for_left).tobytes()).hexdigest()[:16],
             }

@@ -63,7 +63,7 @@ class ModelConfig:
     depth: int = 4
     embedding: int = 128
     head_hidden: int = 64
-    dropout: float = 0.2
+    dropout: float = 0.1
     com_weight: float = 50.0  # penalty per pixel the joined digit's centre of mass lies outside 14 +- 0.5
     box_weight: float = 10.0  # penalty per pixel the joined digit's larger side differs from 20
 
