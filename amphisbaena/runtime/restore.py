@@ -142,9 +142,13 @@ def assign_sparse(
         suspects = rows_needing_rescore(graph, solution)
         watch.lap("assignment")
         if len(suspects):
-            exact = score_rows(backend, left_features, right_features, suspects)
+            added = 0
+            for start in range(0, len(suspects), TILE_ROWS):  # a strip at a time: memory stays O(TILE_ROWS * N)
+                chunk = suspects[start : start + TILE_ROWS]
+                exact = score_rows(backend, left_features, right_features, chunk)
+                graph, gained = graph.absorb_rows(chunk, exact, solution)
+                added += gained
             watch.lap("head")
-            graph, added = graph.absorb_rows(suspects, exact, solution)
             report.rescored_rows += len(suspects)
             report.added_edges += added
             if added:
