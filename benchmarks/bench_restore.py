@@ -106,9 +106,15 @@ def scaling(counts: list[int], repeats: int) -> list[dict]:
         for _ in range(repeats if count <= 10_000 else 1):
             done = subprocess.run(
                 [sys.executable, str(HERE / "restore_once.py"), "--count", str(count), "--split", split],
-                capture_output=True, text=True, check=True,
+                capture_output=True, text=True, check=False,
             )
+            if done.returncode != 0:
+                print(f"  N={count}: failed with exit code {done.returncode}", flush=True)
+                break
             runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        if not runs:
+            points.append({"count": count, "split": split, "failed": f"exit code {done.returncode}"})
+            continue
         points.append(
             {
                 "count": count,
@@ -130,6 +136,7 @@ def plot(points: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    points = [p for p in points if "failed" not in p]
     counts = [p["count"] for p in points]
     fig, (ax_time, ax_rss) = plt.subplots(1, 2, figsize=(10, 4))
     ax_time.loglog(counts, [p["total_seconds"]["median"] for p in points], "o-", label="restore (median)")
@@ -181,6 +188,9 @@ def markdown(report: dict) -> str:
     if "scaling" in report:
         lines += ["", "## Scaling (fresh process per point)", "", "| N | split | seconds (median) | peak RSS MB | accuracy |", "| --- | --- | --- | --- | --- |"]
         for p in report["scaling"]:
+            if "failed" in p:
+                lines.append(f"| {p['count']:,} | {p['split']} | failed ({p['failed']}) | | |")
+                continue
             lines.append(f"| {p['count']:,} | {p['split']} | {p['total_seconds']['median']:.2f} | {p['peak_rss_mb']:.0f} | {p['accuracy']:.4f} |")
         lines += ["", "![scaling](scaling.png)"]
     return "\n".join(lines) + "\n"
