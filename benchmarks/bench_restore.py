@@ -17,16 +17,17 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from amphisbaena.data import load_split, make_halves
+from amphisbaena.data import load_halves, load_split, make_halves, save_npz
 from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
 from amphisbaena.export.manifest import load_model_files
 from amphisbaena.runtime.restore import restore
-from amphisbaena.runtime.scoring import arm_features
+from amphisbaena.runtime.scoring import arm_features, score_strips
 
 HERE = Path(__file__).resolve().parent
 
@@ -216,10 +217,6 @@ def main() -> None:
         "threads": os.cpu_count(),
     }
 
-    import tempfile
-
-    from amphisbaena.data import load_halves, save_npz
-
     with tempfile.TemporaryDirectory() as tmp:
         save_npz(Path(tmp) / "h.npz", left=left, right=right)
         loads = []
@@ -233,8 +230,6 @@ def main() -> None:
     report["end_to_end_10k"], sparse_runs = end_to_end(backend, left, right, key, args.repeats, "sparse")
     fl, fr = arm_features(backend, "left", left), arm_features(backend, "right", right)
     head_calls = []
-    from amphisbaena.runtime.scoring import score_strips
-
     for _ in range(args.repeats):
         t = time.perf_counter()
         for _ in score_strips(backend, fl, fr):
