@@ -15,6 +15,8 @@ import typer
 from amphisbaena.data import (
     InputError,
     atomic_group,
+    atomic_path,
+    drop_partners,
     join_halves,
     load_halves,
     load_images_idx,
@@ -33,6 +35,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+Dataset = Annotated[str, typer.Option("--dataset", help="mnist or fashion-mnist")]
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="MNIST idx files (default: $AMPHISBAENA_DATA, then a cache dir; downloaded if missing)")]
 ModelDir = Annotated[Path | None, typer.Option("--model-dir", help="Model directory (default: the shipped MNIST model)")]
 
@@ -78,6 +81,14 @@ def one_line_errors(command: Callable) -> Callable:
     return wrapper
 
 
+def _check_dataset(dataset: str) -> str:
+    from amphisbaena.data import DATASETS
+
+    if dataset not in DATASETS:
+        raise InputError(f"--dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
+    return dataset
+
+
 def _require_parent(path: Path) -> None:
     if not path.parent.is_dir():
         raise InputError(f"{path}: directory {path.parent} does not exist")
@@ -92,22 +103,32 @@ def make_halves_command(
     seed: Annotated[int, typer.Option(help="Shuffle seed")] = 0,
     images: Annotated[Path | None, typer.Option("--images", help="Cut this idx images file instead of a split")] = None,
     count: Annotated[int | None, typer.Option("--count", "-n", help="Use only the first N digits")] = None,
+    drop_left: Annotated[float, typer.Option(help="Remove this fraction of the lefts (their rights then have no partner)")] = 0.0,
+    drop_right: Annotated[float, typer.Option(help="Remove this fraction of the rights (their lefts then have no partner; key -1)")] = 0.0,
+    dataset: Dataset = "mnist",
     data_dir: DataDir = None,
 ) -> None:
     """Cut digits into left and right halves, shuffle both, write halves and key to separate files."""
+    _check_dataset(dataset)
     _require_parent(output)
     _require_parent(key)
     if output.resolve() == key.resolve():
         raise InputError(f"{output}: the halves and the key must be different files")
     if count is not None and count < 1:
         raise InputError(f"--count must be at least 1, got {count}")
-    digits = load_images_idx(images) if images is not None else load_split(split, data_dir)[0]
+    for name, fraction in (("--drop-left", drop_left), ("--drop-right", drop_right)):
+        if not 0.0 <= fraction < 1.0:
+            raise InputError(f"{name} must lie in [0, 1), got {fraction}")
+    digits = load_images_idx(images) if images is not None else load_split(split, data_dir, dataset)[0]
     digits = digits[:count] if count is not None else digits
     left, right, right_for_left = make_halves(digits, seed)
+    if drop_left or drop_right:
+        left, right, right_for_left = drop_partners(left, right, right_for_left, drop_left, drop_right, seed)
     with atomic_group(output, key) as (halves_tmp, key_tmp):
         write_npz(halves_tmp, left=left, right=right)
         write_npz(key_tmp, right_for_left=right_for_left)
-    typer.echo(f"wrote {len(left)} shuffled halves to {output} and the key to {key}")
+    counts = f"{len(left)}" if len(left) == len(right) else f"{len(left)} left and {len(right)} right"
+    typer.echo(f"wrote {counts} shuffled halves to {output} and the key to {key}")
 
 
 @app.command()
@@ -117,6 +138,7 @@ def restore(
     out: Annotated[Path | None, typer.Option("--out", help="Write right_for_left and restored images here")] = None,
     key: Annotated[Path | None, typer.Option("--key", help="Answer key npz: print the accuracy")] = None,
     grid: Annotated[Path | None, typer.Option("--grid", help="Write a PNG grid of the first restored digits")] = None,
+    report_png: Annotated[Path | None, typer.Option("--report", help="Write a visual report (PNG; needs matplotlib)")] = None,
     model_dir: ModelDir = None,
     threads: Annotated[int | None, typer.Option(help="onnxruntime intra-op threads (default: all cores)")] = None,
     backend: Annotated[str, typer.Option(help="auto, tensorrt, ort-trt, ort-cuda or ort-cpu")] = "auto",
@@ -124,10 +146,13 @@ def restore(
     assignment: Annotated[str, typer.Option(help="sparse: top-k candidates, proven optimal; dense: full matrix")] = "sparse",
     k: Annotated[int, typer.Option("--k", help="Candidates kept per left and per right (sparse)")] = 16,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary")] = False,
+    dataset: Annotated[str, typer.Option("--dataset", help="Which shipped model: mnist or fashion-mnist (ignored with --model-dir)")] = "mnist",
+    allow_unmatched: Annotated[bool, typer.Option("--allow-unmatched", help="Halves may lack a partner and the counts may differ")] = False,
+    no_partner_score: Annotated[float | None, typer.Option(help="With --allow-unmatched: make no pair scoring below this (default: the model's calibrated value)")] = None,
 ) -> None:
     """Pair every left half with its right half using the model and a global assignment."""
     from amphisbaena.engines.select import CHOICES, create_backend
-    from amphisbaena.export.manifest import load_model_files
+    from amphisbaena.export.manifest import load_model_files, shipped_model_dir
     from amphisbaena.runtime.png import digit_grid, write_png
     from amphisbaena.runtime.restore import restore as run_restore
 
@@ -137,23 +162,37 @@ def restore(
         raise InputError(f"--assignment must be 'sparse' or 'dense', got {assignment!r}")
     if k < 1:
         raise InputError(f"--k must be at least 1, got {k}")
-    for target in (out, grid):
+    for target in (out, grid, report_png):
         if target is not None:
             _require_parent(target)
-    left, right = load_halves(halves)
-    answer = load_key(key, len(left)) if key is not None else None
-    model = load_model_files(model_dir)
+    if allow_unmatched and report_png is not None:
+        raise InputError("--report is for one-to-one restores; drop it or --allow-unmatched")
+    left, right = load_halves(halves, allow_unequal=allow_unmatched)
+    model = load_model_files(model_dir if model_dir is not None else shipped_model_dir(_check_dataset(dataset)))
     skipped: list[str] = []
+    if allow_unmatched:
+        answer = load_key(key, len(left), partners=len(right)) if key is not None else None
+        threshold = no_partner_score if no_partner_score is not None else model.no_partner_score
+        if threshold is None:
+            raise InputError(f"{model.directory}: the model has no calibrated no-partner score; pass --no-partner-score")
+        runner = create_backend(backend, model, threads, engine_cache, notify=skipped.append)
+        _restore_partial(runner, left, right, answer, threshold, k, out, grid, as_json, skipped)
+        return
+    answer = load_key(key, len(left)) if key is not None else None
     runner = create_backend(backend, model, threads, engine_cache, notify=skipped.append)
     result = run_restore(runner, left, right, answer, method=assignment, k=k)
     restored = join_halves(left, right, result.right_for_left)
-    targets = [target for target in (out, grid) if target is not None]
+    targets = [target for target in (out, grid, report_png) if target is not None]
     with atomic_group(*targets) as temporaries:
         written = dict(zip(targets, temporaries))
         if out is not None:
             write_npz(written[out], right_for_left=result.right_for_left, images=restored, confidence=result.confidence.astype(np.float32))
         if grid is not None:
             write_png(written[grid], digit_grid(restored[:200]))
+        if report_png is not None:
+            from amphisbaena.runtime.report import write_report
+
+            write_report(written[report_png], runner, left, right, result, answer)
     if as_json:
         typer.echo(json.dumps({**result.summary(), "backend_fallbacks": skipped}, indent=2))
         return
@@ -171,6 +210,101 @@ def restore(
         typer.echo("accuracy of the most confident: " + ", ".join(f"{row['coverage']:.0%} {row['accuracy']:.4f}" for row in result.accuracy_by_coverage()))
 
 
+def _parse_items(items: str | None, count: int) -> np.ndarray:
+    if items is None:
+        return np.arange(count)
+    try:
+        chosen = np.array([int(part) for part in items.split(",") if part.strip()], dtype=np.int64)
+    except ValueError:
+        raise InputError(f"--items must be comma-separated integers, got {items!r}") from None
+    if len(chosen) == 0 or chosen.min() < 0 or chosen.max() >= count:
+        raise InputError(f"--items must name indices in 0..{count - 1}, got {items!r}")
+    return chosen
+
+
+@app.command()
+@one_line_errors
+def match(
+    halves: Annotated[Path, typer.Argument(help="Halves npz with 'left' and 'right' (counts may differ)")],
+    side: Annotated[str, typer.Option(help="Side of the queries: left (pool: the rights) or right (pool: the lefts)")] = "left",
+    items: Annotated[str | None, typer.Option(help="Comma-separated query indices (default: every half of SIDE)")] = None,
+    k: Annotated[int, typer.Option("--k", help="Partners returned per query")] = 5,
+    out: Annotated[Path | None, typer.Option("--out", help="Write query, partners and scores (npz)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the matches as JSON")] = False,
+    model_dir: ModelDir = None,
+    dataset: Annotated[str, typer.Option("--dataset", help="Which shipped model: mnist or fashion-mnist")] = "mnist",
+    backend: Annotated[str, typer.Option(help="auto, tensorrt, ort-trt, ort-cuda or ort-cpu")] = "auto",
+    threads: Annotated[int | None, typer.Option(help="onnxruntime intra-op threads (default: all cores)")] = None,
+    engine_cache: Annotated[Path | None, typer.Option("--engine-cache", help="TensorRT engine cache directory")] = None,
+) -> None:
+    """Top-k partners of single halves among the other side, with scores (no global assignment)."""
+    from amphisbaena.engines.select import CHOICES, create_backend
+    from amphisbaena.export.manifest import load_model_files, shipped_model_dir
+    from amphisbaena.runtime.match import OTHER_SIDE, top_partners
+
+    if side not in OTHER_SIDE:
+        raise InputError(f"--side must be 'left' or 'right', got {side!r}")
+    if backend not in CHOICES:
+        raise InputError(f"--backend must be one of {', '.join(CHOICES)}, got {backend!r}")
+    if k < 1:
+        raise InputError(f"--k must be at least 1, got {k}")
+    if out is not None:
+        _require_parent(out)
+    left, right = load_halves(halves, allow_unequal=True)
+    queries, pool = (left, right) if side == "left" else (right, left)
+    chosen = _parse_items(items, len(queries))
+    model = load_model_files(model_dir if model_dir is not None else shipped_model_dir(_check_dataset(dataset)))
+    runner = create_backend(backend, model, threads, engine_cache)
+    partners, scores = top_partners(runner, queries[chosen], pool, side, k)
+    if out is not None:
+        with atomic_path(out) as tmp:
+            write_npz(tmp, query=chosen, partners=partners, scores=scores)
+    other = OTHER_SIDE[side]
+    if as_json:
+        matches = [
+            {"query": int(q), "partners": [{other: int(p), "score": round(float(v), 4)} for p, v in zip(ps, vs)]}
+            for q, ps, vs in zip(chosen, partners, scores)
+        ]
+        typer.echo(json.dumps({"side": side, "pool": len(pool), "backend": runner.name, "matches": matches}, indent=2))
+        return
+    shown = 20
+    for q, ps, vs in list(zip(chosen, partners, scores))[:shown]:
+        typer.echo(f"{side} {q}: " + ", ".join(f"{other} {p} ({v:.3f})" for p, v in zip(ps, vs)))
+    if len(chosen) > shown:
+        typer.echo(f"... {len(chosen) - shown} more queries" + (f" in {out}" if out is not None else "; use --out or --json"))
+
+
+def _restore_partial(runner, left, right, answer, threshold, k, out, grid, as_json, skipped) -> None:
+    """restore --allow-unmatched: pairs only where they beat the no-partner score."""
+    from amphisbaena.runtime.partial import restore_partial
+    from amphisbaena.runtime.png import digit_grid, write_png
+
+    result = restore_partial(runner, left, right, threshold, answer, k)
+    restored = join_halves(left, right, result.right_for_left)
+    targets = [target for target in (out, grid) if target is not None]
+    with atomic_group(*targets) as temporaries:
+        written = dict(zip(targets, temporaries))
+        if out is not None:
+            write_npz(written[out], right_for_left=result.right_for_left, images=restored, scores=result.scores.astype(np.float32))
+        if grid is not None:
+            write_png(written[grid], digit_grid(restored[:200]))
+    summary = result.summary()
+    if as_json:
+        typer.echo(json.dumps({**summary, "backend_fallbacks": skipped}, indent=2))
+        return
+    typer.echo(f"{len(left)} lefts, {len(right)} rights: made {summary['pairs_made']} pairs with {result.backend} ({result.precision})")
+    typer.echo(
+        f"no partner (score below {threshold:.3f}): {len(result.unmatched_left)} lefts, {len(result.unmatched_right)} rights"
+    )
+    typer.echo("seconds: " + ", ".join(f"{stage} {value:.2f}" for stage, value in result.seconds.items()))
+    quality = result.quality()
+    if quality is not None:
+        typer.echo(
+            f"precision {quality['precision']:.4f} ({quality['correct']}/{quality['pairs_made']} pairs made are right), "
+            f"recall {quality['recall']:.4f} (of {quality['true_pairs']} true pairs)"
+        )
+
+
 @app.command()
 @one_line_errors
 def train(
@@ -180,9 +314,11 @@ def train(
     seed: Annotated[int | None, typer.Option(help="Override the recipe's seed")] = None,
     init_from: Annotated[Path | None, typer.Option("--init-from", help="Start from this checkpoint's weights")] = None,
     learning_rate: Annotated[float | None, typer.Option(help="Override the recipe's peak learning rate")] = None,
+    dataset: Dataset = "mnist",
+    device: Annotated[str, typer.Option(help="torch device to train on: cpu, cuda, cuda:1, ...")] = "cpu",
     data_dir: DataDir = None,
 ) -> None:
-    """Train the two arms and the head on the MNIST training set (never the test set)."""
+    """Train the two arms and the head on the training set (never the test set)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from amphisbaena.train.loop import train as run_training
@@ -194,7 +330,7 @@ def train(
         raise InputError(f"--limit must be at least 50 digits, got {limit}")
     if run_dir.exists() and not run_dir.is_dir():
         raise InputError(f"{run_dir}: --run-dir exists and is not a directory")
-    recipe = Recipe()
+    recipe = Recipe.for_dataset(_check_dataset(dataset))
     if init_from is not None and not init_from.is_file():
         raise InputError(f"{init_from}: --init-from checkpoint does not exist")
     overrides = {"epochs": epochs, "limit": limit, "seed": seed, "learning_rate": learning_rate}
@@ -212,8 +348,20 @@ def train(
             else:
                 bar.update(task, description=message, completed=done, total=total)
 
-        result = run_training(recipe, run_dir, data_dir, report)
+        result = run_training(recipe, run_dir, data_dir, report, device=_torch_device(device))
     typer.echo(f"trained {result.epochs_done} epochs; validation assignment accuracy {result.val_accuracy:.4f} on {result.val_size} held-out training digits")
+
+
+def _torch_device(name: str) -> str:
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"--device {name!r} is not a torch device") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {name}: torch here has no usable CUDA device")
+    return name
 
 
 @app.command()
@@ -231,6 +379,8 @@ def export(
     """Export the left arm, right arm and head as ONNX models, check parity with PyTorch, build TensorRT engines."""
     import torch
 
+    from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
+    from amphisbaena.export.manifest import load_model_files, record_calibration
     from amphisbaena.export.onnx_export import (
         RESTORE_BOX_WEIGHT,
         RESTORE_COM_WEIGHT,
@@ -240,6 +390,7 @@ def export(
         with_penalty_weights,
     )
     from amphisbaena.export.tensorrt_build import EngineUnavailable, build_engines
+    from amphisbaena.runtime.calibrate import calibrate_no_partner
     from amphisbaena.train.loop import CHECKPOINT, assignment_accuracy, split_train_val
     from amphisbaena.train.model import Amphisbaena
     from amphisbaena.train.recipe import Recipe
@@ -250,7 +401,7 @@ def export(
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir}: --out-dir exists and is not a directory")
     try:
-        state = torch.load(checkpoint, weights_only=True)
+        state = torch.load(checkpoint, weights_only=True, map_location="cpu")
         recipe = Recipe.from_dict(state["recipe"])
         model = Amphisbaena(recipe.model)
         model.load_state_dict(state["model"])
@@ -258,10 +409,11 @@ def export(
     except Exception as exc:  # noqa: BLE001  (torch.load raises many types for a file that is not a checkpoint)
         raise InputError(f"{checkpoint}: not a usable checkpoint ({exc.__class__.__name__})") from None
     images, _ = load_split("train", data_dir, recipe.dataset)
+    geometry_on = recipe.model.com_weight > 0 or recipe.model.box_weight > 0  # off for Fashion-MNIST
     model = with_penalty_weights(
         model,
-        RESTORE_COM_WEIGHT if com_weight is None else com_weight,
-        RESTORE_BOX_WEIGHT if box_weight is None else box_weight,
+        (RESTORE_COM_WEIGHT if geometry_on else 0.0) if com_weight is None else com_weight,
+        (RESTORE_BOX_WEIGHT if geometry_on else 0.0) if box_weight is None else box_weight,
     )
     val_images = split_train_val(images, recipe)[1]
     validation = {
@@ -278,6 +430,12 @@ def export(
         diffs = parity(half_precision_copy(model) if half else model, directory, left, right)
         typer.echo(f"exported {manifest['precision']} {', '.join(manifest['sha256'])} to {directory}")
         typer.echo("  parity max abs diff vs PyTorch: " + ", ".join(f"{name} {value:.2e}" for name, value in diffs.items()))
+        calibration = calibrate_no_partner(OnnxRuntimeBackend(load_model_files(directory)), val_images)
+        record_calibration(directory, "no_partner", calibration)
+        typer.echo(
+            f"  no-partner score {calibration['score']:.3f}: precision {calibration['precision']:.4f}, "
+            f"recall {calibration['recall']:.4f} with {calibration['drop']:.0%} of partners removed on validation"
+        )
     if not engines:
         return
     for directory, half in variants:
@@ -291,9 +449,9 @@ def export(
 
 @app.command("check-data")
 @one_line_errors
-def check_data(data_dir: DataDir = None) -> None:
-    """Verify the md5 of each MNIST idx file."""
-    results = verify_checksums(data_dir)
+def check_data(dataset: Dataset = "mnist", data_dir: DataDir = None) -> None:
+    """Verify the md5 of each idx file of the dataset."""
+    results = verify_checksums(data_dir, _check_dataset(dataset))
     for name, ok in results.items():
         typer.echo(f"{'ok ' if ok else 'BAD'} {name}")
     if not all(results.values()):

@@ -53,7 +53,21 @@ MNIST = DatasetSpec(
     },
 )
 
-DATASETS = {spec.name: spec for spec in (MNIST,)}
+# The md5s are of the uncompressed files, computed from the Debian package dataset-fashion-mnist
+# (whose .gz wrappers differ from the upstream ones; the idx bytes inside do not).
+FASHION_MNIST = DatasetSpec(
+    name="fashion-mnist",
+    mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+    md5={
+        "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+        "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+        "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+        "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+    },
+    system_dirs=("/usr/share/datasets/fashion-mnist",),
+)
+
+DATASETS = {spec.name: spec for spec in (MNIST, FASHION_MNIST)}
 SPLIT_PREFIX = {"train": "train", "test": "t10k"}
 
 
@@ -205,9 +219,28 @@ def make_halves(images: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, 
     return left[left_order], right[right_order], right_for_left
 
 
+def drop_partners(
+    left: np.ndarray, right: np.ndarray, right_for_left: np.ndarray, drop_left: float, drop_right: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Remove a random fraction of the lefts and, independently, of the rights, so some halves
+    have no partner; the key marks those with -1."""
+    rng = np.random.default_rng([seed, 1])
+
+    def kept(count: int, fraction: float) -> np.ndarray:
+        return np.sort(rng.permutation(count)[round(fraction * count) :])
+
+    keep_left, keep_right = kept(len(left), drop_left), kept(len(right), drop_right)
+    new_position = np.full(len(right), -1, dtype=np.int64)
+    new_position[keep_right] = np.arange(len(keep_right))
+    return left[keep_left], right[keep_right], new_position[right_for_left[keep_left]]
+
+
 def join_halves(left: np.ndarray, right: np.ndarray, right_for_left: np.ndarray) -> np.ndarray:
-    """The restored (N, 28, 28) digits in left order."""
-    return np.concatenate([left, right[right_for_left]], axis=2)
+    """The restored (N, 28, 28) digits in left order; a left with no partner (-1) gets a blank right."""
+    partners = np.zeros((len(left), HEIGHT, HALF_WIDTH), dtype=np.uint8)
+    matched = right_for_left >= 0
+    partners[matched] = right[right_for_left[matched]]
+    return np.concatenate([left, partners], axis=2)
 
 
 def _open_npz(path: Path) -> zipfile.ZipFile:
@@ -261,7 +294,7 @@ def _as_halves(array: np.ndarray, path: Path, key: str) -> np.ndarray:
     raise InputError(f"{path}: key {key!r} must be uint8 or float in [0, 1], got {array.dtype}")
 
 
-def load_halves(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def load_halves(path: Path, allow_unequal: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Left and right halves from a halves npz, validated."""
     with _open_npz(path) as npz:
         keys = set(npz.files)
@@ -269,13 +302,17 @@ def load_halves(path: Path) -> tuple[np.ndarray, np.ndarray]:
             raise InputError(f"{path}: expected exactly the keys 'left' and 'right', found {sorted(keys)}")
         left = _as_halves(_read_array(npz, path, "left"), path, "left")
         right = _as_halves(_read_array(npz, path, "right"), path, "right")
-    if len(left) != len(right):
-        raise InputError(f"{path}: 'left' has {len(left)} halves but 'right' has {len(right)}; counts must match")
+    if len(left) != len(right) and not allow_unequal:
+        raise InputError(
+            f"{path}: 'left' has {len(left)} halves but 'right' has {len(right)}; "
+            "counts must match, or pass --allow-unmatched"
+        )
     return left, right
 
 
-def load_key(path: Path, count: int) -> np.ndarray:
-    """The answer key: right_for_left, a permutation of range(count)."""
+def load_key(path: Path, count: int, partners: int | None = None) -> np.ndarray:
+    """The answer key: right_for_left, a permutation of range(count); or, where PARTNERS (the
+    number of rights) is given, distinct indices below it, with -1 for a left that has none."""
     with _open_npz(path) as npz:
         if "right_for_left" not in npz.files:
             raise InputError(f"{path}: expected key 'right_for_left', found {sorted(npz.files)}")
@@ -284,6 +321,11 @@ def load_key(path: Path, count: int) -> np.ndarray:
         raise InputError(f"{path}: 'right_for_left' must be a 1-D integer array, got {key.dtype} {key.shape}")
     if len(key) != count:
         raise InputError(f"{path}: 'right_for_left' has {len(key)} entries, the halves have {count}")
+    if partners is not None:
+        matched = key[key != -1]
+        if len(matched) and (matched.min() < 0 or matched.max() >= partners or len(np.unique(matched)) != len(matched)):
+            raise InputError(f"{path}: 'right_for_left' must hold distinct indices below {partners}, or -1 for no partner")
+        return key.astype(np.int64)
     if not np.array_equal(np.sort(key), np.arange(count)):
         raise InputError(f"{path}: 'right_for_left' is not a permutation of 0..{count - 1}")
     return key.astype(np.int64)

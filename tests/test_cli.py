@@ -14,7 +14,7 @@ import pytest
 
 # The shipped model on the first 2,000 test digits, halves shuffled with seed 7 (README, "Accuracy");
 # the test allows one point of margin.
-DOCUMENTED_2K_ACCURACY = 0.9435
+DOCUMENTED_2K_ACCURACY = 0.9545
 
 
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

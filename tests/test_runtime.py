@@ -87,11 +87,11 @@ def test_stream_candidates_are_the_true_top_k() -> None:
     edges = set(zip(graph.rows.tolist(), graph.cols.tolist()))
     for i in range(257):
         assert {(i, j) for j in np.argsort(-full[i])[:5]} <= edges
-        assert graph.row_bound[i] == pytest.approx(np.sort(full[i])[-6])
+        assert graph.row_bound[i] == pytest.approx(np.sort(full[i])[-6], abs=1e-5)  # tiles round differently in fp32
     for j in range(257):
         assert {(i, j) for i in np.argsort(-full[:, j])[:5]} <= edges
-        assert graph.col_bound[j] == pytest.approx(np.sort(full[:, j])[-6])
-    np.testing.assert_allclose(graph.scores, full[graph.rows, graph.cols], rtol=1e-6)
+        assert graph.col_bound[j] == pytest.approx(np.sort(full[:, j])[-6], abs=1e-5)
+    np.testing.assert_allclose(graph.scores, full[graph.rows, graph.cols], rtol=1e-6, atol=1e-5)
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -103,7 +103,8 @@ def test_sparse_assignment_equals_dense_on_random_instances(seed: int, k: int) -
     sparse = restore(backend, left, right, method="sparse", k=k)
     dense = restore(backend, left, right, method="dense")
     np.testing.assert_array_equal(sparse.right_for_left, dense.right_for_left)
-    assert sparse.assignment.total_score == pytest.approx(dense.assignment.total_score, rel=1e-9)
+    # Same pairs; the totals may differ in the last fp32 bits, as the two paths score through different tile shapes.
+    assert sparse.assignment.total_score == pytest.approx(dense.assignment.total_score, rel=1e-6)
     if sparse.assignment.method == "sparse":
         assert "dual potentials" in sparse.assignment.proof
 

@@ -14,12 +14,18 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from amphisbaena.data import InputError
+from amphisbaena.data import InputError, atomic_path
 from amphisbaena.geometry import GeometrySpec
 
 MODEL_FILES = {"left": "left.onnx", "right": "right.onnx", "head": "head.onnx", "head_bound": "head_bound.onnx"}
 MANIFEST = "manifest.json"
-SHIPPED_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "mnist"
+SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "models"
+SHIPPED_MODEL_DIR = SHIPPED_MODELS / "mnist"
+
+
+def shipped_model_dir(dataset: str) -> Path:
+    """The model shipped for DATASET (mnist or fashion-mnist)."""
+    return SHIPPED_MODELS / dataset
 
 
 def sha256_of(path: Path) -> str:
@@ -43,6 +49,12 @@ class ModelFiles:
     @property
     def feature_size(self) -> int:
         return int(self.manifest["feature_size"])
+
+    @property
+    def no_partner_score(self) -> float | None:
+        """Calibrated threshold below which a pair is not worth making (None: not calibrated)."""
+        calibration = self.manifest.get("no_partner")
+        return None if calibration is None else float(calibration["score"])
 
     @property
     def geometry(self) -> GeometrySpec:
@@ -72,3 +84,12 @@ def load_model_files(directory: Path | None = None, verify: bool = True) -> Mode
         if verify and sha256_of(path) != expected[name]:
             raise InputError(f"{path}: sha256 does not match {MANIFEST}; the model files were modified")
     return model
+
+
+def record_calibration(directory: Path, name: str, values: dict) -> None:
+    """Add a calibration result (computed from the exported graphs) to DIRECTORY's manifest."""
+    path = Path(directory) / MANIFEST
+    manifest = json.loads(path.read_text())
+    manifest[name] = values
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2) + "\n")

@@ -116,6 +116,7 @@ def export_onnx(
         "feature_size": d,
         "embedding": model.config.embedding,
         "head_hidden": model.config.head_hidden,
+        "seam_channels": model.config.seam_channels,
         "geometry": {
             "start": d - GEOMETRY_SIZE,
             "size": GEOMETRY_SIZE,

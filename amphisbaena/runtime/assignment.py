@@ -205,3 +205,29 @@ def dense_candidates(scores: np.ndarray, right_for_left: np.ndarray) -> Candidat
     rows, cols = rows[unique], cols[unique]
     nothing = np.full(n, -np.inf)
     return CandidateGraph(rows, cols, scores[rows, cols].astype(np.float64), nothing, nothing)
+
+
+def solve_with_no_partner(
+    rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, n_left: int, n_right: int, no_partner_score: float
+) -> np.ndarray:
+    """right_for_left (-1: no partner) maximising the total score of the pairs made plus
+    NO_PARTNER_SCORE / 2 for every half left alone, on the candidate edges (ROWS, COLS, SCORES).
+
+    So a pair is made only where it beats leaving both halves alone (s_ij > NO_PARTNER_SCORE),
+    and the sets may differ in size. It is a perfect matching on an augmented graph: lefts and
+    "right j alone" rows against rights and "left i alone" columns; "left i alone" meets
+    "right j alone" (at 0) along the transposed candidate edges, so every solution of the
+    original problem is a perfect matching there and vice versa.
+    """
+    alone = 0.5 * no_partner_score
+    lefts, rights = np.arange(n_left), np.arange(n_right)
+    all_rows = np.concatenate([rows, lefts, n_left + rights, n_left + cols])
+    all_cols = np.concatenate([cols, n_right + lefts, rights, n_right + rows])
+    values = np.concatenate([scores, np.full(n_left + n_right, alone), np.zeros(len(rows))])
+    cost = (values.max() - values) + 1.0  # every perfect matching has n_left + n_right edges: a shift changes nothing
+    size = n_left + n_right
+    matrix = csr_matrix((cost, (all_rows, all_cols)), shape=(size, size))
+    _, matched = min_weight_full_bipartite_matching(matrix)
+    right_for_left = matched[:n_left].astype(np.int64)
+    right_for_left[right_for_left >= n_right] = -1
+    return right_for_left

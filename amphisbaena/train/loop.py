@@ -43,10 +43,15 @@ def split_train_val(images: np.ndarray, recipe: Recipe) -> tuple[np.ndarray, np.
     return images[:-val_size], images[-val_size:]
 
 
+def _device_of(module: torch.nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
 @torch.no_grad()
 def features(arm: torch.nn.Module, halves: np.ndarray, batch: int = 4096) -> torch.Tensor:
     arm.eval()
-    return torch.cat([arm(torch.from_numpy(halves[i : i + batch])) for i in range(0, len(halves), batch)])
+    device = _device_of(arm)
+    return torch.cat([arm(torch.from_numpy(halves[i : i + batch]).to(device)) for i in range(0, len(halves), batch)])
 
 
 @torch.no_grad()
@@ -54,7 +59,7 @@ def score_matrix(model: Amphisbaena, left: np.ndarray, right: np.ndarray, rows: 
     """All-pairs scores, in row chunks so the per-pair hidden tensor stays small."""
     fl, fr = features(model.left_arm, left), features(model.right_arm, right)
     model.head.eval()
-    return torch.cat([model.head(fl[i : i + rows], fr)[0] for i in range(0, len(fl), rows)]).numpy()
+    return torch.cat([model.head(fl[i : i + rows], fr)[0] for i in range(0, len(fl), rows)]).cpu().numpy()
 
 
 def assignment_accuracy(model: Amphisbaena, images: np.ndarray, seed: int = 0) -> float:
@@ -75,18 +80,18 @@ def hard_batches(model: Amphisbaena, images: np.ndarray, recipe: Recipe, rng: np
     """
     left, right = split_halves(images)
     fl, fr = features(model.left_arm, left), features(model.right_arm, right)
-    g = recipe.model.embedding + recipe.model.head_hidden
+    g = recipe.model.geometry_start
     config = recipe.model
     n, group = len(images), recipe.hard_group
     confusers = np.empty((n, group), dtype=np.int64)
     for start in range(0, n, 2048):
-        rows = torch.arange(start, min(start + 2048, n))
+        rows = torch.arange(start, min(start + 2048, n), device=fl.device)
         upper = model.head.learned(fl[rows], fr)
-        upper[torch.arange(len(rows)), rows] = -math.inf
+        upper[torch.arange(len(rows), device=fl.device), rows] = -math.inf
         shortlist = upper.topk(4 * group, dim=1).indices
         penalty = geometry_penalty(fl[rows, None, g:], fr[shortlist][:, :, g:], config.com_weight, config.box_weight)
         exact = upper.gather(1, shortlist) - penalty
-        confusers[start : start + len(rows)] = shortlist.gather(1, exact.topk(group, dim=1).indices).numpy()
+        confusers[start : start + len(rows)] = shortlist.gather(1, exact.topk(group, dim=1).indices).cpu().numpy()
     used = np.zeros(n, dtype=bool)
     order: list[int] = []
     for anchor in rng.permutation(n):
@@ -123,9 +128,25 @@ def augment(images: np.ndarray, max_shift: int, generator: torch.Generator) -> t
     return out
 
 
+def warp(pixels: torch.Tensor, recipe: Recipe, generator: torch.Generator) -> torch.Tensor:
+    """Rotate and scale whole digits about the centre by small random amounts (RECIPE.rotate
+    degrees, RECIPE.scale fraction), then round to grey levels. The cut comes after the warp, so
+    strokes still run continuously across the seam: new pairs, not new noise. Learned path only."""
+    if recipe.rotate == 0 and recipe.scale == 0:
+        return pixels
+    n = len(pixels)
+    angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(recipe.rotate)
+    zoom = 1 + (torch.rand(n, generator=generator) * 2 - 1) * recipe.scale
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, -sin, torch.zeros(n)], 1), torch.stack([sin, cos, torch.zeros(n)], 1)], 1)
+    grid = F.affine_grid(theta.to(pixels.device), (n, 1, 28, 28), align_corners=False)
+    warped = F.grid_sample(pixels[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0]
+    return warped.round().clamp(0, 255)
+
+
 def contrastive_loss(scores: torch.Tensor) -> torch.Tensor:
     """Symmetric cross-entropy: each left must pick its right among the batch, and vice versa."""
-    target = torch.arange(scores.shape[0])
+    target = torch.arange(scores.shape[0], device=scores.device)
     return 0.5 * (F.cross_entropy(scores, target) + F.cross_entropy(scores.T, target))
 
 
@@ -142,26 +163,28 @@ def train(
     run_dir: Path,
     data_dir: Path | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    device: str = "cpu",
 ) -> TrainResult:
-    """Train (resuming from RUN_DIR/checkpoint.pt if present) and return the model."""
+    """Train (resuming from RUN_DIR/checkpoint.pt if present) on DEVICE and return the model (on the CPU).
+    Checkpoints always hold CPU tensors, so a run started on a GPU can be exported or resumed anywhere."""
     images, _ = load_split("train", data_dir, recipe.dataset)
     train_images, val_images = split_train_val(images, recipe)
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(recipe.seed)
 
-    model = Amphisbaena(recipe.model)
+    model = Amphisbaena(recipe.model).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
     start_epoch, val_accuracy = 0, float("nan")
     checkpoint_path = run_dir / CHECKPOINT
     if checkpoint_path.exists():
-        state = torch.load(checkpoint_path, weights_only=True)
+        state = torch.load(checkpoint_path, weights_only=True, map_location=device)
         if state["recipe"] != recipe.to_dict():
             raise InputError(f"{checkpoint_path}: was written by a different recipe; use another --run-dir")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, val_accuracy = state["epoch"], state["val_accuracy"]
     elif recipe.init_from is not None:
-        model.load_state_dict(torch.load(recipe.init_from, weights_only=True)["model"])
+        model.load_state_dict(torch.load(recipe.init_from, weights_only=True, map_location=device)["model"])
 
     for epoch in range(start_epoch, recipe.epochs):
         rng = np.random.default_rng([recipe.seed, epoch])
@@ -176,8 +199,8 @@ def train(
         for step, batch in enumerate(batches):
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(recipe, epoch + step / len(batches))
-            clean = torch.from_numpy(train_images[batch]).float()
-            shifted = augment(train_images[batch], recipe.shift, generator)
+            clean = torch.from_numpy(train_images[batch]).float().to(device)
+            shifted = warp(augment(train_images[batch], recipe.shift, generator).to(device), recipe, generator)
             scores = model(
                 shifted[:, :, :HALF_WIDTH], shifted[:, :, HALF_WIDTH:],
                 geometry_from=(clean[:, :, :HALF_WIDTH], clean[:, :, HALF_WIDTH:]),
@@ -203,13 +226,24 @@ def train(
             progress(f"epoch {epoch + 1}: val assignment accuracy {val_accuracy:.4f} on {len(val_images)}", 0, 0)
         state = {
             "recipe": recipe.to_dict(),
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
+            "model": _to_cpu(model.state_dict()),
+            "optimizer": _to_cpu(optimizer.state_dict()),
             "epoch": epoch + 1,
             "val_accuracy": val_accuracy,
             "val_size": len(val_images),
         }
         torch.save(state, run_dir / f"{CHECKPOINT}.tmp")
         (run_dir / f"{CHECKPOINT}.tmp").replace(checkpoint_path)
-    model.eval()
+    model = model.cpu().eval()
     return TrainResult(model, recipe, val_accuracy, len(val_images), recipe.epochs)
+
+
+def _to_cpu(state):
+    """A state dict (nested dicts and lists of tensors) with every tensor on the CPU."""
+    if isinstance(state, torch.Tensor):
+        return state.cpu()
+    if isinstance(state, dict):
+        return {key: _to_cpu(value) for key, value in state.items()}
+    if isinstance(state, list):
+        return [_to_cpu(value) for value in state]
+    return state

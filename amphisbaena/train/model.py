@@ -3,6 +3,14 @@
 A pair's score is
 
     score(l, r) = s * <g_l, g_r> + sum_h v_h * (a_l[h] + a_r[h])^2
+                + sum_y sum_c u_c * (q_l[y, c] + q_r[y, c])^2
+
+The last term is the seam: each arm runs a small convolution down the few
+columns next to the cut and emits C features per row y; the pair is scored
+row by row with weights u shared by all rows. Sharing across rows is the
+inductive bias continuity needs: a stroke crossing the cut at row 5 is
+judged by the same rule as one crossing at row 20, so the rule is learned
+from every row of every digit instead of memorised per position.
 
 The first layer of the head is split per side: each arm emits its unit
 embedding g and its share a of the head's hidden layer (bias folded into the
@@ -27,7 +35,8 @@ from torch.nn import functional as F
 
 from amphisbaena.geometry import BOX_SIDE, GEOMETRY_SIZE, geometry_penalty
 
-PIXELS = 28 * 14
+ROWS = 28
+PIXELS = ROWS * 14
 EMPTY = 99.0  # extent of a half with no ink: never the min or max that matters
 
 
@@ -39,8 +48,8 @@ def geometry(pixels: torch.Tensor, column_offset: int) -> torch.Tensor:
     top and bottom inked rows, and the outer inked column (leftmost for left halves, rightmost
     for right halves).
     """
-    rows = torch.arange(28, dtype=pixels.dtype)
-    cols = torch.arange(14, dtype=pixels.dtype) + column_offset
+    rows = torch.arange(28, dtype=pixels.dtype, device=pixels.device)
+    cols = torch.arange(14, dtype=pixels.dtype, device=pixels.device) + column_offset
     mass = pixels.sum(dim=(1, 2))
     row_moment = (pixels.sum(dim=2) * rows).sum(dim=1)
     col_moment = (pixels.sum(dim=1) * cols).sum(dim=1)
@@ -63,16 +72,51 @@ class ModelConfig:
     depth: int = 4
     embedding: int = 128
     head_hidden: int = 64
-    dropout: float = 0.1
+    dropout: float = 0.3
+    seam_channels: int = 16  # per-row features of the columns next to the cut (0: no seam term)
+    seam_columns: int = 4  # how many columns next to the cut the seam convolution reads
     com_weight: float = 50.0  # penalty per pixel the joined digit's centre of mass lies outside 14 +- 0.5
     box_weight: float = 10.0  # penalty per pixel the joined digit's larger side differs from 20
 
     @property
+    def seam_size(self) -> int:
+        return ROWS * self.seam_channels
+
+    @property
+    def geometry_start(self) -> int:
+        return self.embedding + self.head_hidden + self.seam_size
+
+    @property
     def feature_size(self) -> int:
-        return self.embedding + self.head_hidden + GEOMETRY_SIZE
+        return self.geometry_start + GEOMETRY_SIZE
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+class Seam(nn.Module):
+    """Per-row features of the columns next to the cut: (B, 28, 14) pixels -> (B, 28 * C).
+
+    Convolutions along the rows, so every row is described by the same rule from
+    its neighbourhood (7 + 4 + 2 rows), at full resolution across the cut.
+    """
+
+    def __init__(self, config: ModelConfig, side: str) -> None:
+        super().__init__()
+        self.columns = slice(14 - config.seam_columns, 14) if side == "left" else slice(0, config.seam_columns)
+        width = 48
+        self.strip = nn.Conv2d(1, width, kernel_size=(7, config.seam_columns), padding=(3, 0))
+        self.rows = nn.Sequential(
+            nn.GELU(),
+            nn.Conv1d(width, width, kernel_size=5, padding=2),
+            nn.GELU(),
+            nn.Conv1d(width, config.seam_channels, kernel_size=3, padding=1),
+        )
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        strip = pixels[:, None, :, self.columns]  # (B, 1, 28, columns)
+        per_row = self.rows(self.strip(strip)[..., 0])  # (B, C, 28)
+        return per_row.transpose(1, 2).reshape(pixels.shape[0], -1)  # row-major: row y, then channel c
 
 
 class Arm(nn.Module):
@@ -101,6 +145,7 @@ class Arm(nn.Module):
         self.norm = nn.LayerNorm(config.hidden)
         self.embed = nn.Linear(config.hidden, config.embedding)
         self.project = nn.Linear(config.hidden, config.head_hidden, bias=fold_bias)
+        self.seam = Seam(config, side) if config.seam_channels else None
 
     def forward(self, halves: torch.Tensor, geometry_from: torch.Tensor | None = None) -> torch.Tensor:
         """uint8 or float halves (B, 28, 14) in 0..255 -> features (B, feature_size):
@@ -115,13 +160,18 @@ class Arm(nn.Module):
             h = h + block(h)
         h = self.norm(h)
         g = F.normalize(self.embed(h).float(), dim=1)
-        return torch.cat([g, self.project(h).float(), geometry(geometry_pixels, self.column_offset)], dim=1)
+        parts = [g, self.project(h).float()]
+        if self.seam is not None:
+            parts.append(self.seam(pixels))
+        parts.append(geometry(geometry_pixels, self.column_offset))
+        return torch.cat(parts, dim=1)
 
 
 class PairHead(nn.Module):
     """Scores every (left, right) pair of two feature tiles: [Tl, D] x [Tr, D] -> [Tl, Tr].
 
-    score = s * <g_l, g_r> + sum_h v_h * (a_l[h] + a_r[h])^2 - geometry_penalty(l, r)
+    score = s * <g_l, g_r> + sum_h v_h * (a_l[h] + a_r[h])^2
+            + sum_(y,c) u_c * (q_l[y,c] + q_r[y,c])^2 - geometry_penalty(l, r)
 
     The learned part is a hidden layer z = a_l + a_r (the split first layer), a
     square activation and an output layer v, beside the embedding similarity.
@@ -136,15 +186,17 @@ class PairHead(nn.Module):
         super().__init__()
         self.embedding = config.embedding
         self.hidden = config.head_hidden
+        self.geometry_start = config.geometry_start
         self.com_weight = config.com_weight
         self.box_weight = config.box_weight
         self.log_scale = nn.Parameter(torch.tensor(2.5))
         self.out = nn.Parameter(torch.randn(config.head_hidden) * 0.01)
+        self.seam_out = nn.Parameter(torch.randn(config.seam_channels) * 0.01)
 
     def forward(self, left: torch.Tensor, right: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(scores, upper_bound): the exact scores and the learned part alone."""
         upper = self.learned(left, right)
-        g = self.embedding + self.hidden
+        g = self.geometry_start
         penalty = geometry_penalty(left[:, None, g:], right[None, :, g:], self.com_weight, self.box_weight)
         return upper - penalty, upper
 
@@ -157,8 +209,8 @@ class PairHead(nn.Module):
         relu(o_r - o_l - 19); so it is at least half their sum. Each relu term is a fixed 28 x 28
         table of two inked-row (or column) indices, i.e. one_hot_l @ table @ one_hot_r.T.
         """
-        g = self.embedding + self.hidden
-        lines = torch.arange(28, dtype=left.dtype)
+        g = self.geometry_start
+        lines = torch.arange(28, dtype=left.dtype, device=left.device)
         table = torch.relu(lines[:, None] - lines[None, :] - (BOX_SIDE - 1))  # table[a, b] = relu(a - b - 19)
 
         def one_hot(features: torch.Tensor, column: int) -> torch.Tensor:
@@ -169,22 +221,27 @@ class PairHead(nn.Module):
         box_rhs = torch.cat([one_hot(right, top), one_hot(right, bottom), one_hot(right, outer)], dim=1)
         return self.learned(left, right) - (0.5 * self.box_weight) * (box_lhs @ box_rhs.T)
 
+    def _hidden_weights(self) -> torch.Tensor:
+        """Output weight of every hidden unit: v for the head share, u repeated per row for the seam."""
+        return torch.cat([self.out, self.seam_out.repeat(ROWS)])
+
     def learned(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-        e, g = self.embedding, self.embedding + self.hidden
+        e, g = self.embedding, self.geometry_start
         left_hidden, right_hidden = left[:, e:g], right[:, e:g]
-        lhs = torch.cat([self.log_scale.exp() * left[:, :e], 2 * self.out * left_hidden], dim=1)
+        weights = self._hidden_weights()
+        lhs = torch.cat([self.log_scale.exp() * left[:, :e], 2 * weights * left_hidden], dim=1)
         rhs = torch.cat([right[:, :e], right_hidden], dim=1)
-        left_square = (left_hidden * left_hidden) @ self.out
-        right_square = (right_hidden * right_hidden) @ self.out
+        left_square = (left_hidden * left_hidden) @ weights
+        right_square = (right_hidden * right_hidden) @ weights
         return lhs @ rhs.T + left_square[:, None] + right_square[None, :]
 
     def reference(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         """The same scores computed literally (add, square, output layer): for tests only, O(Tl*Tr*H) memory."""
-        e, g = self.embedding, self.embedding + self.hidden
+        e, g = self.embedding, self.geometry_start
         bilinear = self.log_scale.exp() * left[:, :e] @ right[:, :e].T
         hidden = left[:, None, e:g] + right[None, :, e:g]
         penalty = geometry_penalty(left[:, None, g:], right[None, :, g:], self.com_weight, self.box_weight)
-        return bilinear + (hidden * hidden) @ self.out - penalty
+        return bilinear + (hidden * hidden) @ self._hidden_weights() - penalty
 
 
 class Amphisbaena(nn.Module):

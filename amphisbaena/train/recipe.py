@@ -13,16 +13,20 @@ class Recipe:
 
     dataset: str = "mnist"
     seed: int = 0
-    epochs: int = 50
+    epochs: int = 20
     batch_size: int = 1024
     learning_rate: float = 1e-3
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
-    val_size: int = 5_000  # held-out training digits; validation is a full assignment over this pool
+    # Held-out training digits; validation is a full assignment over this pool. Recipes were chosen with
+    # 5,000 held out (README, "Accuracy"); the shipped model then trains on all but 500.
+    val_size: int = 500
     limit: int | None = None  # use only the first LIMIT training digits (smoke runs)
     hard_start_epoch: int = 1  # from this epoch on, batches group digits the model confuses
     hard_group: int = 16  # confusable digits placed together per anchor
     shift: int = 0  # whole-pixel shifts of whole digits before cutting, seen by the learned path only
+    rotate: float = 0.0  # random rotation of whole digits before cutting, in degrees (learned path only)
+    scale: float = 0.0  # random scaling of whole digits before cutting, as a fraction (learned path only)
     init_from: str | None = None  # start from this checkpoint's weights (a second, shorter cycle)
     model: ModelConfig = field(default_factory=ModelConfig)
 
@@ -30,11 +34,18 @@ class Recipe:
         return asdict(self)
 
     @classmethod
+    def for_dataset(cls, dataset: str) -> Recipe:
+        """The default recipe for DATASET. The geometry penalty encodes how MNIST digits were
+        made (20-pixel box, centre of mass at 14); Fashion-MNIST images follow no such rule, so
+        their recipe weighs it zero (85% of its training digits would break the centring rule)."""
+        recipe = cls(dataset=dataset)
+        if dataset != "mnist":
+            recipe.model.com_weight = recipe.model.box_weight = 0.0
+        return recipe
+
+    @classmethod
     def from_dict(cls, values: dict) -> Recipe:
         values = dict(values)
-        # Recipes from before shift-only augmentation also carry affine settings; only zeros are valid.
-        if values.pop("rotate", 0.0) or values.pop("scale", 0.0):
-            raise ValueError("affine augmentation is no longer supported")
         values["shift"] = int(values.get("shift", 0))
         model = ModelConfig(**values.pop("model", {}))
         return cls(model=model, **values)

@@ -1,0 +1,110 @@
+"""Restoring unequal or incomplete sets: some halves have no partner.
+
+The pairing is a rectangular assignment with a "no partner" option: a pair is
+made only where its score beats the no-partner threshold, which export
+calibrates on held-out training digits (see `runtime.calibrate`). Candidates
+are the streamed top-k of every left and every right, so memory stays as in
+the one-to-one path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from amphisbaena.engines.base import Backend
+from amphisbaena.runtime.assignment import solve_with_no_partner
+from amphisbaena.runtime.restore import DEFAULT_K, Stopwatch, check_memory
+from amphisbaena.runtime.scoring import arm_features, stream_candidates
+
+
+@dataclass
+class PartialResult:
+    """right_for_left with -1 for lefts left alone, plus precision and recall when keyed."""
+
+    right_for_left: np.ndarray
+    scores: np.ndarray  # score of each made pair (nan where no partner)
+    n_right: int
+    no_partner_score: float
+    backend: str
+    precision: str
+    k: int
+    seconds: dict[str, float] = field(default_factory=dict)
+    key: np.ndarray | None = None
+
+    @property
+    def matched(self) -> np.ndarray:
+        return self.right_for_left >= 0
+
+    @property
+    def unmatched_left(self) -> np.ndarray:
+        return np.flatnonzero(~self.matched)
+
+    @property
+    def unmatched_right(self) -> np.ndarray:
+        used = np.zeros(self.n_right, dtype=bool)
+        used[self.right_for_left[self.matched]] = True
+        return np.flatnonzero(~used)
+
+    def quality(self) -> dict | None:
+        """Precision: correct pairs among those made. Recall: correct pairs among the true pairs present."""
+        if self.key is None:
+            return None
+        correct = int((self.matched & (self.right_for_left == self.key)).sum())
+        made, present = int(self.matched.sum()), int((self.key >= 0).sum())
+        alone_right = (self.key < 0) & ~self.matched
+        return {
+            "pairs_made": made,
+            "true_pairs": present,
+            "correct": correct,
+            "precision": correct / made if made else 1.0,
+            "recall": correct / present if present else 1.0,
+            "lefts_without_partner_left_alone": int(alone_right.sum()),
+            "lefts_without_partner": int((self.key < 0).sum()),
+        }
+
+    def summary(self) -> dict:
+        summary = {
+            "lefts": len(self.right_for_left),
+            "rights": self.n_right,
+            "pairs_made": int(self.matched.sum()),
+            "unmatched_left": self.unmatched_left.tolist()[:100],
+            "unmatched_right": self.unmatched_right.tolist()[:100],
+            "unmatched_counts": {"left": len(self.unmatched_left), "right": len(self.unmatched_right)},
+            "no_partner_score": self.no_partner_score,
+            "assignment": f"rectangular with a no-partner option, optimal on the top-{self.k} candidate graph",
+            "backend": self.backend,
+            "precision_of_model": self.precision,
+            "seconds": {stage: round(value, 4) for stage, value in self.seconds.items()},
+        }
+        quality = self.quality()
+        if quality is not None:
+            summary["quality"] = quality
+        return summary
+
+
+def restore_partial(
+    backend: Backend,
+    left: np.ndarray,
+    right: np.ndarray,
+    no_partner_score: float,
+    key: np.ndarray | None = None,
+    k: int = DEFAULT_K,
+) -> PartialResult:
+    """Pair lefts with rights where the score beats NO_PARTNER_SCORE, each half at most once."""
+    check_memory(max(len(left), len(right)), backend.feature_size, "sparse", k)
+    watch = Stopwatch()
+    left_features = arm_features(backend, "left", left)
+    right_features = arm_features(backend, "right", right)
+    watch.lap("arms")
+    graph = stream_candidates(backend, left_features, right_features, k)
+    watch.lap("head")
+    right_for_left = solve_with_no_partner(graph.rows, graph.cols, graph.scores, len(left), len(right), no_partner_score)
+    scores = np.full(len(left), np.nan)
+    chosen = right_for_left[graph.rows] == graph.cols
+    scores[graph.rows[chosen]] = graph.scores[chosen]
+    watch.lap("assignment")
+    return PartialResult(
+        right_for_left, scores, len(right), no_partner_score, backend.name, backend.precision, k, watch.seconds, key
+    )

@@ -1,0 +1,162 @@
+"""A one-page visual report of a restore run (matplotlib, an optional dependency).
+
+Panels: restored digits; the least confident matches beside their runner-up;
+with a key, the score distributions of true pairs against the best wrong
+partner and against random pairs (an embedding collapse shows as overlap);
+and the score matrix of a small sample, true partners on the diagonal.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from amphisbaena.data import InputError, join_halves
+from amphisbaena.engines.base import Backend
+from amphisbaena.runtime.restore import RestoreResult
+from amphisbaena.runtime.scoring import arm_features, score_all
+
+LEAST_CONFIDENT = 8
+HEATMAP_SIZE = 24
+SAMPLE_ROWS = 1_000
+
+
+def _pair_scores(backend: Backend, left_features: np.ndarray, right_features: np.ndarray, lefts: np.ndarray, rights: np.ndarray) -> np.ndarray:
+    """Scores of the pairs (lefts[i], rights[i]), a block at a time through the tiled head."""
+    out = np.empty(len(lefts), dtype=np.float32)
+    for start in range(0, len(lefts), 256):
+        block = slice(start, start + 256)
+        out[block] = np.diagonal(backend.head(left_features[lefts[block]], right_features[rights[block]]))
+    return out
+
+
+def _row_scores(backend: Backend, left_features: np.ndarray, right_features: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    return score_all(backend, left_features[rows], right_features)
+
+
+def write_report(
+    path: Path,
+    backend: Backend,
+    left: np.ndarray,
+    right: np.ndarray,
+    result: RestoreResult,
+    key: np.ndarray | None = None,
+    seed: int = 0,
+) -> None:
+    """Render the report to PATH (PNG)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise InputError("--report needs matplotlib: pip install 'amphisbaena[report]'") from None
+    rng = np.random.default_rng(seed)
+    left_features = arm_features(backend, "left", left)
+    right_features = arm_features(backend, "right", right)
+    n = len(left)
+    chosen = result.right_for_left
+
+    figure = plt.figure(figsize=(16, 11), layout="constrained")
+    grid = figure.add_gridspec(2, 3)
+    accuracy = f", accuracy {result.accuracy:.2%}" if result.accuracy is not None else ""
+    figure.suptitle(f"Amphisbaena restore report: {n} pairs, {result.backend} ({result.precision}){accuracy}", fontsize=14)
+
+    # 1. Restored digits.
+    shown = join_halves(left, right, chosen)[:100]
+    mosaic = np.zeros((10 * 30, 10 * 30), dtype=np.uint8)
+    for index, digit in enumerate(shown):
+        r, c = divmod(index, 10)
+        mosaic[r * 30 + 1 : r * 30 + 29, c * 30 + 1 : c * 30 + 29] = digit
+    axis = figure.add_subplot(grid[0, 0])
+    axis.imshow(mosaic, cmap="gray_r")
+    axis.set_title("first 100 restored digits")
+    axis.axis("off")
+
+    # 2. Least confident matches beside their runner-up (the best other right for that left).
+    least = np.argsort(result.confidence, kind="stable")[:LEAST_CONFIDENT]
+    rows = _row_scores(backend, left_features, right_features, least)
+    rows[np.arange(len(least)), chosen[least]] = -np.inf
+    runner_up = rows.argmax(axis=1)
+    axis = figure.add_subplot(grid[0, 1])
+    tiles = np.zeros((LEAST_CONFIDENT * 30, 2 * 30 + 6), dtype=np.uint8)
+    for row, (i, j_other) in enumerate(zip(least, runner_up)):
+        tiles[row * 30 + 1 : row * 30 + 29, 1:29] = np.concatenate([left[i], right[chosen[i]]], axis=1)
+        tiles[row * 30 + 1 : row * 30 + 29, 37:65] = np.concatenate([left[i], right[j_other]], axis=1)
+    axis.imshow(tiles, cmap="gray_r", aspect="equal")
+    for row, i in enumerate(least):
+        verdict = "" if key is None else ("  right" if chosen[i] == key[i] else "  WRONG")
+        axis.text(70, row * 30 + 16, f"left {i}: margin {result.confidence[i]:.2f}{verdict}", fontsize=8, va="center")
+    axis.set_xlim(0, 135)
+    axis.set_title(f"{LEAST_CONFIDENT} least confident: chosen | runner-up")
+    axis.axis("off")
+
+    # 3. Score distributions.
+    axis = figure.add_subplot(grid[0, 2])
+    sample = rng.choice(n, size=min(SAMPLE_ROWS, n), replace=False)
+    random_pairs = _pair_scores(backend, left_features, right_features, sample, rng.integers(0, len(right), len(sample)))
+    sample_rows = _row_scores(backend, left_features, right_features, sample)
+    if key is not None:
+        true_scores = _pair_scores(backend, left_features, right_features, np.arange(n), key)
+        sample_rows[np.arange(len(sample)), key[sample]] = -np.inf
+        best_wrong = sample_rows.max(axis=1)
+        low = np.percentile(np.concatenate([true_scores, best_wrong]), 0.5)
+        high = max(true_scores.max(), best_wrong.max())
+        bins = np.linspace(low, high, 60)
+        axis.hist(true_scores, bins=bins, alpha=0.6, label=f"true pairs ({n})")
+        axis.hist(best_wrong, bins=bins, alpha=0.6, label=f"best wrong partner ({len(sample)} sampled lefts)")
+        in_view = float(np.mean(random_pairs >= low))
+        axis.hist(random_pairs, bins=bins, histtype="step", label=f"random pairs ({in_view:.1%} in view, the rest far below)")
+        axis.set_title("scores: true pairs against the best impostor")
+    else:
+        best = sample_rows.max(axis=1)
+        bins = np.linspace(np.percentile(best, 0.5), best.max(), 60)
+        axis.hist(best, bins=bins, alpha=0.6, label="best partner per sampled left")
+        axis.hist(random_pairs, bins=bins, histtype="step", label="random pairs (most far below)")
+        axis.set_title("scores (no key given)")
+    axis.set_ylabel("count")
+    axis.set_xlabel("score")
+    axis.legend(fontsize=8)
+
+    # 4. Accuracy against coverage (keyed), else how many matches clear each margin.
+    axis = figure.add_subplot(grid[1, 0])
+    order = np.argsort(-result.confidence, kind="stable")
+    coverage = np.arange(1, n + 1) / n
+    if result.correct is not None:
+        axis.plot(coverage, np.cumsum(result.correct[order]) / np.arange(1, n + 1))
+        axis.set_ylabel("accuracy of the matches kept")
+        axis.set_title("accuracy against coverage")
+    else:
+        axis.plot(coverage, result.confidence[order])
+        axis.set_ylabel("smallest margin kept")
+        axis.set_title("margin against coverage")
+    axis.set_xlabel("fraction of matches kept (most confident first)")
+    axis.grid(alpha=0.3)
+
+    # 5. Score heatmap of a small sample: with a key, rights ordered so true partners sit on the diagonal.
+    axis = figure.add_subplot(grid[1, 1])
+    lefts = np.sort(rng.choice(n, size=min(HEATMAP_SIZE, n), replace=False))
+    rights = key[lefts] if key is not None else chosen[lefts]
+    block = score_all(backend, left_features[lefts], right_features[rights])
+    low = float(np.diagonal(block).min()) - 25.0  # geometry penalties reach thousands: show the contest near the top
+    image = axis.imshow(np.clip(block, low, None), cmap="viridis")
+    figure.colorbar(image, ax=axis, shrink=0.8, label=f"score (clipped below at {low:.0f})")
+    axis.set_xlabel("right half (" + ("true partner of the row's left" if key is not None else "restored partner") + " on the diagonal)")
+    axis.set_ylabel("left half")
+    axis.set_title(f"score matrix of {len(lefts)} sampled pairs")
+
+    # 6. Confidence margins, split by right and wrong when keyed.
+    axis = figure.add_subplot(grid[1, 2])
+    bins = np.linspace(np.percentile(result.confidence, 0.5), np.percentile(result.confidence, 99.5), 60)
+    if result.correct is not None:
+        axis.hist(result.confidence[result.correct], bins=bins, alpha=0.6, label="right matches")
+        axis.hist(result.confidence[~result.correct], bins=bins, alpha=0.6, label="wrong matches")
+        axis.legend(fontsize=8)
+    else:
+        axis.hist(result.confidence, bins=bins)
+    axis.set_xlabel("confidence margin (chosen score minus best alternative)")
+    axis.set_ylabel("count")
+    axis.set_title("confidence margins")
+    figure.savefig(path, dpi=80, format="png")
+    plt.close(figure)
