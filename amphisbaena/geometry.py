@@ -58,7 +58,3 @@ class GeometrySpec:
     start: int
     com_weight: float
     box_weight: float
-
-    def penalty(self, left, right):
-        """Penalty of each (left, right) pair of gathered feature rows (same length)."""
-        return geometry_penalty(left[..., self.start :], right[..., self.start :], self.com_weight, self.box_weight)

@@ -65,7 +65,9 @@ def eager_baseline(model_dir: Path, left_features: np.ndarray, right_features: n
 
     model = load_model_files(model_dir)
     weights = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in onnx.load(str(model.path("head"))).graph.initializer}
-    scale, out = weights["head.log_scale"].exp(), weights["head.out"]
+    scale = weights["head.log_scale"].exp()
+    seam_out = weights.get("head.seam_out", torch.zeros(0))
+    out = torch.cat([weights["head.out"], seam_out.repeat(28)])  # the seam's weights are shared by all 28 rows
     e, g = model.manifest["embedding"], model.geometry.start
     fl, fr = torch.from_numpy(left_features), torch.from_numpy(right_features)
     started = time.perf_counter()
@@ -99,22 +101,27 @@ def seed_style_loop(backend, left, right, sample_rows: int) -> dict:
     return {"timed_pairs": pairs, "seconds_timed": elapsed, "extrapolated_all_pairs_seconds": elapsed / pairs * len(left) * len(right)}
 
 
-def scaling(counts: list[int], repeats: int) -> list[dict]:
+def scaling(counts: list[int], repeats: int, point_timeout: float) -> list[dict]:
     points = []
     for count in counts:
         split = "test" if count <= 10_000 else "train"
-        runs = []
+        runs, failure = [], ""
         for _ in range(repeats if count <= 10_000 else 1):
-            done = subprocess.run(
-                [sys.executable, str(HERE / "restore_once.py"), "--count", str(count), "--split", split],
-                capture_output=True, text=True, check=False,
-            )
+            try:
+                done = subprocess.run(
+                    [sys.executable, str(HERE / "restore_once.py"), "--count", str(count), "--split", split],
+                    capture_output=True, text=True, check=False, timeout=point_timeout,
+                )
+            except subprocess.TimeoutExpired:
+                failure = f"did not finish within {point_timeout:.0f} s"
+                break
             if done.returncode != 0:
-                print(f"  N={count}: failed with exit code {done.returncode}", flush=True)
+                failure = f"exit code {done.returncode}"
                 break
             runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        if not runs:
-            points.append({"count": count, "split": split, "failed": f"exit code {done.returncode}"})
+        if failure or not runs:
+            print(f"  N={count}: {failure}", flush=True)
+            points.append({"count": count, "split": split, "failed": failure})
             continue
         points.append(
             {
@@ -203,6 +210,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10k end to end only")
     parser.add_argument("--no-eager", action="store_true", help="skip the slow eager PyTorch baseline")
     parser.add_argument("--scaling", default="1000,2000,5000,10000,20000,60000")
+    parser.add_argument("--point-timeout", type=float, default=600.0, help="seconds before a scaling point is given up")
     parser.add_argument("--out-dir", type=Path, default=HERE / "results")
     args = parser.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -261,7 +269,7 @@ def main() -> None:
         small_left, small_right, small_key = make_halves(digits[:1000], seed=0)
         report["ours_1k_seconds"] = end_to_end(backend, small_left, small_right, small_key, args.repeats, "sparse")[0]["total"]["median"]
         print("scaling ...", flush=True)
-        report["scaling"] = scaling([int(c) for c in args.scaling.split(",")], max(1, args.repeats // 2))
+        report["scaling"] = scaling([int(c) for c in args.scaling.split(",")], max(1, args.repeats // 2), args.point_timeout)
         plot(report["scaling"], args.out_dir / "scaling.png")
 
     (args.out_dir / "restore.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -128,3 +128,32 @@ def test_tensorrt_backend_matches_onnxruntime(test_digits: np.ndarray, tmp_path:
     gpu = restore(TensorRTBackend(model, tmp_path), left, right, key)
     cpu = restore(OnnxRuntimeBackend(model), left, right, key)
     assert abs(gpu.accuracy - cpu.accuracy) <= 0.002
+
+
+def test_head_topk_graph_reduces_tiles_exactly(test_digits: np.ndarray) -> None:
+    """head_topk.onnx (the device-side top-k the GPU backends use) returns each tile's best TOPK per
+    row and column of head.onnx's scores; checked with onnxruntime on the CPU."""
+    from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
+    from amphisbaena.export.manifest import TOPK, load_model_files
+    from amphisbaena.runtime.scoring import arm_features
+
+    backend = OnnxRuntimeBackend(load_model_files())
+    assert backend.topk == TOPK
+    left, right = test_digits[:40, :, :14].copy(), test_digits[100:160, :, 14:].copy()
+    fl, fr = arm_features(backend, "left", left), arm_features(backend, "right", right)
+    scores = backend.head(fl, fr)
+    row_scores, row_partners, col_scores, col_partners = backend.head_topk(fl, fr)
+    assert row_scores.shape == row_partners.shape == (40, TOPK) and col_scores.shape == (60, TOPK)
+    np.testing.assert_allclose(row_scores, -np.sort(-scores, axis=1)[:, :TOPK], atol=1e-5)
+    np.testing.assert_allclose(np.take_along_axis(scores, row_partners, 1), row_scores, atol=1e-5)
+    np.testing.assert_allclose(col_scores, -np.sort(-scores.T, axis=1)[:, :TOPK], atol=1e-5)
+    np.testing.assert_allclose(np.take_along_axis(scores.T, col_partners, 1), col_scores, atol=1e-5)
+
+
+def test_head_topk_profile_never_asks_for_tiles_smaller_than_k() -> None:
+    from amphisbaena.export.manifest import TOPK
+    from amphisbaena.export.tensorrt_build import profile_shapes
+
+    shapes = profile_shapes("head_topk", 646)
+    assert shapes["left"][0] == (TOPK, 646) and shapes["right"][0] == (TOPK, 646)
+    assert profile_shapes("head", 646)["left"][0] == (1, 646)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from amphisbaena.geometry import GEOMETRY_SIZE, GeometrySpec
 from amphisbaena.runtime import assignment, scoring
 from amphisbaena.runtime.restore import restore
 
@@ -15,7 +14,6 @@ class NumpyBackend:
 
     name = "numpy"
     precision = "fp32"
-    geometry = None
 
     def __init__(self, seed: int = 0, dim: int = 24, hidden: int = 4, sharpness: float = 1.0) -> None:
         rng = np.random.default_rng(seed)
@@ -35,34 +33,6 @@ class NumpyBackend:
         bilinear = left[:, h:] @ right[:, h:].T
         pairwise = np.maximum(left[:, None, :h] + right[None, :, :h], 0) @ self.out
         return (self.sharpness * bilinear + pairwise).astype(np.float32)
-
-
-class GeometryBackend(NumpyBackend):
-    """Like NumpyBackend, plus six MNIST-like geometry features per half and the real geometry penalty,
-    so the bounded streaming path (bound = learned part, exact = bound - penalty) is exercised."""
-
-    def __init__(self, seed: int = 0, **kwargs) -> None:
-        super().__init__(seed, **kwargs)
-        self.learned_size = self.feature_size
-        self.geometry = GeometrySpec(self.learned_size, com_weight=5.0, box_weight=1.0)
-        self.feature_size += GEOMETRY_SIZE
-
-    def arm(self, side: str, halves: np.ndarray) -> np.ndarray:
-        learned = super().arm(side, halves)
-        rng = np.random.default_rng(int(halves[:, :4, :4].sum()) + (side == "left"))
-        n = len(halves)
-        mass = rng.uniform(20, 60, n)
-        centre_col = rng.uniform(8, 13, n) if side == "left" else rng.uniform(15, 20, n)
-        outer = rng.integers(2, 9, n) if side == "left" else rng.integers(19, 26, n)
-        geo = np.stack([mass, mass * rng.uniform(12.5, 15.5, n), mass * centre_col, rng.integers(3, 9, n), rng.integers(19, 26, n), outer], 1)
-        return np.concatenate([learned, geo.astype(np.float32)], axis=1)
-
-    def head_bound(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        return super().head(left[:, : self.learned_size], right[:, : self.learned_size])
-
-    def head(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        penalty = self.geometry.penalty(left[:, None, :], right[None, :, :])
-        return (self.head_bound(left, right) - penalty).astype(np.float32)
 
 
 def random_halves(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -162,28 +132,54 @@ def test_memory_guard_refuses_before_work(monkeypatch: pytest.MonkeyPatch) -> No
     assert restore_module.estimate_peak_bytes(10_000_000, 24, "sparse") > 2 * 2**30
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_bounded_streaming_equals_exact_streaming(seed: int) -> None:
-    """Scoring with the cheap bound and the penalty only for survivors finds the same top-k and bounds."""
-    backend = GeometryBackend(seed=seed)
-    left, right = random_halves(1800, seed)  # several sorted bound tiles beyond the seed columns
-    fl, fr = scoring.arm_features(backend, "left", left), scoring.arm_features(backend, "right", right)
-    full = backend.head(fl, fr).astype(np.float64)
-    assert (backend.head_bound(fl, fr) >= full - 1e-4).all() and (full < backend.head_bound(fl, fr) - 1e-3).mean() > 0.5
-    bounded = scoring.stream_candidates(backend, fl, fr, k=6, tile_rows=64, tile_cols=128)
-    for i in range(0, 1800, 7):
-        best = set(np.argsort(-full[i])[:6].tolist())
-        assert best <= set(bounded.cols[bounded.rows == i].tolist())
-        assert bounded.row_bound[i] == pytest.approx(np.sort(full[i])[-7], abs=1e-4)
-    for j in range(0, 1800, 7):
-        assert bounded.col_bound[j] == pytest.approx(np.sort(full[:, j])[-7], abs=1e-4)
-    np.testing.assert_allclose(bounded.scores, full[bounded.rows, bounded.cols], atol=1e-4)
-    sparse = restore(backend, left, right, method="sparse", k=6)
-    dense = restore(backend, left, right, method="dense")
+def test_accuracy_by_coverage_keeps_the_most_confident() -> None:
+    from amphisbaena.runtime.restore import AssignmentReport, RestoreResult
+
+    result = RestoreResult(np.arange(4), np.array([0.1, 3.0, 2.0, -1.0]), "numpy", "fp32", AssignmentReport("dense"))
+    result.correct = np.array([False, True, True, False])
+    table = {row["coverage"]: row["accuracy"] for row in result.accuracy_by_coverage((1.0, 0.5))}
+    assert table == {1.0: 0.5, 0.5: 1.0}
+    assert [m["left"] for m in result.least_confident(2)] == [3, 0]
+
+
+class DeviceTopKBackend(NumpyBackend):
+    """NumpyBackend plus a head_topk that reduces each tile to its best TOPK per row and column,
+    as head_topk.onnx does on a GPU."""
+
+    topk = 7
+
+    def head_topk(self, left: np.ndarray, right: np.ndarray):
+        assert len(left) >= self.topk and len(right) >= self.topk  # the graph's contract
+        scores = self.head(left, right)
+        rows = np.argsort(-scores, axis=1, kind="stable")[:, : self.topk]
+        cols = np.argsort(-scores.T, axis=1, kind="stable")[:, : self.topk]
+        return np.take_along_axis(scores, rows, 1), rows, np.take_along_axis(scores.T, cols, 1), cols
+
+
+@pytest.mark.parametrize("n_left, n_right, tile_rows, tile_cols", [(100, 100, 32, 40), (61, 83, 16, 30), (50, 9, 8, 8)])
+def test_device_topk_streaming_equals_exact_streaming(n_left: int, n_right: int, tile_rows: int, tile_cols: int) -> None:
+    """Tiles whose last window is shorter than topk reach back into the previous one; nothing is counted twice."""
+    device = DeviceTopKBackend(seed=4)
+    plain = NumpyBackend(seed=4)
+    left, _ = random_halves(n_left, 5)
+    _, right = random_halves(n_right, 6)
+    fl, fr = scoring.arm_features(plain, "left", left), scoring.arm_features(plain, "right", right)
+    reduced = scoring.stream_candidates(device, fl, fr, k=4, tile_rows=tile_rows, tile_cols=tile_cols)
+    exact = scoring.stream_candidates(plain, fl, fr, k=4, tile_rows=tile_rows, tile_cols=tile_cols)
+    assert set(zip(reduced.rows.tolist(), reduced.cols.tolist())) == set(zip(exact.rows.tolist(), exact.cols.tolist()))
+    np.testing.assert_allclose(reduced.row_bound, exact.row_bound, atol=1e-5)
+    np.testing.assert_allclose(reduced.col_bound, exact.col_bound, atol=1e-5)
+
+
+def test_device_topk_path_restores_like_dense() -> None:
+    device = DeviceTopKBackend(seed=8, sharpness=3.0)
+    left, right = random_halves(120, 9)
+    sparse = restore(device, left, right, method="sparse", k=6)
+    dense = restore(NumpyBackend(seed=8, sharpness=3.0), left, right, method="dense")
     np.testing.assert_array_equal(sparse.right_for_left, dense.right_for_left)
 
 
-@pytest.mark.parametrize("backend_type", [NumpyBackend, GeometryBackend])
+@pytest.mark.parametrize("backend_type", [NumpyBackend, DeviceTopKBackend])
 def test_confidence_margins_are_exact(backend_type) -> None:
     backend = backend_type(seed=5)
     left, right = random_halves(300, 5)
@@ -197,13 +193,3 @@ def test_confidence_margins_are_exact(backend_type) -> None:
     expected = chosen - np.maximum(others.max(axis=1), others.max(axis=0)[dense.right_for_left])
     np.testing.assert_allclose(dense.confidence, expected, atol=1e-4)
     np.testing.assert_allclose(sparse.confidence, expected, atol=1e-4)
-
-
-def test_accuracy_by_coverage_keeps_the_most_confident() -> None:
-    from amphisbaena.runtime.restore import AssignmentReport, RestoreResult
-
-    result = RestoreResult(np.arange(4), np.array([0.1, 3.0, 2.0, -1.0]), "numpy", "fp32", AssignmentReport("dense"))
-    result.correct = np.array([False, True, True, False])
-    table = {row["coverage"]: row["accuracy"] for row in result.accuracy_by_coverage((1.0, 0.5))}
-    assert table == {1.0: 0.5, 0.5: 1.0}
-    assert [m["left"] for m in result.least_confident(2)] == [3, 0]

@@ -11,14 +11,12 @@ from typing import Protocol
 
 import numpy as np
 
-from amphisbaena.geometry import GeometrySpec
-
 
 class Backend(Protocol):
     name: str
     precision: str
     feature_size: int
-    geometry: GeometrySpec | None  # set when head = head_bound - geometry penalty
+    topk: int | None  # set where the tile's top-k should be reduced on the device (head_topk)
 
     def arm(self, side: str, halves: np.ndarray) -> np.ndarray:
         """(B, 28, 14) uint8 halves of SIDE ('left' or 'right') -> (B, D) float32 features."""
@@ -28,7 +26,8 @@ class Backend(Protocol):
         """Feature tiles (Tl, D) and (Tr, D) -> (Tl, Tr) float32 exact scores."""
         ...
 
-    def head_bound(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        """(Tl, Tr) upper bound on the scores, at matrix-product speed: the learned part of the head,
-        without the geometry penalty. Only called when `geometry` is set."""
+    def head_topk(self, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The best `topk` of every row and every column of the tile's exact scores, best first:
+        row scores and partner columns (Tl, topk), column scores and partner rows (Tr, topk).
+        Only called when `topk` is set, on tiles at least `topk` rows tall and wide."""
         ...

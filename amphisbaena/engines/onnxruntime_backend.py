@@ -37,7 +37,9 @@ class OnnxRuntimeBackend:
         options.log_severity_level = 3
         self.precision = model.manifest.get("precision", "fp32")
         self.feature_size = model.feature_size
-        self.geometry = model.geometry
+        # Each tile's top-k is reduced inside the graph (head_topk): on a GPU only candidates cross
+        # back to the host, on a CPU the reduction runs multithreaded instead of in numpy.
+        self.topk = model.topk
         self.sessions = {graph: self._session(model, graph, options, providers) for graph in MODEL_FILES}
         active = self.sessions["head"].get_providers()[0]
         if active != providers[0]:  # onnxruntime silently falls back when the device is missing
@@ -56,5 +58,6 @@ class OnnxRuntimeBackend:
     def head(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         return self.sessions["head"].run(None, {"left": left, "right": right})[0]
 
-    def head_bound(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        return self.sessions["head_bound"].run(None, {"left": left, "right": right})[0]
+
+    def head_topk(self, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        return tuple(self.sessions["head_topk"].run(None, {"left": left, "right": right}))

@@ -49,6 +49,10 @@ class _Graph:
             self.host[name] = buffer
 
     def run(self, stream, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return self.run_all(stream, feeds)[0]
+
+    def run_all(self, stream, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Every output, in the engine's order, copied back once the stream has finished."""
         for name, array in feeds.items():
             staged = self.host[name][: array.size].reshape(array.shape)
             np.copyto(staged, array, casting="same_kind")
@@ -56,12 +60,14 @@ class _Graph:
             self.cuda.memcpy_htod_async(self.device[name], staged, stream)
         if not self.context.execute_async_v3(stream.handle):
             raise RuntimeError("TensorRT execution failed")
-        output = self.outputs[0]
-        shape = tuple(self.context.get_tensor_shape(output))
-        result = self.host[output][: int(np.prod(shape))].reshape(shape)
-        self.cuda.memcpy_dtoh_async(result, self.device[output], stream)
+        results = []
+        for output in self.outputs:
+            shape = tuple(self.context.get_tensor_shape(output))
+            result = self.host[output][: int(np.prod(shape))].reshape(shape)
+            self.cuda.memcpy_dtoh_async(result, self.device[output], stream)
+            results.append(result)
         stream.synchronize()
-        return np.array(result, dtype=np.float32)
+        return [np.array(result) for result in results]
 
 
 class TensorRTBackend:
@@ -80,7 +86,7 @@ class TensorRTBackend:
         self.stream = cuda.Stream()
         self.precision = model.manifest.get("precision", "fp32")
         self.feature_size = model.feature_size
-        self.geometry = model.geometry
+        self.topk = model.topk
 
     def arm(self, side: str, halves: np.ndarray) -> np.ndarray:
         return self.graphs[side].run(self.stream, {"halves": halves})
@@ -88,5 +94,9 @@ class TensorRTBackend:
     def head(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         return self.graphs["head"].run(self.stream, {"left": left, "right": right})
 
-    def head_bound(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        return self.graphs["head_bound"].run(self.stream, {"left": left, "right": right})
+
+    def head_topk(self, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Only the candidates cross back to the host: 2 x (Tl + Tr) x topk values, not Tl x Tr."""
+        graph = self.graphs["head_topk"]
+        by_name = dict(zip(graph.outputs, graph.run_all(self.stream, {"left": left, "right": right})))
+        return by_name["row_scores"], by_name["row_partners"], by_name["col_scores"], by_name["col_partners"]

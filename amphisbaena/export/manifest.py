@@ -1,8 +1,9 @@
 """The on-disk model format: the ONNX graphs plus a manifest that pins their checksums.
 
 left.onnx and right.onnx are the arms, head.onnx scores feature tiles exactly,
-and head_bound.onnx is the head's learned part alone: an upper bound on the
-scores that the runtime's streaming top-k uses to skip most of the exact work.
+and head_topk.onnx scores a tile and reduces it to the best TOPK of every row
+and column inside the graph, so on a GPU only candidates cross back to the host
+(and on a CPU the reduction runs multithreaded in onnxruntime, not in numpy).
 
 Torch-free, so the runtime can read and verify a model directory.
 """
@@ -17,7 +18,13 @@ from pathlib import Path
 from amphisbaena.data import InputError, atomic_path
 from amphisbaena.geometry import GeometrySpec
 
-MODEL_FILES = {"left": "left.onnx", "right": "right.onnx", "head": "head.onnx", "head_bound": "head_bound.onnx"}
+MODEL_FILES = {
+    "left": "left.onnx",
+    "right": "right.onnx",
+    "head": "head.onnx",
+    "head_topk": "head_topk.onnx",
+}
+TOPK = 33  # candidates per row and per column that head_topk.onnx returns: the runtime's default k + 1
 MANIFEST = "manifest.json"
 SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "models"
 SHIPPED_MODEL_DIR = SHIPPED_MODELS / "mnist"
@@ -49,6 +56,11 @@ class ModelFiles:
     @property
     def feature_size(self) -> int:
         return int(self.manifest["feature_size"])
+
+    @property
+    def topk(self) -> int:
+        """How many candidates per row and column head_topk.onnx returns."""
+        return int(self.manifest.get("head_topk", TOPK))
 
     @property
     def no_partner_score(self) -> float | None:

@@ -19,27 +19,31 @@ import onnx
 import torch
 
 from amphisbaena.data import atomic_path
-from amphisbaena.export.manifest import MANIFEST, MODEL_FILES, sha256_of
+from amphisbaena.export.manifest import MANIFEST, MODEL_FILES, TOPK, sha256_of
 from amphisbaena.geometry import GEOMETRY_SIZE
 from amphisbaena.train.model import Amphisbaena
 
 OPSET = 18
 
 
-class _HeadOutput(torch.nn.Module):
-    """One of the head's two outputs as its own graph: onnxruntime runs every node of a graph
-    whatever outputs are asked for, so the cheap bound must not share one with the exact scores."""
+class _HeadTopK(torch.nn.Module):
+    """Exact scores of a tile reduced on the device to the best K of every row and every column:
+    (row_scores, row_partners) [Tl, K] and (col_scores, col_partners) [Tr, K], best first. Tiles
+    must be at least K wide and K tall."""
 
-    def __init__(self, head: torch.nn.Module, bound: bool) -> None:
+    def __init__(self, head: torch.nn.Module, k: int) -> None:
         super().__init__()
         self.head = head
-        self.bound = bound
+        self.k = k
 
-    def forward(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-        return self.head.bound(left, right) if self.bound else self.head(left, right)[0]
+    def forward(self, left: torch.Tensor, right: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        scores = self.head(left, right)
+        row_scores, row_partners = scores.topk(self.k, dim=1)
+        col_scores, col_partners = scores.t().topk(self.k, dim=1)
+        return row_scores, row_partners, col_scores, col_partners
 
 
-def _export(module: torch.nn.Module, args: tuple, names: list[str], output: str, dims: dict, path: Path) -> None:
+def _export(module: torch.nn.Module, args: tuple, names: list[str], output: str | list[str], dims: dict, path: Path) -> None:
     """One graph to PATH via the legacy TorchScript exporter: small, fully static-typed graphs."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -48,7 +52,7 @@ def _export(module: torch.nn.Module, args: tuple, names: list[str], output: str,
             args,
             str(path),
             input_names=names,
-            output_names=[output],
+            output_names=[output] if isinstance(output, str) else output,
             dynamic_axes=dims,
             opset_version=OPSET,
             dynamo=False,
@@ -101,16 +105,25 @@ def export_onnx(
     for side, arm in (("left", model.left_arm), ("right", model.right_arm)):
         with atomic_path(out_dir / MODEL_FILES[side]) as tmp:
             _export(arm, (halves,), ["halves"], "features", {"halves": {0: "n"}, "features": {0: "n"}}, tmp)
-    for name, bound in (("head", False), ("head_bound", True)):
-        with atomic_path(out_dir / MODEL_FILES[name]) as tmp:
-            _export(
-                _HeadOutput(model.head, bound),
-                (feats, feats[:3]),
-                ["left", "right"],
-                "scores",
-                {"left": {0: "tl"}, "right": {0: "tr"}, "scores": {0: "tl", 1: "tr"}},
-                tmp,
-            )
+    with atomic_path(out_dir / MODEL_FILES["head"]) as tmp:
+        _export(
+            model.head,
+            (feats, feats[:3]),
+            ["left", "right"],
+            "scores",
+            {"left": {0: "tl"}, "right": {0: "tr"}, "scores": {0: "tl", 1: "tr"}},
+            tmp,
+        )
+    with atomic_path(out_dir / MODEL_FILES["head_topk"]) as tmp:
+        outputs = ["row_scores", "row_partners", "col_scores", "col_partners"]
+        _export(
+            _HeadTopK(model.head, TOPK),
+            (torch.zeros(TOPK + 3, d), torch.zeros(TOPK + 5, d)),
+            ["left", "right"],
+            outputs,
+            {"left": {0: "tl"}, "right": {0: "tr"}, "row_scores": {0: "tl"}, "row_partners": {0: "tl"}, "col_scores": {0: "tr"}, "col_partners": {0: "tr"}},
+            tmp,
+        )
     manifest = {
         "format": 1,
         "feature_size": d,
@@ -123,6 +136,7 @@ def export_onnx(
             "com_weight": model.head.com_weight,
             "box_weight": model.head.box_weight,
         },
+        "head_topk": TOPK,
         "opset": OPSET,
         "precision": "fp16" if fp16 else "fp32",
         "precision_note": FP16_NOTE if fp16 else "all fp32",
@@ -151,13 +165,12 @@ def parity(model: Amphisbaena, model_dir: Path, left: np.ndarray, right: np.ndar
     fr_torch = model.right_arm(torch.from_numpy(right)).numpy()
     fl_onnx = session("left").run(None, {"halves": left})[0]
     fr_onnx = session("right").run(None, {"halves": right})[0]
-    scores_torch = model.head(torch.from_numpy(fl_torch), torch.from_numpy(fr_torch))[0].numpy()
+    scores_torch = model.head(torch.from_numpy(fl_torch), torch.from_numpy(fr_torch)).numpy()
     scores_onnx = session("head").run(None, {"left": fl_torch, "right": fr_torch})[0]
-    bound_torch = model.head.bound(torch.from_numpy(fl_torch), torch.from_numpy(fr_torch)).numpy()
-    bound_onnx = session("head_bound").run(None, {"left": fl_torch, "right": fr_torch})[0]
+    topk_scores = session("head_topk").run(["row_scores"], {"left": fl_torch, "right": fr_torch})[0]
     return {
         "left": float(np.abs(fl_torch - fl_onnx).max()),
         "right": float(np.abs(fr_torch - fr_onnx).max()),
         "head": float(np.abs(scores_torch - scores_onnx).max()),
-        "head_bound": float(np.abs(bound_torch - bound_onnx).max()),
+        "head_topk": float(np.abs(np.sort(scores_torch, axis=1)[:, ::-1][:, : topk_scores.shape[1]] - topk_scores).max()),
     }

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from amphisbaena.data import atomic_path
-from amphisbaena.export.manifest import MODEL_FILES, load_model_files
+from amphisbaena.export.manifest import MODEL_FILES, TOPK, load_model_files
 
 # The shapes the runtime feeds (runtime/scoring.py): arm batches up to ARM_BATCH halves,
 # head tiles of TILE_ROWS x TILE_COLS features, or TILE_COLS x TILE_ROWS in the column pass. Kept here as plain numbers so that
@@ -27,6 +27,7 @@ from amphisbaena.export.manifest import MODEL_FILES, load_model_files
 ARM_BATCH = 2048
 TILE_ROWS = 256
 TILE_COLS = 2048
+TOPK_TILE = 1024
 WORKSPACE_BYTES = 2 << 30
 
 
@@ -45,6 +46,11 @@ def profile_shapes(name: str, feature_size: int) -> dict[str, tuple[tuple[int, .
     """min / opt / max shape of each input of graph NAME, matching how the runtime calls it."""
     if name in ("left", "right"):
         return {"halves": ((1, 28, 14), (ARM_BATCH, 28, 14), (ARM_BATCH, 28, 14))}
+    if name == "head_topk":  # a top-k of TOPK needs tiles at least TOPK tall and wide
+        return {
+            "left": ((TOPK, feature_size), (TOPK_TILE, feature_size), (TOPK_TILE, feature_size)),
+            "right": ((TOPK, feature_size), (TOPK_TILE, feature_size), (TOPK_TILE, feature_size)),
+        }
     return {
         "left": ((1, feature_size), (TILE_ROWS, feature_size), (TILE_COLS, feature_size)),
         "right": ((1, feature_size), (TILE_COLS, feature_size), (TILE_COLS, feature_size)),

@@ -19,7 +19,7 @@ from amphisbaena.runtime.assignment import (
 )
 from amphisbaena.runtime.scoring import TILE_ROWS, arm_features, score_all, score_rows, stream_candidates
 
-DEFAULT_K = 16
+DEFAULT_K = 32  # head_topk.onnx returns k + 1 = 33 per row and column of a tile
 MAX_ROUNDS = 8
 DENSE_LIMIT = 20_000  # beyond this the dense fallback's N x N matrix would not be reasonable to hold
 

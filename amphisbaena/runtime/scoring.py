@@ -9,17 +9,16 @@ every right while the tiles go by.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 
 from amphisbaena.engines.base import Backend
-from amphisbaena.geometry import MIN_MASS, GeometrySpec
 from amphisbaena.runtime.assignment import CandidateGraph
 
 ARM_BATCH = 2048
 TILE_ROWS = 256
 TILE_COLS = 2048
+TOPK_TILE = 1024  # rows and columns of a head_topk tile: large tiles amortise the per-call cost
 
 
 def arm_features(backend: Backend, side: str, halves: np.ndarray, batch: int = ARM_BATCH) -> np.ndarray:
@@ -128,18 +127,20 @@ def stream_candidates(
     left_features: np.ndarray,
     right_features: np.ndarray,
     k: int,
-    tile_rows: int = TILE_ROWS,
-    tile_cols: int = TILE_COLS,
+    tile_rows: int | None = None,
+    tile_cols: int | None = None,
 ) -> CandidateGraph:
     """Top-k partners of every left and every right, with bounds on every score left out.
 
     Memory is O(N * k + tile_rows * N); the full score matrix is never kept.
-    Backends whose head splits into a cheap upper bound minus a geometry penalty
-    take the bounded path (`_stream_bounded`); others score every pair exactly.
+    Backends with a head_topk graph reduce every tile to its candidates inside the
+    graph (`_stream_device_topk`); others return whole tiles and are filtered here.
     """
-    if backend.geometry is not None:
-        return _stream_bounded(backend, left_features, right_features, k, tile_rows, tile_cols)
     n_left, n_right = len(left_features), len(right_features)
+    device_topk = getattr(backend, "topk", None)
+    if device_topk is not None and k + 1 <= device_topk <= min(n_left, n_right):
+        return _stream_device_topk(backend, left_features, right_features, k, tile_rows or TOPK_TILE, tile_cols or TOPK_TILE)
+    tile_rows, tile_cols = tile_rows or TILE_ROWS, tile_cols or TILE_COLS
     by_row = _BestPerItem(n_left, min(k + 1, n_right))
     by_col = _BestPerItem(n_right, min(k + 1, n_left))
     probe = min(n_right, max(tile_cols, 4 * (k + 1)))
@@ -154,132 +155,40 @@ def stream_candidates(
     return _graph_from(by_row, by_col, k, n_right)
 
 
+def _windows(n: int, size: int, minimum: int) -> Iterator[tuple[int, int, int]]:
+    """(start, stop, fresh) windows covering range(n) in steps of SIZE, each at least MINIMUM long:
+    a short last window reaches back into the previous one, and only [fresh, stop) is new in it."""
+    for fresh in range(0, n, size):
+        stop = min(fresh + size, n)
+        yield min(fresh, max(0, stop - minimum)), stop, fresh
+
+
+def _stream_device_topk(
+    backend: Backend, left_features: np.ndarray, right_features: np.ndarray, k: int, tile_rows: int, tile_cols: int
+) -> CandidateGraph:
+    """The same top-k from tiles reduced on the device (head_topk): only each tile's best `topk` per
+    row and per column come back. A row's best k + 1 overall are among its best k + 1 within any
+    tile that holds them, so merging the tiles' lists on the host is exact."""
+    n_left, n_right = len(left_features), len(right_features)
+    by_row = _BestPerItem(n_left, min(k + 1, n_right))
+    by_col = _BestPerItem(n_right, min(k + 1, n_left))
+    tile_rows, tile_cols = max(tile_rows, backend.topk), max(tile_cols, backend.topk)
+    for r0, r1, fresh_row in _windows(n_left, tile_rows, backend.topk):
+        for c0, c1, fresh_col in _windows(n_right, tile_cols, backend.topk):
+            row_scores, row_partners, col_scores, col_partners = backend.head_topk(left_features[r0:r1], right_features[c0:c1])
+            rows = np.repeat(np.arange(r0, r1), row_scores.shape[1])
+            partners = row_partners.ravel().astype(np.int64) + c0
+            new = (rows >= fresh_row) & (partners >= fresh_col)  # the rest came back from an earlier tile
+            by_row.add(rows[new], partners[new], row_scores.ravel()[new])
+            cols = np.repeat(np.arange(c0, c1), col_scores.shape[1])
+            partners = col_partners.ravel().astype(np.int64) + r0
+            new = (cols >= fresh_col) & (partners >= fresh_row)
+            by_col.add(cols[new], partners[new], col_scores.ravel()[new])
+    return _graph_from(by_row, by_col, k, n_right)
+
+
 def _feed(by_row: _BestPerItem, by_col: _BestPerItem, rows, cols, scores, row_floor, col_floor) -> None:
     for_rows = scores >= row_floor
     by_row.add(rows[for_rows], cols[for_rows], scores[for_rows])
     for_cols = scores >= col_floor
     by_col.add(cols[for_cols], rows[for_cols], scores[for_cols])
-
-
-BOUND_TILE = 512  # columns (row pass) or rows (column pass) per bound tile, sorted by torque
-
-
-@dataclass(frozen=True)
-class _Balance:
-    """Per-half keys of the centre-of-mass rule, so that for a left i and a right j
-
-        penalty(i, j) >= com_weight * (relu(a_j - b_i) + relu(c_i - d_j)) / (m_i + m_j)
-
-    per axis (columns, rows): the joined centre of mass lies above 14.5 exactly when
-    a_j > b_i, below 13.5 exactly when c_i > d_j. Sorting halves by their torque
-    about the centre makes these keys narrow within a tile, so a whole tile's
-    bound can be lowered at once by its least possible penalty.
-    """
-
-    mass: np.ndarray
-    above: np.ndarray  # (N, 2): a (right) or b (left), for columns and rows
-    below: np.ndarray  # (N, 2): d (right) or c (left)
-    torque: np.ndarray  # column moment about the centre line: the sort key
-
-    @classmethod
-    def of(cls, geometry: np.ndarray, side: str) -> _Balance:
-        mass = geometry[:, 0].astype(np.float64)
-        moments = geometry[:, [2, 1]].astype(np.float64)  # column moment, row moment
-        if side == "left":
-            above, below = 14.5 * mass[:, None] - moments, 13.5 * mass[:, None] - moments
-        else:
-            above, below = moments - 14.5 * mass[:, None], moments - 13.5 * mass[:, None]
-        return cls(mass, above, below, moments[:, 0] - 14.0 * mass)
-
-    def take(self, items: np.ndarray) -> _Balance:
-        return _Balance(self.mass[items], self.above[items], self.below[items], self.torque[items])
-
-
-def _tile_penalty_floor(left: _Balance, right: _Balance, com_weight: float) -> np.ndarray:
-    """Least penalty between each single half on one side and a whole tile on the other: LEFT and
-    RIGHT hold per-item keys for one side and per-tile extremes (mins/maxes) for the other."""
-    excess = np.maximum(right.above[None, :, :] - left.above[:, None, :], 0) + np.maximum(left.below[:, None, :] - right.below[None, :, :], 0)
-    mass = np.maximum(left.mass[:, None] + right.mass[None, :], MIN_MASS)
-    return com_weight * excess.sum(axis=2) / mass
-
-
-def _tiles_of(balance: _Balance, order: np.ndarray, side: str) -> tuple[list[np.ndarray], _Balance]:
-    """Split ORDER into BOUND_TILE-sized tiles and summarise each by the extremes that make the
-    tile penalty floor smallest (a valid floor for every member)."""
-    tiles = [order[i : i + BOUND_TILE] for i in range(0, len(order), BOUND_TILE)]
-    pick_above = np.min if side == "right" else np.max
-    pick_below = np.max if side == "right" else np.min
-    summary = _Balance(
-        np.array([balance.mass[t].max() for t in tiles]),
-        np.array([pick_above(balance.above[t], axis=0) for t in tiles]).reshape(len(tiles), 2),
-        np.array([pick_below(balance.below[t], axis=0) for t in tiles]).reshape(len(tiles), 2),
-        np.zeros(len(tiles)),
-    )
-    return tiles, summary
-
-
-def _stream_bounded(
-    backend: Backend,
-    left_features: np.ndarray,
-    right_features: np.ndarray,
-    k: int,
-    tile_rows: int,
-    tile_cols: int,
-) -> CandidateGraph:
-    """The same top-k, scoring exactly only what could matter.
-
-    exact = bound - penalty with penalty >= 0, so an entry whose bound is below
-    its row's current (k+1)-th best exact score plus the least penalty its tile
-    allows can never enter that row's list, and likewise for columns. Two passes
-    over the cheap bound (one matrix product per tile) keep each filter tight:
-    the row pass walks row strips, seeding each strip's floors with one exactly
-    scored tile; the column pass walks column strips and starts from the column
-    lists the row pass already found. The penalty is computed only for entries
-    that pass a filter.
-    """
-    n_left, n_right = len(left_features), len(right_features)
-    by_row = _BestPerItem(n_left, min(k + 1, n_right))
-    by_col = _BestPerItem(n_right, min(k + 1, n_left))
-    geometry = backend.geometry
-    # Survivors need only the geometry columns: gather those, not whole feature rows.
-    left_geometry = np.ascontiguousarray(left_features[:, geometry.start :])
-    right_geometry = np.ascontiguousarray(right_features[:, geometry.start :])
-    unshifted = GeometrySpec(0, geometry.com_weight, geometry.box_weight)
-    left_balance, right_balance = _Balance.of(left_geometry, "left"), _Balance.of(right_geometry, "right")
-
-    def exact_where(bound: np.ndarray, keep: np.ndarray, rows: np.ndarray, cols: np.ndarray):
-        r, c = np.nonzero(keep)
-        return rows[r], cols[c], bound[r, c] - unshifted.penalty(left_geometry[rows[r]], right_geometry[cols[c]])
-
-    seed_cols = min(n_right, max(BOUND_TILE, 4 * (k + 1)))
-    rest = seed_cols + np.argsort(right_balance.torque[seed_cols:], kind="stable")
-    col_tiles, col_tile_balance = _tiles_of(right_balance, rest, "right")
-    for r0 in range(0, n_left, tile_rows):
-        rows = np.arange(r0, min(r0 + tile_rows, n_left))
-        left = left_features[rows]
-        seed = score_all(backend, left, right_features[:seed_cols])
-        floor = _floor_from(seed, by_row.count, axis=1)
-        r, c = np.nonzero(seed >= floor[:, None])
-        by_row.add(rows[r], c, seed[r, c])
-        by_col.add(c, rows[r], seed[r, c])
-        least_penalty = _tile_penalty_floor(left_balance.take(rows), col_tile_balance, geometry.com_weight)
-        for t, cols in enumerate(col_tiles):
-            bound = backend.head_bound(left, right_features[cols])
-            floor = by_row.threshold[rows] + least_penalty[:, t]
-            rr, cc, scores = exact_where(bound, bound >= floor[:, None], rows, cols)
-            keep = scores >= by_row.threshold[rr]
-            by_row.add(rr[keep], cc[keep], scores[keep])
-            by_col.add(cc[keep], rr[keep], scores[keep])
-    # Column pass: every pair again, now filtered by its column's floor; pairs already in a
-    # column's list are skipped so nothing is counted twice.
-    row_tiles, row_tile_balance = _tiles_of(left_balance, np.argsort(left_balance.torque, kind="stable"), "left")
-    for c0 in range(0, n_right, tile_rows):
-        cols = np.arange(c0, min(c0 + tile_rows, n_right))
-        least_penalty = _tile_penalty_floor(row_tile_balance, right_balance.take(cols), geometry.com_weight)
-        for t, rows in enumerate(row_tiles):
-            bound = backend.head_bound(left_features[rows], right_features[cols])
-            floor = by_col.threshold[cols] + least_penalty[t]
-            rr, cc, scores = exact_where(bound, bound >= floor[None, :], rows, cols)
-            keep = (scores >= by_col.threshold[cc]) & ~by_col.holds(cc, rr)
-            by_col.add(cc[keep], rr[keep], scores[keep])
-    return _graph_from(by_row, by_col, k, n_right)

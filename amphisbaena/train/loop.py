@@ -59,7 +59,7 @@ def score_matrix(model: Amphisbaena, left: np.ndarray, right: np.ndarray, rows: 
     """All-pairs scores, in row chunks so the per-pair hidden tensor stays small."""
     fl, fr = features(model.left_arm, left), features(model.right_arm, right)
     model.head.eval()
-    return torch.cat([model.head(fl[i : i + rows], fr)[0] for i in range(0, len(fl), rows)]).cpu().numpy()
+    return torch.cat([model.head(fl[i : i + rows], fr) for i in range(0, len(fl), rows)]).cpu().numpy()
 
 
 def assignment_accuracy(model: Amphisbaena, images: np.ndarray, seed: int = 0) -> float:

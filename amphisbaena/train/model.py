@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from amphisbaena.geometry import BOX_SIDE, GEOMETRY_SIZE, geometry_penalty
+from amphisbaena.geometry import GEOMETRY_SIZE, geometry_penalty
 
 ROWS = 28
 PIXELS = ROWS * 14
@@ -177,9 +177,7 @@ class PairHead(nn.Module):
     square activation and an output layer v, beside the embedding similarity.
     The square makes it factorise exactly into one matrix product per tile plus
     two rank-one terms, so it runs at GEMM speed. The geometry penalty is fixed
-    (not learned) and never negative, so the learned part alone is an upper
-    bound on the score: the runtime scores every pair with the cheap bound and
-    adds the penalty only where a pair could still be a candidate.
+    (not learned) and elementwise.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -193,33 +191,10 @@ class PairHead(nn.Module):
         self.out = nn.Parameter(torch.randn(config.head_hidden) * 0.01)
         self.seam_out = nn.Parameter(torch.randn(config.seam_channels) * 0.01)
 
-    def forward(self, left: torch.Tensor, right: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(scores, upper_bound): the exact scores and the learned part alone."""
-        upper = self.learned(left, right)
+    def forward(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         g = self.geometry_start
         penalty = geometry_penalty(left[:, None, g:], right[None, :, g:], self.com_weight, self.box_weight)
-        return upper - penalty, upper
-
-    def bound(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-        """An upper bound on the scores that is still one matrix product per tile: the learned part
-        minus the part of the box penalty that is bilinear in one-hot inked rows and columns.
-
-        box = |max(H, W) - 20| is at least relu(b_l - t_r - 19) + relu(b_r - t_l - 19) (at most one
-        of the two is positive: each half alone spans at most 20 rows) and at least
-        relu(o_r - o_l - 19); so it is at least half their sum. Each relu term is a fixed 28 x 28
-        table of two inked-row (or column) indices, i.e. one_hot_l @ table @ one_hot_r.T.
-        """
-        g = self.geometry_start
-        lines = torch.arange(28, dtype=left.dtype, device=left.device)
-        table = torch.relu(lines[:, None] - lines[None, :] - (BOX_SIDE - 1))  # table[a, b] = relu(a - b - 19)
-
-        def one_hot(features: torch.Tensor, column: int) -> torch.Tensor:
-            return (features[:, g + column, None] == lines).to(left.dtype)
-
-        top, bottom, outer = 3, 4, 5
-        box_lhs = torch.cat([one_hot(left, bottom) @ table, one_hot(left, top) @ table.T, one_hot(left, outer) @ table.T], dim=1)
-        box_rhs = torch.cat([one_hot(right, top), one_hot(right, bottom), one_hot(right, outer)], dim=1)
-        return self.learned(left, right) - (0.5 * self.box_weight) * (box_lhs @ box_rhs.T)
+        return self.learned(left, right) - penalty
 
     def _hidden_weights(self) -> torch.Tensor:
         """Output weight of every hidden unit: v for the head share, u repeated per row for the seam."""
@@ -258,4 +233,4 @@ class Amphisbaena(nn.Module):
         self, left: torch.Tensor, right: torch.Tensor, geometry_from: tuple[torch.Tensor, torch.Tensor] | None = None
     ) -> torch.Tensor:
         left_geometry, right_geometry = geometry_from if geometry_from is not None else (None, None)
-        return self.head(self.left_arm(left, left_geometry), self.right_arm(right, right_geometry))[0]
+        return self.head(self.left_arm(left, left_geometry), self.right_arm(right, right_geometry))
