@@ -153,7 +153,6 @@ def restore(
     """Pair every left half with its right half using the model and a global assignment."""
     from amphisbaena.engines.select import CHOICES, create_backend
     from amphisbaena.export.manifest import load_model_files, shipped_model_dir
-    from amphisbaena.runtime.png import digit_grid, write_png
     from amphisbaena.runtime.restore import restore as run_restore
 
     if backend not in CHOICES:
@@ -182,17 +181,14 @@ def restore(
     runner = create_backend(backend, model, threads, engine_cache, notify=skipped.append)
     result = run_restore(runner, left, right, answer, method=assignment, k=k)
     restored = join_halves(left, right, result.right_for_left)
-    targets = [target for target in (out, grid, report_png) if target is not None]
-    with atomic_group(*targets) as temporaries:
-        written = dict(zip(targets, temporaries))
-        if out is not None:
-            write_npz(written[out], right_for_left=result.right_for_left, images=restored, confidence=result.confidence.astype(np.float32))
-        if grid is not None:
-            write_png(written[grid], digit_grid(restored[:200]))
-        if report_png is not None:
-            from amphisbaena.runtime.report import write_report
 
-            write_report(written[report_png], runner, left, right, result, answer)
+    def draw_report(path: Path) -> None:
+        from amphisbaena.runtime.report import write_report
+
+        write_report(path, runner, left, right, result, answer)
+
+    arrays = {"right_for_left": result.right_for_left, "images": restored, "confidence": result.confidence.astype(np.float32)}
+    _write_outputs(out, grid, arrays, report_png, draw_report)
     if as_json:
         typer.echo(json.dumps({**result.summary(), "backend_fallbacks": skipped}, indent=2))
         return
@@ -274,20 +270,30 @@ def match(
         typer.echo(f"... {len(chosen) - shown} more queries" + (f" in {out}" if out is not None else "; use --out or --json"))
 
 
-def _restore_partial(runner, left, right, answer, threshold, k, out, grid, as_json, skipped) -> None:
-    """restore --allow-unmatched: pairs only where they beat the no-partner score."""
-    from amphisbaena.runtime.partial import restore_partial
+def _write_outputs(
+    out: Path | None, grid: Path | None, arrays: dict[str, np.ndarray], report_png: Path | None = None, draw_report=None
+) -> None:
+    """Every requested output appears together or not at all (see data.atomic_group)."""
     from amphisbaena.runtime.png import digit_grid, write_png
 
-    result = restore_partial(runner, left, right, threshold, answer, k)
-    restored = join_halves(left, right, result.right_for_left)
-    targets = [target for target in (out, grid) if target is not None]
+    targets = [target for target in (out, grid, report_png) if target is not None]
     with atomic_group(*targets) as temporaries:
         written = dict(zip(targets, temporaries))
         if out is not None:
-            write_npz(written[out], right_for_left=result.right_for_left, images=restored, scores=result.scores.astype(np.float32))
+            write_npz(written[out], **arrays)
         if grid is not None:
-            write_png(written[grid], digit_grid(restored[:200]))
+            write_png(written[grid], digit_grid(arrays["images"][:200]))
+        if report_png is not None:
+            draw_report(written[report_png])
+
+
+def _restore_partial(runner, left, right, answer, threshold, k, out, grid, as_json, skipped) -> None:
+    """restore --allow-unmatched: pairs only where they beat the no-partner score."""
+    from amphisbaena.runtime.partial import restore_partial
+
+    result = restore_partial(runner, left, right, threshold, answer, k)
+    restored = join_halves(left, right, result.right_for_left)
+    _write_outputs(out, grid, {"right_for_left": result.right_for_left, "images": restored, "scores": result.scores.astype(np.float32)})
     summary = result.summary()
     if as_json:
         typer.echo(json.dumps({**summary, "backend_fallbacks": skipped}, indent=2))

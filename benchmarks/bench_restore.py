@@ -65,9 +65,8 @@ def eager_baseline(model_dir: Path, left_features: np.ndarray, right_features: n
 
     model = load_model_files(model_dir)
     weights = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in onnx.load(str(model.path("head"))).graph.initializer}
-    scale = weights["head.log_scale"].exp()
-    seam_out = weights.get("head.seam_out", torch.zeros(0))
-    out = torch.cat([weights["head.out"], seam_out.repeat(28)])  # the seam's weights are shared by all 28 rows
+    scale = weights["log_scale"].exp()
+    out = torch.cat([weights["out"], weights["seam_out"].repeat(28)])  # the seam's weights are shared by all 28 rows
     e, g = model.manifest["embedding"], model.geometry.start
     fl, fr = torch.from_numpy(left_features), torch.from_numpy(right_features)
     started = time.perf_counter()
