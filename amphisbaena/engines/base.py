@@ -16,7 +16,7 @@ class Backend(Protocol):
     name: str
     precision: str
     feature_size: int
-    topk: int | None  # set where the tile's top-k should be reduced on the device (head_topk)
+    topk: int | None  # candidates per row and column of head_topk; None where the backend has no such graph
 
     def arm(self, side: str, halves: np.ndarray) -> np.ndarray:
         """(B, 28, 14) uint8 halves of SIDE ('left' or 'right') -> (B, D) float32 features."""

@@ -58,6 +58,5 @@ class OnnxRuntimeBackend:
     def head(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         return self.sessions["head"].run(None, {"left": left, "right": right})[0]
 
-
     def head_topk(self, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         return tuple(self.sessions["head_topk"].run(None, {"left": left, "right": right}))

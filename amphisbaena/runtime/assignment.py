@@ -100,22 +100,31 @@ def _potentials_by_shortest_paths(
     Shortest paths from a virtual source to every node of the residual graph
     (row -> column along unmatched edges with cost -s, column -> row along
     matched edges with cost +s); optimality means it has no negative cycle, so a
-    vectorised Bellman-Ford converges, usually in a few dozen sweeps. These are
-    the extreme duals that load everything onto the columns.
+    vectorised Bellman-Ford converges. Each sweep relaxes only the edges leaving
+    nodes whose distance changed in the sweep before, so late sweeps, which touch
+    a few long paths, cost little. These are the extreme duals that load
+    everything onto the columns.
     """
     n = len(right_for_left)
     matched = right_for_left[rows] == cols
-    # Nodes 0..n-1 are rows, n..2n-1 are columns.
+    # Nodes 0..n-1 are rows, n..2n-1 are columns; edges sorted by tail, so a node's edges are one run.
     tails = np.where(matched, cols + n, rows)
-    heads = np.where(matched, rows, cols + n)
-    weights = np.where(matched, scores, -scores)
+    order = np.argsort(tails, kind="stable")
+    tails, heads = tails[order], np.where(matched, rows, cols + n)[order]
+    weights = np.where(matched, scores, -scores)[order]
+    nodes = np.arange(2 * n)
+    first, last = np.searchsorted(tails, nodes, side="left"), np.searchsorted(tails, nodes, side="right")
     distance = np.zeros(2 * n)
+    active = nodes
     for _ in range(2 * n + 1):
-        relaxed = distance[tails] + weights
-        improved = relaxed < distance[heads] - 1e-12
+        counts = last[active] - first[active]
+        edges = np.arange(counts.sum()) + np.repeat(first[active] - (np.cumsum(counts) - counts), counts)
+        relaxed = distance[tails[edges]] + weights[edges]
+        improved = relaxed < distance[heads[edges]] - 1e-12
         if not improved.any():
             break
-        np.minimum.at(distance, heads[improved], relaxed[improved])
+        np.minimum.at(distance, heads[edges[improved]], relaxed[improved])
+        active = np.unique(heads[edges[improved]])
     else:
         raise RuntimeError("residual graph has a negative cycle: the sparse matching is not optimal")
     w = -distance[n:]
