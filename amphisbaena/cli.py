@@ -164,6 +164,8 @@ def restore(
     for target in (out, grid, report_png):
         if target is not None:
             _require_parent(target)
+    if no_partner_score is not None and not np.isfinite(no_partner_score):
+        raise InputError(f"--no-partner-score must be a finite number, got {no_partner_score}")
     if allow_unmatched and report_png is not None:
         raise InputError("--report is for one-to-one restores; drop it or --allow-unmatched")
     left, right = load_halves(halves, allow_unequal=allow_unmatched)

@@ -153,3 +153,26 @@ def test_fashion_mnist_files_verify_and_cut(tmp_path: Path) -> None:
     assert made.returncode == 0, made.stderr
     unknown = cli("make-halves", "--dataset", "kmnist", "-o", str(halves), "--key", str(key))
     assert unknown.returncode == 2 and "--dataset must be one of" in unknown.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["match", "{h}", "--side", "up"], "--side"),
+        (["match", "{h}", "--k", "0"], "--k"),
+        (["match", "{h}", "--items", "999"], "--items"),
+        (["match", "{tmp}/missing.npz"], "no such file"),
+        (["restore", "{h}", "--allow-unmatched", "--no-partner-score", "nan"], "--no-partner-score"),
+        (["restore", "{h}", "--allow-unmatched", "--report", "{tmp}/r.png"], "--report"),
+        (["restore", "{h}", "--allow-unmatched", "--key", "{tmp}/badkey.npz"], "distinct indices"),
+        (["restore", "{h}", "--allow-unmatched", "--dataset", "kmnist"], "--dataset"),
+    ],
+)
+def test_new_commands_reject_bad_input_in_one_line(args: list[str], message: str, tmp_path: Path, mnist_dir: Path) -> None:
+    halves, key = tmp_path / "h.npz", tmp_path / "k.npz"
+    assert cli("make-halves", "-n", "60", "--drop-right", "0.1", "-o", str(halves), "--key", str(key), "--data-dir", str(mnist_dir)).returncode == 0
+    np.savez(tmp_path / "badkey.npz", right_for_left=np.zeros(60, dtype=np.int64))  # every left claims right 0
+    done = cli(*[a.format(h=halves, tmp=tmp_path) for a in args], "--out", str(tmp_path / "out.npz"))
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert not (tmp_path / "out.npz").exists() and not (tmp_path / "r.png").exists()
