@@ -89,6 +89,13 @@ def _check_dataset(dataset: str) -> str:
     return dataset
 
 
+def _load_model(model_dir: Path | None, dataset: str):
+    """--model-dir if given, else the model shipped for --dataset; checksums verified."""
+    from amphisbaena.export.manifest import load_model_files, shipped_model_dir
+
+    return load_model_files(model_dir if model_dir is not None else shipped_model_dir(_check_dataset(dataset)))
+
+
 def _require_parent(path: Path) -> None:
     if not path.parent.is_dir():
         raise InputError(f"{path}: directory {path.parent} does not exist")
@@ -151,12 +158,10 @@ def restore(
     no_partner_score: Annotated[float | None, typer.Option(help="With --allow-unmatched: make no pair scoring below this (default: the model's calibrated value)")] = None,
 ) -> None:
     """Pair every left half with its right half using the model and a global assignment."""
-    from amphisbaena.engines.select import CHOICES, create_backend
-    from amphisbaena.export.manifest import load_model_files, shipped_model_dir
+    from amphisbaena.engines.select import check_choice, create_backend
     from amphisbaena.runtime.restore import restore as run_restore
 
-    if backend not in CHOICES:
-        raise InputError(f"--backend must be one of {', '.join(CHOICES)}, got {backend!r}")
+    check_choice(backend)
     if assignment not in ("sparse", "dense"):
         raise InputError(f"--assignment must be 'sparse' or 'dense', got {assignment!r}")
     if k < 1:
@@ -169,18 +174,19 @@ def restore(
     if allow_unmatched and report_png is not None:
         raise InputError("--report is for one-to-one restores; drop it or --allow-unmatched")
     left, right = load_halves(halves, allow_unequal=allow_unmatched)
-    model = load_model_files(model_dir if model_dir is not None else shipped_model_dir(_check_dataset(dataset)))
-    skipped: list[str] = []
+    model = _load_model(model_dir, dataset)
     if allow_unmatched:
         answer = load_key(key, len(left), partners=len(right)) if key is not None else None
         threshold = no_partner_score if no_partner_score is not None else model.no_partner_score
         if threshold is None:
             raise InputError(f"{model.directory}: the model has no calibrated no-partner score; pass --no-partner-score")
-        runner = create_backend(backend, model, threads, engine_cache, notify=skipped.append)
+    else:
+        answer = load_key(key, len(left)) if key is not None else None
+    skipped: list[str] = []
+    runner = create_backend(backend, model, threads, engine_cache, notify=skipped.append)
+    if allow_unmatched:
         _restore_partial(runner, left, right, answer, threshold, k, out, grid, as_json, skipped)
         return
-    answer = load_key(key, len(left)) if key is not None else None
-    runner = create_backend(backend, model, threads, engine_cache, notify=skipped.append)
     result = run_restore(runner, left, right, answer, method=assignment, k=k)
     restored = join_halves(left, right, result.right_for_left)
 
@@ -236,14 +242,12 @@ def match(
     engine_cache: Annotated[Path | None, typer.Option("--engine-cache", help="TensorRT engine cache directory")] = None,
 ) -> None:
     """Top-k partners of single halves among the other side, with scores (no global assignment)."""
-    from amphisbaena.engines.select import CHOICES, create_backend
-    from amphisbaena.export.manifest import load_model_files, shipped_model_dir
+    from amphisbaena.engines.select import check_choice, create_backend
     from amphisbaena.runtime.match import OTHER_SIDE, top_partners
 
     if side not in OTHER_SIDE:
         raise InputError(f"--side must be 'left' or 'right', got {side!r}")
-    if backend not in CHOICES:
-        raise InputError(f"--backend must be one of {', '.join(CHOICES)}, got {backend!r}")
+    check_choice(backend)
     if k < 1:
         raise InputError(f"--k must be at least 1, got {k}")
     if out is not None:
@@ -251,7 +255,7 @@ def match(
     left, right = load_halves(halves, allow_unequal=True)
     queries, pool = (left, right) if side == "left" else (right, left)
     chosen = _parse_items(items, len(queries))
-    model = load_model_files(model_dir if model_dir is not None else shipped_model_dir(_check_dataset(dataset)))
+    model = _load_model(model_dir, dataset)
     runner = create_backend(backend, model, threads, engine_cache)
     partners, scores = top_partners(runner, queries[chosen], pool, side, k)
     if out is not None:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import tempfile
 import time
@@ -62,7 +63,7 @@ def main() -> None:
                 "peak_rss_mb": peak_rss_mb(),
                 "rss_before_restore_mb": rss_before,
                 "assignment": result.summary()["assignment"],
-                "right_for_left_sha": __import__("hashlib").sha256(np.ascontiguousarray(result.right_for_left).tobytes()).hexdigest()[:16],
+                "right_for_left_sha": hashlib.sha256(np.ascontiguousarray(result.right_for_left).tobytes()).hexdigest()[:16],
             }
         )
     )

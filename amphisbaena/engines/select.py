@@ -27,6 +27,12 @@ def _create(name: str, model: ModelFiles, threads: int | None, engine_cache: Pat
         raise BackendUnavailable(f"{name}: {reason}") from None
 
 
+def check_choice(requested: str) -> None:
+    """Refuse an unknown backend name before any work is done."""
+    if requested not in CHOICES:
+        raise InputError(f"--backend must be one of {', '.join(CHOICES)}, got {requested!r}")
+
+
 class BackendUnavailable(InputError):
     """A backend that was asked for by name cannot run here."""
 
@@ -39,8 +45,7 @@ def create_backend(
     notify: Callable[[str], None] = lambda message: None,
 ) -> Backend:
     """The backend REQUESTED, or for 'auto' the first of BACKENDS that works; NOTIFY hears each fallback."""
-    if requested not in CHOICES:
-        raise InputError(f"--backend must be one of {', '.join(CHOICES)}, got {requested!r}")
+    check_choice(requested)
     if requested != "auto":
         return _create(requested, model, threads, engine_cache)
     for name in BACKENDS[:-1]:

@@ -94,7 +94,6 @@ class TensorRTBackend:
     def head(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         return self.graphs["head"].run(self.stream, {"left": left, "right": right})
 
-
     def head_topk(self, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Only the candidates cross back to the host: 2 x (Tl + Tr) x topk values, not Tl x Tr."""
         graph = self.graphs["head_topk"]

@@ -27,12 +27,14 @@ MODEL_FILES = {
 TOPK = 33  # candidates per row and per column that head_topk.onnx returns: the runtime's default k + 1
 MANIFEST = "manifest.json"
 SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "models"
-SHIPPED_MODEL_DIR = SHIPPED_MODELS / "mnist"
 
 
 def shipped_model_dir(dataset: str) -> Path:
     """The model shipped for DATASET (mnist or fashion-mnist)."""
     return SHIPPED_MODELS / dataset
+
+
+SHIPPED_MODEL_DIR = shipped_model_dir("mnist")
 
 
 def sha256_of(path: Path) -> str:

@@ -47,6 +47,10 @@ class CandidateGraph:
     def size(self) -> int:
         return len(self.row_bound)
 
+    def chosen(self, right_for_left: np.ndarray) -> np.ndarray:
+        """Mask of the edges a matching uses (every chosen pair is a candidate edge)."""
+        return right_for_left[self.rows] == self.cols
+
     def absorb_rows(self, rows: np.ndarray, exact: np.ndarray, solution: SparseSolution) -> tuple[CandidateGraph, int]:
         """Fold exact scores of whole ROWS back in: every pair the duals do not cover becomes an
         edge, and each row's bound tightens to the largest score still excluded. Returns the new
@@ -193,7 +197,7 @@ def confidence_margins(graph: CandidateGraph, right_for_left: np.ndarray) -> np.
     of every row and column is among them; where it is not, the (k+1)-th-best bound stands in.
     """
     n = graph.size
-    chosen = right_for_left[graph.rows] == graph.cols
+    chosen = graph.chosen(right_for_left)
     chosen_score = np.empty(n)
     chosen_score[graph.rows[chosen]] = graph.scores[chosen]
     row_alternative = graph.row_bound.copy()

@@ -13,6 +13,7 @@ import numpy as np
 from amphisbaena.data import drop_partners, make_halves
 from amphisbaena.engines.base import Backend
 from amphisbaena.runtime.assignment import solve_with_no_partner
+from amphisbaena.runtime.partial import precision_recall
 from amphisbaena.runtime.restore import DEFAULT_K
 from amphisbaena.runtime.scoring import arm_features, stream_candidates
 
@@ -26,13 +27,11 @@ def calibrate_no_partner(backend: Backend, images: np.ndarray, drop: float = 0.0
     graph = stream_candidates(backend, arm_features(backend, "left", left), arm_features(backend, "right", right), DEFAULT_K)
     best_per_left = np.full(len(left), -np.inf)
     np.maximum.at(best_per_left, graph.rows, graph.scores)
-    present = int((key >= 0).sum())
     best = {"f1": -1.0}
     for threshold in np.unique(np.quantile(best_per_left, QUANTILES)):
         right_for_left = solve_with_no_partner(graph.rows, graph.cols, graph.scores, len(left), len(right), float(threshold))
-        made = right_for_left >= 0
-        correct = int((made & (right_for_left == key)).sum())
-        precision = correct / max(int(made.sum()), 1)
+        correct, made, present = precision_recall(right_for_left, key)
+        precision = correct / max(made, 1)
         recall = correct / max(present, 1)
         f1 = 2 * precision * recall / max(precision + recall, 1e-12)
         if f1 > best["f1"]:

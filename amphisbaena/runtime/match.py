@@ -32,7 +32,7 @@ def top_partners(
             block_scores = score_all(backend, block, pool_features)
         else:  # the head takes lefts first: score the pool against the block and turn it around
             block_scores = np.ascontiguousarray(score_all(backend, pool_features, block).T)
-        best = np.argpartition(-block_scores, k - 1, axis=1)[:, :k] if k < len(pool) else np.tile(np.arange(k), (len(block), 1))
+        best = np.argpartition(-block_scores, k - 1, axis=1)[:, :k]
         best_scores = np.take_along_axis(block_scores, best, axis=1)
         order = np.argsort(-best_scores, axis=1, kind="stable")
         partners[start : start + len(block)] = np.take_along_axis(best, order, axis=1)

@@ -19,6 +19,13 @@ from amphisbaena.runtime.restore import DEFAULT_K, Stopwatch, check_memory
 from amphisbaena.runtime.scoring import arm_features, stream_candidates
 
 
+def precision_recall(right_for_left: np.ndarray, key: np.ndarray) -> tuple[int, int, int]:
+    """(correct, made, present): right pairs made, pairs made, and true pairs present in the sets;
+    -1 marks a left without a partner, both in the result and in the key."""
+    made = right_for_left >= 0
+    return int((made & (right_for_left == key)).sum()), int(made.sum()), int((key >= 0).sum())
+
+
 @dataclass
 class PartialResult:
     """right_for_left with -1 for lefts left alone, plus precision and recall when keyed."""
@@ -51,8 +58,7 @@ class PartialResult:
         """Precision: correct pairs among those made. Recall: correct pairs among the true pairs present."""
         if self.key is None:
             return None
-        correct = int((self.matched & (self.right_for_left == self.key)).sum())
-        made, present = int(self.matched.sum()), int((self.key >= 0).sum())
+        correct, made, present = precision_recall(self.right_for_left, self.key)
         alone_right = (self.key < 0) & ~self.matched
         return {
             "pairs_made": made,
@@ -102,7 +108,7 @@ def restore_partial(
     watch.lap("head")
     right_for_left = solve_with_no_partner(graph.rows, graph.cols, graph.scores, len(left), len(right), no_partner_score)
     scores = np.full(len(left), np.nan)
-    chosen = right_for_left[graph.rows] == graph.cols
+    chosen = graph.chosen(right_for_left)
     scores[graph.rows[chosen]] = graph.scores[chosen]
     watch.lap("assignment")
     return PartialResult(

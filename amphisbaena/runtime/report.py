@@ -14,8 +14,9 @@ import numpy as np
 
 from amphisbaena.data import InputError, join_halves
 from amphisbaena.engines.base import Backend
+from amphisbaena.runtime.png import digit_grid
 from amphisbaena.runtime.restore import RestoreResult
-from amphisbaena.runtime.scoring import arm_features, score_all
+from amphisbaena.runtime.scoring import score_all, score_rows
 
 LEAST_CONFIDENT = 8
 HEATMAP_SIZE = 24
@@ -29,10 +30,6 @@ def _pair_scores(backend: Backend, left_features: np.ndarray, right_features: np
         block = slice(start, start + 256)
         out[block] = np.diagonal(backend.head(left_features[lefts[block]], right_features[rights[block]]))
     return out
-
-
-def _row_scores(backend: Backend, left_features: np.ndarray, right_features: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    return score_all(backend, left_features[rows], right_features)
 
 
 def write_report(
@@ -53,8 +50,7 @@ def write_report(
     except ImportError:
         raise InputError("--report needs matplotlib: pip install 'amphisbaena[report]'") from None
     rng = np.random.default_rng(seed)
-    left_features = arm_features(backend, "left", left)
-    right_features = arm_features(backend, "right", right)
+    left_features, right_features = result.features  # computed once by restore(), reused here
     n = len(left)
     chosen = result.right_for_left
 
@@ -64,11 +60,7 @@ def write_report(
     figure.suptitle(f"Amphisbaena restore report: {n} pairs, {result.backend} ({result.precision}){accuracy}", fontsize=14)
 
     # 1. Restored digits.
-    shown = join_halves(left, right, chosen)[:100]
-    mosaic = np.zeros((10 * 30, 10 * 30), dtype=np.uint8)
-    for index, digit in enumerate(shown):
-        r, c = divmod(index, 10)
-        mosaic[r * 30 + 1 : r * 30 + 29, c * 30 + 1 : c * 30 + 29] = digit
+    mosaic = digit_grid(join_halves(left, right, chosen)[:100], columns=10)
     axis = figure.add_subplot(grid[0, 0])
     axis.imshow(mosaic, cmap="gray_r")
     axis.set_title("first 100 restored digits")
@@ -76,7 +68,7 @@ def write_report(
 
     # 2. Least confident matches beside their runner-up (the best other right for that left).
     least = np.argsort(result.confidence, kind="stable")[:LEAST_CONFIDENT]
-    rows = _row_scores(backend, left_features, right_features, least)
+    rows = score_rows(backend, left_features, right_features, least)
     rows[np.arange(len(least)), chosen[least]] = -np.inf
     runner_up = rows.argmax(axis=1)
     axis = figure.add_subplot(grid[0, 1])
@@ -96,7 +88,7 @@ def write_report(
     axis = figure.add_subplot(grid[0, 2])
     sample = rng.choice(n, size=min(SAMPLE_ROWS, n), replace=False)
     random_pairs = _pair_scores(backend, left_features, right_features, sample, rng.integers(0, len(right), len(sample)))
-    sample_rows = _row_scores(backend, left_features, right_features, sample)
+    sample_rows = score_rows(backend, left_features, right_features, sample)
     if key is not None:
         true_scores = _pair_scores(backend, left_features, right_features, np.arange(n), key)
         sample_rows[np.arange(len(sample)), key[sample]] = -np.inf

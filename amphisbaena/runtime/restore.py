@@ -50,6 +50,7 @@ class RestoreResult:
     assignment: AssignmentReport
     seconds: dict[str, float] = field(default_factory=dict)
     correct: np.ndarray | None = None  # per left, when a key was given
+    features: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)  # (left, right), for the report
 
     @property
     def count(self) -> int:
@@ -154,9 +155,8 @@ def assign_sparse(
             if added:
                 continue
         right_for_left = solution.right_for_left
-        chosen = np.isin(graph.rows * n + graph.cols, np.arange(n) * n + right_for_left)
         report.candidate_edges = len(graph.rows)
-        report.total_score = float(graph.scores[chosen].sum())
+        report.total_score = float(graph.scores[graph.chosen(right_for_left)].sum())
         report.proof = (
             "dual potentials u, w with u_i + w_j = s_ij on all chosen pairs and u_i + w_j >= s_ij on every pair: "
             f"on {len(graph.rows)} candidate edges exactly, on excluded pairs by top-{report.k} score bounds"
@@ -221,7 +221,9 @@ def restore(
         right_for_left, margins, report = assign_dense(backend, left_features, right_features, watch)
     else:
         right_for_left, margins, report = assign_sparse(backend, left_features, right_features, max(k, 2), watch)
-    result = RestoreResult(right_for_left, margins, backend.name, backend.precision, report, watch.seconds)
+    result = RestoreResult(
+        right_for_left, margins, backend.name, backend.precision, report, watch.seconds, features=(left_features, right_features)
+    )
     if key is not None:
         result.correct = right_for_left == key
     return result

@@ -91,10 +91,6 @@ class _BestPerItem:
         self.score[touched] = np.take_along_axis(merged_score, best, axis=1)
         self.partner[touched] = np.take_along_axis(merged_partner, best, axis=1)
 
-    def holds(self, item: np.ndarray, partner: np.ndarray) -> np.ndarray:
-        """Whether each (item, partner) entry is already in the item's list."""
-        return (self.partner[item] == partner[:, None]).any(axis=1)
-
     def kept_and_bound(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(item, partner, score) of the best k per item, and each item's bound on the rest:
         its (k+1)-th best score, or -inf where nothing was left out."""
@@ -137,8 +133,7 @@ def stream_candidates(
     graph (`_stream_device_topk`); others return whole tiles and are filtered here.
     """
     n_left, n_right = len(left_features), len(right_features)
-    device_topk = getattr(backend, "topk", None)
-    if device_topk is not None and k + 1 <= device_topk <= min(n_left, n_right):
+    if backend.topk is not None and k + 1 <= backend.topk <= min(n_left, n_right):
         return _stream_device_topk(backend, left_features, right_features, k, tile_rows or TOPK_TILE, tile_cols or TOPK_TILE)
     tile_rows, tile_cols = tile_rows or TILE_ROWS, tile_cols or TILE_COLS
     by_row = _BestPerItem(n_left, min(k + 1, n_right))

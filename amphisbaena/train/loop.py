@@ -109,22 +109,21 @@ def random_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
-def augment(images: np.ndarray, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Shift whole digits by whole pixels (both axes) before cutting, so both halves move together
-    and the new seam is still a true seam; returns float pixels in 0..255.
+def augment(pixels: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Shift whole digits (float pixels in 0..255) by whole pixels on both axes before cutting, so
+    both halves move together and the new seam is still a true seam; PIXELS itself when off.
 
     Only the learned path sees the shifted digit: the geometry features, whose rules
     (centre of mass at 14 +- 0.5) a shift would break, come from the unshifted digit.
     """
-    x = torch.from_numpy(images).float()
     if max_shift == 0:
-        return x
-    shifts = torch.randint(-max_shift, max_shift + 1, (len(images), 2), generator=generator)
-    out = torch.empty_like(x)
+        return pixels
+    shifts = torch.randint(-max_shift, max_shift + 1, (len(pixels), 2), generator=generator).to(pixels.device)
+    out = torch.empty_like(pixels)
     for dy in range(-max_shift, max_shift + 1):
         for dx in range(-max_shift, max_shift + 1):
             chosen = (shifts[:, 0] == dy) & (shifts[:, 1] == dx)
-            out[chosen] = torch.roll(x[chosen], (dy, dx), dims=(1, 2))
+            out[chosen] = torch.roll(pixels[chosen], (dy, dx), dims=(1, 2))
     return out
 
 
@@ -199,8 +198,8 @@ def train(
         for step, batch in enumerate(batches):
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(recipe, epoch + step / len(batches))
-            clean = torch.from_numpy(train_images[batch]).float().to(device)
-            shifted = warp(augment(train_images[batch], recipe.shift, generator).to(device), recipe, generator)
+            clean = torch.from_numpy(train_images[batch]).to(device).float()  # one copy to the device per batch
+            shifted = warp(augment(clean, recipe.shift, generator), recipe, generator)
             scores = model(
                 shifted[:, :, :HALF_WIDTH], shifted[:, :, HALF_WIDTH:],
                 geometry_from=(clean[:, :, :HALF_WIDTH], clean[:, :, HALF_WIDTH:]),
