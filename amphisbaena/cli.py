@@ -206,6 +206,8 @@ def restore(
         typer.echo(f"backend auto fell back to {result.backend}: " + "; ".join(skipped))
     if report.method == "sparse":
         typer.echo(f"assignment: sparse on {report.candidate_edges} candidate pairs (k={report.k}), proven optimal for all {result.count}^2 pairs")
+        if report.scored_pairs is not None:
+            typer.echo(f"scored {report.scored_pairs / result.count**2:.1%} of all pairs; the geometry bound rules out the rest")
     else:
         typer.echo("assignment: dense" + (f" ({report.fallback_reason})" if report.fallback_reason else ""))
     typer.echo("seconds: " + ", ".join(f"{stage} {value:.2f}" for stage, value in result.seconds.items()))

@@ -28,18 +28,18 @@ def halves_1k(tmp_path_factory: pytest.TempPathFactory, test_digits: np.ndarray)
 def test_failure_in_the_middle_of_scoring_leaves_no_output(halves_1k, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = halves_1k[0]
     calls = {"n": 0}
-    real_head_topk = OnnxRuntimeBackend.head_topk
+    real_head = OnnxRuntimeBackend.head
 
-    def failing_head_topk(self, left, right):
+    def failing_head(self, left, right):
         calls["n"] += 1
-        if calls["n"] == 1:  # after both arms ran, at the first tile of the head
+        if calls["n"] == 2:  # after both arms ran and the bound was probed, at the first tile of the head
             raise RuntimeError("injected failure in the middle of scoring")
-        return real_head_topk(self, left, right)
+        return real_head(self, left, right)
 
-    monkeypatch.setattr(OnnxRuntimeBackend, "head_topk", failing_head_topk)
+    monkeypatch.setattr(OnnxRuntimeBackend, "head", failing_head)
     result = CliRunner().invoke(app, ["restore", str(path), "--out", str(tmp_path / "r.npz"), "--grid", str(tmp_path / "g.png")])
     assert result.exit_code == 1 and "injected failure" in result.stderr
-    assert calls["n"] == 1
+    assert calls["n"] == 2
     assert list(tmp_path.iterdir()) == []
 
 

@@ -11,12 +11,15 @@ from typing import Protocol
 
 import numpy as np
 
+from amphisbaena.export.manifest import FeatureLayout
+
 
 class Backend(Protocol):
     name: str
     precision: str
     feature_size: int
     topk: int | None  # candidates per row and column of head_topk; None where the backend has no such graph
+    layout: FeatureLayout | None  # where the head's inputs sit; None where the head is not Amphisbaena's (no pruning)
 
     def arm(self, side: str, halves: np.ndarray) -> np.ndarray:
         """(B, 28, 14) uint8 halves of SIDE ('left' or 'right') -> (B, D) float32 features."""

@@ -40,6 +40,7 @@ class OnnxRuntimeBackend:
         # Each tile's top-k is reduced inside the graph (head_topk): on a GPU only candidates cross
         # back to the host, on a CPU the reduction runs multithreaded instead of in numpy.
         self.topk = model.topk
+        self.layout = model.layout
         self.sessions = {graph: self._session(model, graph, options, providers) for graph in MODEL_FILES}
         active = self.sessions["head"].get_providers()[0]
         if active != providers[0]:  # onnxruntime silently falls back when the device is missing

@@ -87,6 +87,7 @@ class TensorRTBackend:
         self.precision = model.manifest.get("precision", "fp32")
         self.feature_size = model.feature_size
         self.topk = model.topk
+        self.layout = model.layout
 
     def arm(self, side: str, halves: np.ndarray) -> np.ndarray:
         return self.graphs[side].run(self.stream, {"halves": halves})

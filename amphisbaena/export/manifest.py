@@ -46,6 +46,15 @@ def sha256_of(path: Path) -> str:
 
 
 @dataclass(frozen=True)
+class FeatureLayout:
+    """Where the head's inputs sit in a feature vector: the unit embedding [0, embedding), the
+    hidden shares [embedding, geometry.start) and the geometry statistics from geometry.start."""
+
+    embedding: int
+    geometry: GeometrySpec
+
+
+@dataclass(frozen=True)
 class ModelFiles:
     """A verified model directory: paths of the three graphs and the manifest's content."""
 
@@ -75,6 +84,10 @@ class ModelFiles:
         spec = self.manifest["geometry"]
         return GeometrySpec(int(spec["start"]), float(spec["com_weight"]), float(spec["box_weight"]))
 
+    @property
+    def layout(self) -> FeatureLayout:
+        return FeatureLayout(int(self.manifest["embedding"]), self.geometry)
+
 
 def load_model_files(directory: Path | None = None, verify: bool = True) -> ModelFiles:
     """Read DIRECTORY's manifest (default: the shipped MNIST model) and check every sha256."""
@@ -86,7 +99,7 @@ def load_model_files(directory: Path | None = None, verify: bool = True) -> Mode
         manifest = json.loads(manifest_path.read_text())
         expected = manifest["sha256"]
         model = ModelFiles(directory, manifest)
-        model.feature_size, model.geometry  # noqa: B018  (raise now if the manifest lacks them)
+        model.feature_size, model.layout  # noqa: B018  (raise now if the manifest lacks them)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{manifest_path}: unreadable manifest ({exc.__class__.__name__}: {exc})") from None
     for name in MODEL_FILES.values():

@@ -42,6 +42,7 @@ class CandidateGraph:
     scores: np.ndarray  # float64 (E,)
     row_bound: np.ndarray  # (N,) every excluded score in row i is <= row_bound[i] (-inf: none excluded)
     col_bound: np.ndarray  # (N,) every excluded score in column j is <= col_bound[j]
+    scored_pairs: int | None = None  # pairs the head scored to build it; None: every pair
 
     @property
     def size(self) -> int:
@@ -72,6 +73,7 @@ class CandidateGraph:
             np.concatenate([self.scores, exact[new_r, new_c].astype(np.float64)]),
             row_bound,
             self.col_bound,
+            None if self.scored_pairs is None else self.scored_pairs + exact.size,
         )
         return graph, len(new_r)
 

@@ -34,6 +34,7 @@ class AssignmentReport:
     rounds: int = 0
     rescored_rows: int = 0
     added_edges: int = 0
+    scored_pairs: int | None = None  # pairs the head scored; the rest were ruled out by their bounds
     proof: str = ""
     fallback_reason: str = ""
     total_score: float = 0.0
@@ -156,10 +157,12 @@ def assign_sparse(
                 continue
         right_for_left = solution.right_for_left
         report.candidate_edges = len(graph.rows)
+        report.scored_pairs = graph.scored_pairs
         report.total_score = float(graph.scores[graph.chosen(right_for_left)].sum())
         report.proof = (
             "dual potentials u, w with u_i + w_j = s_ij on all chosen pairs and u_i + w_j >= s_ij on every pair: "
             f"on {len(graph.rows)} candidate edges exactly, on excluded pairs by top-{report.k} score bounds"
+            + (" and geometry bounds on the pairs never scored" if graph.scored_pairs is not None else "")
             + (f" or exact rescoring of {report.rescored_rows} rows" if report.rescored_rows else "")
         )
         margins = confidence_margins(graph, right_for_left)

@@ -14,11 +14,21 @@ import numpy as np
 
 from amphisbaena.engines.base import Backend
 from amphisbaena.runtime.assignment import CandidateGraph
+from amphisbaena.runtime.pruning import (
+    BOUND_CELLS,
+    GROUP_SIZE,
+    LearnedBound,
+    group_lefts,
+    half_statistics,
+    pruning_applies,
+    score_upper_bounds,
+)
 
 ARM_BATCH = 2048
 TILE_ROWS = 256
 TILE_COLS = 2048
 TOPK_TILE = 1024  # rows and columns of a head_topk tile: large tiles amortise the per-call cost
+PRUNE_FLOOR = -20.0  # pairs whose score bound is below this are not scored (well under a row's 33rd best)
 
 
 def arm_features(backend: Backend, side: str, halves: np.ndarray, batch: int = ARM_BATCH) -> np.ndarray:
@@ -100,6 +110,39 @@ class _BestPerItem:
         return items, self.partner[:, :kept].ravel(), self.score[:, :kept].ravel().astype(np.float64), bound
 
 
+class _BestPerItemFromTiles:
+    """The best COUNT (score, partner) pairs of every item, merged from dense tiles.
+
+    Rows stay unsorted while tiles go by (one partition per tile, no sort); `best_first`
+    sorts them once at the end, ties going to the lower partner.
+    """
+
+    def __init__(self, items: int, count: int) -> None:
+        self.count = count
+        self.score = np.full((items, count), -np.inf, dtype=np.float32)
+        self.partner = np.full((items, count), -1, dtype=np.int64)
+
+    def merge_tile(self, items: np.ndarray, partners: np.ndarray, scores: np.ndarray) -> None:
+        """SCORES[a, b] is the score of (ITEMS[a], PARTNERS[b]); only items with an entry at or
+        above their current COUNT-th best are touched."""
+        touched = np.flatnonzero((scores >= self.score[items].min(axis=1)[:, None]).any(axis=1))
+        if len(touched) == 0:
+            return
+        items, scores = items[touched], scores[touched]
+        merged_score = np.concatenate([self.score[items], scores], axis=1)
+        merged_partner = np.concatenate([self.partner[items], np.broadcast_to(partners, scores.shape)], axis=1)
+        top = np.argpartition(-merged_score, self.count - 1, axis=1)[:, : self.count]
+        self.score[items] = np.take_along_axis(merged_score, top, axis=1)
+        self.partner[items] = np.take_along_axis(merged_partner, top, axis=1)
+
+    def best_first(self) -> _BestPerItem:
+        partner_key = np.where(np.isneginf(self.score), np.iinfo(np.int64).max, self.partner)  # empty slots last
+        order = np.lexsort((partner_key, -self.score), axis=1)
+        best = _BestPerItem(len(self.score), self.count)
+        best.score, best.partner = np.take_along_axis(self.score, order, axis=1), np.take_along_axis(self.partner, order, axis=1)
+        return best
+
+
 def _floor_from(scores: np.ndarray, count: int, axis: int) -> np.ndarray:
     """The COUNT-th largest along AXIS: a lower bound on the COUNT-th largest of any superset."""
     size = scores.shape[axis]
@@ -125,14 +168,19 @@ def stream_candidates(
     k: int,
     tile_rows: int | None = None,
     tile_cols: int | None = None,
+    prune: bool = True,
 ) -> CandidateGraph:
     """Top-k partners of every left and every right, with bounds on every score left out.
 
     Memory is O(N * k + tile_rows * N); the full score matrix is never kept.
-    Backends with a head_topk graph reduce every tile to its candidates inside the
-    graph (`_stream_device_topk`); others return whole tiles and are filtered here.
+    Where the head has a geometry penalty, pairs it rules out are never scored
+    (`stream_pruned_candidates`). Otherwise backends with a head_topk graph reduce
+    every tile to its candidates inside the graph (`_stream_device_topk`); others
+    return whole tiles and are filtered here.
     """
     n_left, n_right = len(left_features), len(right_features)
+    if prune and pruning_applies(backend):
+        return stream_pruned_candidates(backend, left_features, right_features, k, tile_cols=tile_cols or TILE_COLS)
     if backend.topk is not None and k + 1 <= backend.topk <= min(n_left, n_right):
         return _stream_device_topk(backend, left_features, right_features, k, tile_rows or TOPK_TILE, tile_cols or TOPK_TILE)
     tile_rows, tile_cols = tile_rows or TILE_ROWS, tile_cols or TILE_COLS
@@ -187,3 +235,52 @@ def _feed(by_row: _BestPerItem, by_col: _BestPerItem, rows, cols, scores, row_fl
     by_row.add(rows[for_rows], cols[for_rows], scores[for_rows])
     for_cols = scores >= col_floor
     by_col.add(cols[for_cols], rows[for_cols], scores[for_cols])
+
+
+def stream_pruned_candidates(
+    backend: Backend,
+    left_features: np.ndarray,
+    right_features: np.ndarray,
+    k: int,
+    floor: float | None = None,
+    group_size: int = GROUP_SIZE,
+    tile_cols: int = TILE_COLS,
+) -> CandidateGraph:
+    """The top-k of every left and right among the pairs the geometry does not rule out, with
+    bounds on every pair left out (see `pruning`). Each group of lefts is scored against the
+    rights whose bound reaches FLOOR (default PRUNE_FLOOR), and always against at least its k + 1
+    most promising."""
+    floor = PRUNE_FLOOR if floor is None else floor
+    bound = LearnedBound.probe(backend)
+    lefts, rights = half_statistics(left_features, bound), half_statistics(right_features, bound)
+    n_left, n_right = len(left_features), len(right_features)
+    by_row = _BestPerItemFromTiles(n_left, min(k + 1, n_right))
+    by_col = _BestPerItemFromTiles(n_right, min(k + 1, n_left))
+    row_left_out = np.full(n_left, -np.inf)
+    col_left_out = np.full(n_right, -np.inf)
+    groups = group_lefts(lefts, group_size)
+    per_batch = max(1, BOUND_CELLS // n_right)
+    scored = 0
+    for b0 in range(0, len(groups), per_batch):
+        batch = groups[b0 : b0 + per_batch]
+        low = np.stack([lefts[members].min(axis=0) for members in batch])
+        high = np.stack([lefts[members].max(axis=0) for members in batch])
+        for members, upper in zip(batch, score_upper_bounds(low, high, rights, bound)):
+            keep = upper >= floor
+            if keep.sum() < by_row.count:
+                keep[np.argpartition(-upper, by_row.count - 1)[: by_row.count]] = True
+            cols = np.flatnonzero(keep)
+            if len(cols) < n_right:
+                row_left_out[members] = upper[~keep].max()
+                np.maximum(col_left_out, np.where(keep, -np.inf, upper), out=col_left_out)
+            scores = np.concatenate(
+                [backend.head(left_features[members], right_features[cols[c : c + tile_cols]]) for c in range(0, len(cols), tile_cols)],
+                axis=1,
+            )
+            scored += scores.size
+            by_row.merge_tile(members, cols, scores)
+            by_col.merge_tile(cols, members, scores.T)
+    graph = _graph_from(by_row.best_first(), by_col.best_first(), k, n_right)
+    return CandidateGraph(
+        graph.rows, graph.cols, graph.scores, np.maximum(graph.row_bound, row_left_out), np.maximum(graph.col_bound, col_left_out), scored
+    )

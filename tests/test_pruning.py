@@ -1,0 +1,77 @@
+"""Geometry pruning on real MNIST with the shipped model: the bounds hold on every pair, they rule
+out most pairs, and pruning never changes the optimal pairing."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from amphisbaena.data import make_halves
+from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
+from amphisbaena.export.manifest import load_model_files
+from amphisbaena.runtime import pruning, scoring
+from amphisbaena.runtime.restore import restore
+
+
+@pytest.fixture(scope="module")
+def shipped() -> OnnxRuntimeBackend:
+    return OnnxRuntimeBackend(load_model_files())
+
+
+@pytest.fixture(scope="module")
+def features(shipped: OnnxRuntimeBackend, test_digits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    left, right, _ = make_halves(test_digits[:1500], seed=3)
+    return scoring.arm_features(shipped, "left", left), scoring.arm_features(shipped, "right", right)
+
+
+def test_probe_reads_the_heads_own_weights(shipped: OnnxRuntimeBackend) -> None:
+    weights = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(load_model_files().path("head"))).graph.initializer}
+    bound = pruning.LearnedBound.probe(shipped)
+    assert bound.scale == pytest.approx(np.exp(weights["log_scale"]), rel=1e-5)
+    hidden = np.concatenate([weights["out"], np.tile(weights["seam_out"], 28)])
+    np.testing.assert_allclose(bound.positive_weights, np.maximum(hidden, 0), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("group_size, ruled_out", [(16, 0.6), (256, 0.4)])
+def test_bounds_hold_on_every_pair_and_rule_out_most(shipped: OnnxRuntimeBackend, features, group_size: int, ruled_out: float) -> None:
+    fl, fr = features
+    scores = shipped.head(fl, fr).astype(np.float64)
+    bound = pruning.LearnedBound.probe(shipped)
+    lefts, rights = pruning.half_statistics(fl, bound), pruning.half_statistics(fr, bound)
+    upper = np.empty_like(scores)
+    for members in pruning.group_lefts(lefts, group_size):
+        low, high = lefts[members].min(axis=0, keepdims=True), lefts[members].max(axis=0, keepdims=True)
+        upper[members] = pruning.score_upper_bounds(low, high, rights, bound)
+    assert np.all(scores <= upper), f"bound broken by {np.max(scores - upper):.4g}"
+    assert np.mean(upper < scoring.PRUNE_FLOOR) > ruled_out  # narrower groups rule out more
+
+
+def test_groups_partition_the_lefts(features) -> None:
+    bound = pruning.LearnedBound(1.0, np.zeros(512), load_model_files().layout)
+    groups = pruning.group_lefts(pruning.half_statistics(features[0], bound), 100, minimum=40)
+    assert sorted(np.concatenate(groups).tolist()) == list(range(1500))
+    assert all(40 <= len(g) <= 100 for g in groups)
+
+
+@pytest.mark.parametrize("floor", [None, 5.0])
+def test_pruned_restore_equals_dense_on_real_digits(shipped: OnnxRuntimeBackend, test_digits: np.ndarray, floor, monkeypatch) -> None:
+    """With the default floor and with one so high that many rows fail the proof and are rescored."""
+    if floor is not None:
+        monkeypatch.setattr(scoring, "PRUNE_FLOOR", floor)
+    left, right, key = make_halves(test_digits[2000:3500], seed=4)
+    pruned = restore(shipped, left, right, key=key)
+    dense = restore(shipped, left, right, key=key, method="dense")
+    np.testing.assert_array_equal(pruned.right_for_left, dense.right_for_left)
+    assert pruned.assignment.total_score == pytest.approx(dense.assignment.total_score, rel=1e-6)
+    assert "geometry bounds" in pruned.assignment.proof
+    assert pruned.assignment.scored_pairs < 0.6 * len(left) ** 2 + pruned.assignment.rescored_rows * len(left)
+    if floor is not None:
+        assert pruned.assignment.rescored_rows > 0
+
+
+def test_unpruned_streaming_is_still_available(shipped: OnnxRuntimeBackend, features) -> None:
+    fl, fr = features
+    graph = scoring.stream_candidates(shipped, fl, fr, k=8, prune=False)
+    assert graph.scored_pairs is None and len(graph.rows) >= 8 * len(fl)
