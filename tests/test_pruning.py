@@ -50,9 +50,13 @@ def test_bounds_hold_on_every_pair_and_rule_out_most(shipped: OnnxRuntimeBackend
 
 def test_groups_partition_the_lefts(features) -> None:
     bound = pruning.LearnedBound(1.0, np.zeros(512), load_model_files().layout)
-    groups = pruning.group_lefts(pruning.half_statistics(features[0], bound), 100, minimum=40)
+    statistics = pruning.half_statistics(features[0], bound)
+    groups = pruning.group_lefts(statistics, 100)
     assert sorted(np.concatenate(groups).tolist()) == list(range(1500))
-    assert all(40 <= len(g) <= 100 for g in groups)
+    assert all(50 < len(g) <= 100 for g in groups)
+    # the first split is at the median column torque
+    first_half = np.concatenate(groups[: len(groups) // 2])
+    assert statistics[first_half, 2].max() <= np.median(statistics[:, 2]) + 1e-9 or statistics[first_half, 2].min() >= np.median(statistics[:, 2]) - 1e-9
 
 
 @pytest.mark.parametrize("floor", [None, 5.0])

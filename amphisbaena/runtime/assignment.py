@@ -52,9 +52,13 @@ class CandidateGraph:
         """Mask of the edges a matching uses (every chosen pair is a candidate edge)."""
         return right_for_left[self.rows] == self.cols
 
-    def absorb_rows(self, rows: np.ndarray, exact: np.ndarray, solution: SparseSolution) -> tuple[CandidateGraph, int]:
-        """Fold exact scores of whole ROWS back in: every pair the duals do not cover becomes an
-        edge, and each row's bound tightens to the largest score still excluded. Returns the new
+    def absorb_rows(
+        self, rows: np.ndarray, exact: np.ndarray, solution: SparseSolution, scored: int | None = None
+    ) -> tuple[CandidateGraph, int]:
+        """Fold scores of whole ROWS back in: every pair the duals do not cover becomes an edge,
+        and each row's bound tightens to the largest score still excluded. EXACT may hold an upper
+        bound in place of a pair's score where that bound is covered by the duals (it then only
+        bounds the row); SCORED counts the pairs actually scored (default: all). Returns the new
         graph and how many edges it gained."""
         n = self.size
         excluded = np.ones(exact.shape, dtype=bool)
@@ -73,7 +77,7 @@ class CandidateGraph:
             np.concatenate([self.scores, exact[new_r, new_c].astype(np.float64)]),
             row_bound,
             self.col_bound,
-            None if self.scored_pairs is None else self.scored_pairs + exact.size,
+            None if self.scored_pairs is None else self.scored_pairs + (exact.size if scored is None else scored),
         )
         return graph, len(new_r)
 

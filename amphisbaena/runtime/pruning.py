@@ -80,13 +80,13 @@ def half_statistics(features: np.ndarray, bound: LearnedBound) -> np.ndarray:
     )
 
 
-def group_lefts(statistics: np.ndarray, size: int = GROUP_SIZE, minimum: int = 1) -> list[np.ndarray]:
+def group_lefts(statistics: np.ndarray, size: int = GROUP_SIZE) -> list[np.ndarray]:
     """Lefts split into groups of similar centre of mass: alternately at the median column and row
-    torque, until a group holds at most SIZE (and no split would leave fewer than MINIMUM)."""
+    torque, until a group holds at most SIZE (so more than SIZE / 2)."""
     groups, pending, depth = [], [(np.arange(len(statistics)), 0)], 0
     while pending:
         members, depth = pending.pop()
-        if len(members) <= size or len(members) // 2 < minimum:
+        if len(members) <= size:
             groups.append(members)
             continue
         axis = 2 if depth % 2 == 0 else 1
@@ -119,6 +119,36 @@ def score_upper_bounds(low: np.ndarray, high: np.ndarray, rights: np.ndarray, bo
     learned = bound.scale * hi[..., 6] * r[..., 6] + 2 * hi[..., 7] + 2 * r[..., 7]
     # float32 scores carry rounding the float64 bound does not: widen it
     return learned - penalty + 1e-3 * (1.0 + np.abs(learned) + 1e-3 * penalty)
+
+
+class GeometryPruner:
+    """Score bounds for one restore: the probed head weights, every half's statistics and the
+    groups of lefts."""
+
+    def __init__(self, backend: Backend, left_features: np.ndarray, right_features: np.ndarray, group_size: int = GROUP_SIZE) -> None:
+        self.bound = LearnedBound.probe(backend)
+        self.lefts = half_statistics(left_features, self.bound)
+        self.rights = half_statistics(right_features, self.bound)
+        self.groups = group_lefts(self.lefts, group_size)
+        self.group_of = np.empty(len(self.lefts), dtype=np.int64)
+        for number, members in enumerate(self.groups):
+            self.group_of[members] = number
+
+    def group_bounds(self, numbers: np.ndarray) -> np.ndarray:
+        """(len(numbers), N_right): bounds on any score of each numbered group's lefts with each right."""
+        per_batch = max(1, BOUND_CELLS // len(self.rights))
+        parts = []
+        for i in range(0, len(numbers), per_batch):
+            batch = [self.groups[number] for number in numbers[i : i + per_batch]]
+            low = np.stack([self.lefts[members].min(axis=0) for members in batch])
+            high = np.stack([self.lefts[members].max(axis=0) for members in batch])
+            parts.append(score_upper_bounds(low, high, self.rights, self.bound))
+        return np.concatenate(parts)
+
+    def row_bounds(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), N_right): each row's group bounds (rows of few groups cost little)."""
+        numbers, position = np.unique(self.group_of[rows], return_inverse=True)
+        return self.group_bounds(numbers)[position]
 
 
 def pruning_applies(backend: Backend) -> bool:

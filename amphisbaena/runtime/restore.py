@@ -17,7 +17,8 @@ from amphisbaena.runtime.assignment import (
     solve_dense,
     solve_sparse,
 )
-from amphisbaena.runtime.scoring import TILE_ROWS, arm_features, score_all, score_rows, stream_candidates
+from amphisbaena.runtime.pruning import GeometryPruner, pruning_applies
+from amphisbaena.runtime.scoring import TILE_ROWS, arm_features, rescore_rows, score_all, stream_candidates
 
 DEFAULT_K = 32  # head_topk.onnx returns k + 1 = 33 per row and column of a tile
 MAX_ROUNDS = 8
@@ -117,7 +118,7 @@ def assign_dense(
 
 
 def assign_sparse(
-    backend: Backend, left_features: np.ndarray, right_features: np.ndarray, k: int, watch: Stopwatch
+    backend: Backend, left_features: np.ndarray, right_features: np.ndarray, k: int, watch: Stopwatch, prune: bool = True
 ) -> tuple[np.ndarray, np.ndarray, AssignmentReport]:
     """Optimal assignment on a top-k candidate graph, proven optimal for the full score matrix.
 
@@ -126,7 +127,8 @@ def assign_sparse(
     that does not settle within MAX_ROUNDS.
     """
     n = len(left_features)
-    graph = stream_candidates(backend, left_features, right_features, k)
+    pruner = GeometryPruner(backend, left_features, right_features) if prune and pruning_applies(backend) else None
+    graph = stream_candidates(backend, left_features, right_features, k, prune=prune, pruner=pruner)
     watch.lap("head")
     report = AssignmentReport("sparse", k=k)
     for round_number in range(1, MAX_ROUNDS + 1):
@@ -138,17 +140,20 @@ def assign_sparse(
             k = min(2 * k, n)
             report.k = k
             watch.lap("assignment")
-            graph = stream_candidates(backend, left_features, right_features, k)
+            graph = stream_candidates(backend, left_features, right_features, k, prune=prune, pruner=pruner)
             watch.lap("head")
             continue
         suspects = rows_needing_rescore(graph, solution)
+        if pruner is not None:  # rows of one group share the rights their bounds cannot rule out
+            suspects = suspects[np.argsort(pruner.group_of[suspects], kind="stable")]
         watch.lap("assignment")
         if len(suspects):
             added = 0
             for start in range(0, len(suspects), TILE_ROWS):  # a strip at a time: memory stays O(TILE_ROWS * N)
                 chunk = suspects[start : start + TILE_ROWS]
-                exact = score_rows(backend, left_features, right_features, chunk)
-                graph, gained = graph.absorb_rows(chunk, exact, solution)
+                certified = solution.row_potential[chunk, None] + solution.col_potential[None, :]
+                values, scored = rescore_rows(backend, left_features, right_features, chunk, certified, pruner)
+                graph, gained = graph.absorb_rows(chunk, values, solution, scored)
                 added += gained
             watch.lap("head")
             report.rescored_rows += len(suspects)
@@ -213,8 +218,10 @@ def restore(
     key: np.ndarray | None = None,
     method: str = "sparse",
     k: int = DEFAULT_K,
+    prune: bool = True,
 ) -> RestoreResult:
-    """Pair every left half with one right half so that the total score is maximal."""
+    """Pair every left half with one right half so that the total score is maximal. PRUNE: never
+    score the pairs the geometry bound rules out (sparse only; the result is the same)."""
     check_memory(len(left), backend.feature_size, method, k)
     watch = Stopwatch()
     left_features = arm_features(backend, "left", left)
@@ -223,7 +230,7 @@ def restore(
     if method == "dense":
         right_for_left, margins, report = assign_dense(backend, left_features, right_features, watch)
     else:
-        right_for_left, margins, report = assign_sparse(backend, left_features, right_features, max(k, 2), watch)
+        right_for_left, margins, report = assign_sparse(backend, left_features, right_features, max(k, 2), watch, prune)
     result = RestoreResult(
         right_for_left, margins, backend.name, backend.precision, report, watch.seconds, features=(left_features, right_features)
     )

@@ -14,15 +14,7 @@ import numpy as np
 
 from amphisbaena.engines.base import Backend
 from amphisbaena.runtime.assignment import CandidateGraph
-from amphisbaena.runtime.pruning import (
-    BOUND_CELLS,
-    GROUP_SIZE,
-    LearnedBound,
-    group_lefts,
-    half_statistics,
-    pruning_applies,
-    score_upper_bounds,
-)
+from amphisbaena.runtime.pruning import BOUND_CELLS, GeometryPruner, pruning_applies
 
 ARM_BATCH = 2048
 TILE_ROWS = 256
@@ -64,6 +56,30 @@ def score_all(backend: Backend, left_features: np.ndarray, right_features: np.nd
 def score_rows(backend: Backend, left_features: np.ndarray, right_features: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Exact scores of the given left rows against every right, for the optimality check."""
     return score_all(backend, left_features[rows], right_features)
+
+
+def rescore_rows(
+    backend: Backend,
+    left_features: np.ndarray,
+    right_features: np.ndarray,
+    rows: np.ndarray,
+    certified: np.ndarray,
+    pruner: GeometryPruner | None,
+) -> tuple[np.ndarray, int]:
+    """Scores of whole ROWS for the optimality check, and how many pairs were scored.
+
+    Without a pruner every pair is scored. With one, a pair whose own bound is at most
+    CERTIFIED (its u_i + w_j) needs no score: its bound stands in for it, which both
+    certifies it and bounds what the row leaves out."""
+    if pruner is None:
+        exact = score_rows(backend, left_features, right_features, rows)
+        return exact, exact.size
+    values = pruner.row_bounds(rows)
+    cols = np.flatnonzero((values > certified).any(axis=0))
+    for c0 in range(0, len(cols), TILE_COLS):
+        chunk = cols[c0 : c0 + TILE_COLS]
+        values[:, chunk] = backend.head(left_features[rows], right_features[chunk])
+    return values, len(rows) * len(cols)
 
 
 class _BestPerItem:
@@ -169,6 +185,7 @@ def stream_candidates(
     tile_rows: int | None = None,
     tile_cols: int | None = None,
     prune: bool = True,
+    pruner: GeometryPruner | None = None,
 ) -> CandidateGraph:
     """Top-k partners of every left and every right, with bounds on every score left out.
 
@@ -180,7 +197,8 @@ def stream_candidates(
     """
     n_left, n_right = len(left_features), len(right_features)
     if prune and pruning_applies(backend):
-        return stream_pruned_candidates(backend, left_features, right_features, k, tile_cols=tile_cols or TILE_COLS)
+        pruner = pruner or GeometryPruner(backend, left_features, right_features)
+        return stream_pruned_candidates(backend, left_features, right_features, k, pruner, tile_cols=tile_cols or TILE_COLS)
     if backend.topk is not None and k + 1 <= backend.topk <= min(n_left, n_right):
         return _stream_device_topk(backend, left_features, right_features, k, tile_rows or TOPK_TILE, tile_cols or TOPK_TILE)
     tile_rows, tile_cols = tile_rows or TILE_ROWS, tile_cols or TILE_COLS
@@ -242,8 +260,8 @@ def stream_pruned_candidates(
     left_features: np.ndarray,
     right_features: np.ndarray,
     k: int,
+    pruner: GeometryPruner,
     floor: float | None = None,
-    group_size: int = GROUP_SIZE,
     tile_cols: int = TILE_COLS,
 ) -> CandidateGraph:
     """The top-k of every left and right among the pairs the geometry does not rule out, with
@@ -251,21 +269,16 @@ def stream_pruned_candidates(
     rights whose bound reaches FLOOR (default PRUNE_FLOOR), and always against at least its k + 1
     most promising."""
     floor = PRUNE_FLOOR if floor is None else floor
-    bound = LearnedBound.probe(backend)
-    lefts, rights = half_statistics(left_features, bound), half_statistics(right_features, bound)
     n_left, n_right = len(left_features), len(right_features)
     by_row = _BestPerItemFromTiles(n_left, min(k + 1, n_right))
     by_col = _BestPerItemFromTiles(n_right, min(k + 1, n_left))
     row_left_out = np.full(n_left, -np.inf)
     col_left_out = np.full(n_right, -np.inf)
-    groups = group_lefts(lefts, group_size)
     per_batch = max(1, BOUND_CELLS // n_right)
     scored = 0
-    for b0 in range(0, len(groups), per_batch):
-        batch = groups[b0 : b0 + per_batch]
-        low = np.stack([lefts[members].min(axis=0) for members in batch])
-        high = np.stack([lefts[members].max(axis=0) for members in batch])
-        for members, upper in zip(batch, score_upper_bounds(low, high, rights, bound)):
+    for b0 in range(0, len(pruner.groups), per_batch):
+        numbers = np.arange(b0, min(b0 + per_batch, len(pruner.groups)))
+        for members, upper in zip([pruner.groups[number] for number in numbers], pruner.group_bounds(numbers)):
             keep = upper >= floor
             if keep.sum() < by_row.count:
                 keep[np.argpartition(-upper, by_row.count - 1)[: by_row.count]] = True
