@@ -151,7 +151,7 @@ def restore(
     backend: Annotated[str, typer.Option(help="auto, tensorrt, ort-trt, ort-cuda or ort-cpu")] = "auto",
     engine_cache: Annotated[Path | None, typer.Option("--engine-cache", help="TensorRT engine cache directory")] = None,
     assignment: Annotated[str, typer.Option(help="sparse: top-k candidates, proven optimal; dense: full matrix")] = "sparse",
-    k: Annotated[int, typer.Option("--k", help="Candidates kept per left and per right (sparse)")] = 32,
+    k: Annotated[int | None, typer.Option("--k", help="Candidates kept per left and per right (sparse; default 64 with geometry pruning, else 32)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary")] = False,
     dataset: Annotated[str, typer.Option("--dataset", help="Which shipped model: mnist or fashion-mnist (ignored with --model-dir)")] = "mnist",
     allow_unmatched: Annotated[bool, typer.Option("--allow-unmatched", help="Halves may lack a partner and the counts may differ")] = False,
@@ -164,7 +164,7 @@ def restore(
     check_choice(backend)
     if assignment not in ("sparse", "dense"):
         raise InputError(f"--assignment must be 'sparse' or 'dense', got {assignment!r}")
-    if k < 1:
+    if k is not None and k < 1:
         raise InputError(f"--k must be at least 1, got {k}")
     for target in (out, grid, report_png):
         if target is not None:

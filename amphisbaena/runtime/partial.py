@@ -96,9 +96,11 @@ def restore_partial(
     right: np.ndarray,
     no_partner_score: float,
     key: np.ndarray | None = None,
-    k: int = DEFAULT_K,
+    k: int | None = None,
 ) -> PartialResult:
-    """Pair lefts with rights where the score beats NO_PARTNER_SCORE, each half at most once."""
+    """Pair lefts with rights where the score beats NO_PARTNER_SCORE, each half at most once
+    (on the top-K candidates of every half, default DEFAULT_K)."""
+    k = DEFAULT_K if k is None else k
     check_memory(max(len(left), len(right)), backend.feature_size, "sparse", k)
     watch = Stopwatch()
     left_features = arm_features(backend, "left", left)

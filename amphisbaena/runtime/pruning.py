@@ -31,6 +31,7 @@ from amphisbaena.geometry import BOX_SIDE, CENTRE_HIGH, CENTRE_LOW, MIN_MASS
 CENTRE = 0.5 * (CENTRE_LOW + CENTRE_HIGH)  # 14: both torques are taken about the centre
 HALF_WINDOW = CENTRE_HIGH - CENTRE  # 0.5: how far the joined centre of mass may lie from 14
 GROUP_SIZE = 256  # lefts per group: small groups have tight ranges, large ones amortise each head call (measured: 64, 128, 256, 512, 1024 at 10k; 256 fastest)
+RESCORE_GROUP_SIZE = 32  # rows rescored for the proof are few: tighter groups, fewer pairs to score
 BOUND_CELLS = 1 << 16  # (group, right) bounds computed at once: temporaries stay in cache
 
 
@@ -134,21 +135,21 @@ class GeometryPruner:
         for number, members in enumerate(self.groups):
             self.group_of[members] = number
 
-    def group_bounds(self, numbers: np.ndarray) -> np.ndarray:
-        """(len(numbers), N_right): bounds on any score of each numbered group's lefts with each right."""
+    def bounds(self, sets: list[np.ndarray]) -> np.ndarray:
+        """(len(sets), N_right): bounds on any score of each set of lefts with each right."""
         per_batch = max(1, BOUND_CELLS // len(self.rights))
         parts = []
-        for i in range(0, len(numbers), per_batch):
-            batch = [self.groups[number] for number in numbers[i : i + per_batch]]
+        for i in range(0, len(sets), per_batch):
+            batch = sets[i : i + per_batch]
             low = np.stack([self.lefts[members].min(axis=0) for members in batch])
             high = np.stack([self.lefts[members].max(axis=0) for members in batch])
             parts.append(score_upper_bounds(low, high, self.rights, self.bound))
         return np.concatenate(parts)
 
-    def row_bounds(self, rows: np.ndarray) -> np.ndarray:
-        """(len(rows), N_right): each row's group bounds (rows of few groups cost little)."""
-        numbers, position = np.unique(self.group_of[rows], return_inverse=True)
-        return self.group_bounds(numbers)[position]
+    def subgroups(self, rows: np.ndarray, size: int = RESCORE_GROUP_SIZE) -> list[np.ndarray]:
+        """ROWS split the same way into smaller groups (positions into ROWS): tighter bounds for
+        the few rows the optimality check sends back."""
+        return group_lefts(self.lefts[rows], size)
 
 
 def pruning_applies(backend: Backend) -> bool:

@@ -68,18 +68,24 @@ def rescore_rows(
 ) -> tuple[np.ndarray, int]:
     """Scores of whole ROWS for the optimality check, and how many pairs were scored.
 
-    Without a pruner every pair is scored. With one, a pair whose own bound is at most
-    CERTIFIED (its u_i + w_j) needs no score: its bound stands in for it, which both
-    certifies it and bounds what the row leaves out."""
+    Without a pruner every pair is scored. With one, the rows are split into small groups of
+    similar geometry, and a pair whose group bound is at most CERTIFIED (its u_i + w_j) needs
+    no score: the bound stands in for it, which both certifies it and bounds what the row
+    leaves out."""
     if pruner is None:
         exact = score_rows(backend, left_features, right_features, rows)
         return exact, exact.size
-    values = pruner.row_bounds(rows)
-    cols = np.flatnonzero((values > certified).any(axis=0))
-    for c0 in range(0, len(cols), TILE_COLS):
-        chunk = cols[c0 : c0 + TILE_COLS]
-        values[:, chunk] = backend.head(left_features[rows], right_features[chunk])
-    return values, len(rows) * len(cols)
+    subgroups = pruner.subgroups(rows)
+    values = np.empty((len(rows), len(right_features)))
+    scored = 0
+    for members, upper in zip(subgroups, pruner.bounds([rows[members] for members in subgroups])):
+        values[members] = upper
+        cols = np.flatnonzero(upper > certified[members].min(axis=0))
+        for c0 in range(0, len(cols), TILE_COLS):
+            chunk = cols[c0 : c0 + TILE_COLS]
+            values[np.ix_(members, chunk)] = backend.head(left_features[rows[members]], right_features[chunk])
+        scored += len(members) * len(cols)
+    return values, scored
 
 
 class _BestPerItem:
@@ -277,8 +283,8 @@ def stream_pruned_candidates(
     per_batch = max(1, BOUND_CELLS // n_right)
     scored = 0
     for b0 in range(0, len(pruner.groups), per_batch):
-        numbers = np.arange(b0, min(b0 + per_batch, len(pruner.groups)))
-        for members, upper in zip([pruner.groups[number] for number in numbers], pruner.group_bounds(numbers)):
+        batch = pruner.groups[b0 : b0 + per_batch]
+        for members, upper in zip(batch, pruner.bounds(batch)):
             keep = upper >= floor
             if keep.sum() < by_row.count:
                 keep[np.argpartition(-upper, by_row.count - 1)[: by_row.count]] = True
