@@ -151,7 +151,7 @@ def restore(
     backend: Annotated[str, typer.Option(help="auto, tensorrt, ort-trt, ort-cuda or ort-cpu")] = "auto",
     engine_cache: Annotated[Path | None, typer.Option("--engine-cache", help="TensorRT engine cache directory")] = None,
     assignment: Annotated[str, typer.Option(help="sparse: top-k candidates, proven optimal; dense: full matrix")] = "sparse",
-    k: Annotated[int | None, typer.Option("--k", help="Candidates kept per left and per right (sparse; default 64 with geometry pruning, else 32)")] = None,
+    k: Annotated[int | None, typer.Option("--k", help="Candidates kept per left and per right (sparse; default 32, or 64 above 10,000 halves with geometry pruning)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary")] = False,
     dataset: Annotated[str, typer.Option("--dataset", help="Which shipped model: mnist or fashion-mnist (ignored with --model-dir)")] = "mnist",
     allow_unmatched: Annotated[bool, typer.Option("--allow-unmatched", help="Halves may lack a partner and the counts may differ")] = False,

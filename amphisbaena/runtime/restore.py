@@ -21,7 +21,8 @@ from amphisbaena.runtime.pruning import GeometryPruner, pruning_applies
 from amphisbaena.runtime.scoring import TILE_ROWS, arm_features, rescore_rows, score_all, stream_candidates
 
 DEFAULT_K = 32  # head_topk.onnx returns k + 1 = 33 per row and column of a tile
-PRUNED_K = 64  # with pruning the host keeps candidates: more of them spare proof rounds (20k: 13.4 s -> 11.7 s, 60k: 131 s -> 114 s)
+LARGE_K = 64  # from LARGE_N halves with pruning: more candidates spare proof rounds (20k: 12.8 s -> 11.5 s, 60k: 131 s -> 114 s)
+LARGE_N = 10_000  # up to here k = 32 settles in one round (10k: 3.8 s against 4.3 s with k = 64)
 MAX_ROUNDS = 8
 DENSE_LIMIT = 20_000  # beyond this the dense fallback's N x N matrix would not be reasonable to hold
 
@@ -223,9 +224,10 @@ def restore(
 ) -> RestoreResult:
     """Pair every left half with one right half so that the total score is maximal. PRUNE: never
     score the pairs the geometry bound rules out (sparse only; the result is the same). K:
-    candidates kept per left and per right (default: PRUNED_K where pruning applies, else DEFAULT_K)."""
+    candidates kept per left and per right (default: LARGE_K for more than LARGE_N halves where
+    pruning applies, else DEFAULT_K)."""
     if k is None:
-        k = PRUNED_K if prune and pruning_applies(backend) else DEFAULT_K
+        k = LARGE_K if prune and pruning_applies(backend) and len(left) > LARGE_N else DEFAULT_K
     check_memory(len(left), backend.feature_size, method, k)
     watch = Stopwatch()
     left_features = arm_features(backend, "left", left)
