@@ -77,5 +77,5 @@ def test_pruned_restore_equals_dense_on_real_digits(shipped: OnnxRuntimeBackend,
 
 def test_unpruned_streaming_is_still_available(shipped: OnnxRuntimeBackend, features) -> None:
     fl, fr = features
-    graph = scoring.stream_candidates(shipped, fl, fr, k=8, prune=False)
+    graph = scoring.stream_candidates(shipped, fl, fr, k=8)
     assert graph.scored_pairs is None and len(graph.rows) >= 8 * len(fl)

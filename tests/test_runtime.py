@@ -15,6 +15,7 @@ class NumpyBackend:
     name = "numpy"
     precision = "fp32"
     topk = None  # no in-graph top-k: stream_candidates filters whole tiles
+    layout = None  # not Amphisbaena's head: nothing to prune
 
     def __init__(self, seed: int = 0, dim: int = 24, hidden: int = 4, sharpness: float = 1.0) -> None:
         rng = np.random.default_rng(seed)

@@ -16,6 +16,7 @@ import numpy as np
 from amphisbaena.engines.base import Backend
 from amphisbaena.runtime.assignment import solve_with_no_partner
 from amphisbaena.runtime.restore import DEFAULT_K, Stopwatch, check_memory
+from amphisbaena.runtime.pruning import pruner_for
 from amphisbaena.runtime.scoring import arm_features, stream_candidates
 
 
@@ -106,7 +107,7 @@ def restore_partial(
     left_features = arm_features(backend, "left", left)
     right_features = arm_features(backend, "right", right)
     watch.lap("arms")
-    graph = stream_candidates(backend, left_features, right_features, k)
+    graph = stream_candidates(backend, left_features, right_features, k, pruner=pruner_for(backend, left_features, right_features))
     watch.lap("head")
     right_for_left = solve_with_no_partner(graph.rows, graph.cols, graph.scores, len(left), len(right), no_partner_score)
     scores = np.full(len(left), np.nan)

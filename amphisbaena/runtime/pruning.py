@@ -20,6 +20,7 @@ never changes the result, only the time it takes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,16 +136,15 @@ class GeometryPruner:
         for number, members in enumerate(self.groups):
             self.group_of[members] = number
 
-    def bounds(self, sets: list[np.ndarray]) -> np.ndarray:
-        """(len(sets), N_right): bounds on any score of each set of lefts with each right."""
+    def bounds(self, sets: list[np.ndarray]) -> Iterator[np.ndarray]:
+        """For each set of lefts in turn, (N_right,) bounds on any of its scores with each right;
+        computed a cache-sized batch of sets at a time."""
         per_batch = max(1, BOUND_CELLS // len(self.rights))
-        parts = []
         for i in range(0, len(sets), per_batch):
             batch = sets[i : i + per_batch]
             low = np.stack([self.lefts[members].min(axis=0) for members in batch])
             high = np.stack([self.lefts[members].max(axis=0) for members in batch])
-            parts.append(score_upper_bounds(low, high, self.rights, self.bound))
-        return np.concatenate(parts)
+            yield from score_upper_bounds(low, high, self.rights, self.bound)
 
     def subgroups(self, rows: np.ndarray, size: int = RESCORE_GROUP_SIZE) -> list[np.ndarray]:
         """ROWS split the same way into smaller groups (positions into ROWS): tighter bounds for
@@ -154,5 +154,10 @@ class GeometryPruner:
 
 def pruning_applies(backend: Backend) -> bool:
     """Only a head with a geometry penalty has pairs to rule out."""
-    layout = getattr(backend, "layout", None)
+    layout = backend.layout
     return layout is not None and (layout.geometry.com_weight > 0 or layout.geometry.box_weight > 0)
+
+
+def pruner_for(backend: Backend, left_features: np.ndarray, right_features: np.ndarray) -> GeometryPruner | None:
+    """The pruner for these halves, or None where the head has nothing to rule out."""
+    return GeometryPruner(backend, left_features, right_features) if pruning_applies(backend) else None

@@ -17,7 +17,7 @@ from amphisbaena.runtime.assignment import (
     solve_dense,
     solve_sparse,
 )
-from amphisbaena.runtime.pruning import GeometryPruner, pruning_applies
+from amphisbaena.runtime.pruning import pruner_for, pruning_applies
 from amphisbaena.runtime.scoring import TILE_ROWS, arm_features, rescore_rows, score_all, stream_candidates
 
 DEFAULT_K = 32  # head_topk.onnx returns k + 1 = 33 per row and column of a tile
@@ -129,8 +129,8 @@ def assign_sparse(
     that does not settle within MAX_ROUNDS.
     """
     n = len(left_features)
-    pruner = GeometryPruner(backend, left_features, right_features) if prune and pruning_applies(backend) else None
-    graph = stream_candidates(backend, left_features, right_features, k, prune=prune, pruner=pruner)
+    pruner = pruner_for(backend, left_features, right_features) if prune else None
+    graph = stream_candidates(backend, left_features, right_features, k, pruner=pruner)
     watch.lap("head")
     report = AssignmentReport("sparse", k=k)
     for round_number in range(1, MAX_ROUNDS + 1):
@@ -142,7 +142,7 @@ def assign_sparse(
             k = min(2 * k, n)
             report.k = k
             watch.lap("assignment")
-            graph = stream_candidates(backend, left_features, right_features, k, prune=prune, pruner=pruner)
+            graph = stream_candidates(backend, left_features, right_features, k, pruner=pruner)
             watch.lap("head")
             continue
         suspects = rows_needing_rescore(graph, solution)

@@ -14,7 +14,7 @@ import numpy as np
 
 from amphisbaena.engines.base import Backend
 from amphisbaena.runtime.assignment import CandidateGraph
-from amphisbaena.runtime.pruning import BOUND_CELLS, GeometryPruner, pruning_applies
+from amphisbaena.runtime.pruning import GeometryPruner
 
 ARM_BATCH = 2048
 TILE_ROWS = 256
@@ -58,6 +58,16 @@ def score_rows(backend: Backend, left_features: np.ndarray, right_features: np.n
     return score_all(backend, left_features[rows], right_features)
 
 
+def _score_columns(
+    backend: Backend, left_rows: np.ndarray, right_features: np.ndarray, cols: np.ndarray, tile_cols: int = TILE_COLS
+) -> np.ndarray:
+    """Exact scores (len(left_rows), len(cols)) of some lefts against the rights COLS, in tiles."""
+    scores = np.empty((len(left_rows), len(cols)), dtype=np.float32)
+    for c0 in range(0, len(cols), tile_cols):
+        scores[:, c0 : c0 + tile_cols] = backend.head(left_rows, right_features[cols[c0 : c0 + tile_cols]])
+    return scores
+
+
 def rescore_rows(
     backend: Backend,
     left_features: np.ndarray,
@@ -81,9 +91,7 @@ def rescore_rows(
     for members, upper in zip(subgroups, pruner.bounds([rows[members] for members in subgroups])):
         values[members] = upper
         cols = np.flatnonzero(upper > certified[members].min(axis=0))
-        for c0 in range(0, len(cols), TILE_COLS):
-            chunk = cols[c0 : c0 + TILE_COLS]
-            values[np.ix_(members, chunk)] = backend.head(left_features[rows[members]], right_features[chunk])
+        values[np.ix_(members, cols)] = _score_columns(backend, left_features[rows[members]], right_features, cols)
         scored += len(members) * len(cols)
     return values, scored
 
@@ -190,20 +198,18 @@ def stream_candidates(
     k: int,
     tile_rows: int | None = None,
     tile_cols: int | None = None,
-    prune: bool = True,
     pruner: GeometryPruner | None = None,
 ) -> CandidateGraph:
     """Top-k partners of every left and every right, with bounds on every score left out.
 
     Memory is O(N * k + tile_rows * N); the full score matrix is never kept.
-    Where the head has a geometry penalty, pairs it rules out are never scored
+    With a PRUNER (`pruning.pruner_for`), pairs the geometry rules out are never scored
     (`stream_pruned_candidates`). Otherwise backends with a head_topk graph reduce
     every tile to its candidates inside the graph (`_stream_device_topk`); others
     return whole tiles and are filtered here.
     """
     n_left, n_right = len(left_features), len(right_features)
-    if prune and pruning_applies(backend):
-        pruner = pruner or GeometryPruner(backend, left_features, right_features)
+    if pruner is not None:
         return stream_pruned_candidates(backend, left_features, right_features, k, pruner, tile_cols=tile_cols or TILE_COLS)
     if backend.topk is not None and k + 1 <= backend.topk <= min(n_left, n_right):
         return _stream_device_topk(backend, left_features, right_features, k, tile_rows or TOPK_TILE, tile_cols or TOPK_TILE)
@@ -280,25 +286,19 @@ def stream_pruned_candidates(
     by_col = _BestPerItemFromTiles(n_right, min(k + 1, n_left))
     row_left_out = np.full(n_left, -np.inf)
     col_left_out = np.full(n_right, -np.inf)
-    per_batch = max(1, BOUND_CELLS // n_right)
     scored = 0
-    for b0 in range(0, len(pruner.groups), per_batch):
-        batch = pruner.groups[b0 : b0 + per_batch]
-        for members, upper in zip(batch, pruner.bounds(batch)):
-            keep = upper >= floor
-            if keep.sum() < by_row.count:
-                keep[np.argpartition(-upper, by_row.count - 1)[: by_row.count]] = True
-            cols = np.flatnonzero(keep)
-            if len(cols) < n_right:
-                row_left_out[members] = upper[~keep].max()
-                np.maximum(col_left_out, np.where(keep, -np.inf, upper), out=col_left_out)
-            scores = np.concatenate(
-                [backend.head(left_features[members], right_features[cols[c : c + tile_cols]]) for c in range(0, len(cols), tile_cols)],
-                axis=1,
-            )
-            scored += scores.size
-            by_row.merge_tile(members, cols, scores)
-            by_col.merge_tile(cols, members, scores.T)
+    for members, upper in zip(pruner.groups, pruner.bounds(pruner.groups)):
+        keep = upper >= floor
+        if keep.sum() < by_row.count:
+            keep[np.argpartition(-upper, by_row.count - 1)[: by_row.count]] = True
+        cols = np.flatnonzero(keep)
+        if len(cols) < n_right:
+            row_left_out[members] = upper[~keep].max()
+            np.maximum(col_left_out, np.where(keep, -np.inf, upper), out=col_left_out)
+        scores = _score_columns(backend, left_features[members], right_features, cols, tile_cols)
+        scored += scores.size
+        by_row.merge_tile(members, cols, scores)
+        by_col.merge_tile(cols, members, scores.T)
     graph = _graph_from(by_row.best_first(), by_col.best_first(), k, n_right)
     return CandidateGraph(
         graph.rows, graph.cols, graph.scores, np.maximum(graph.row_bound, row_left_out), np.maximum(graph.col_bound, col_left_out), scored
