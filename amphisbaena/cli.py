@@ -38,6 +38,9 @@ app = typer.Typer(
 Dataset = Annotated[str, typer.Option("--dataset", help="mnist or fashion-mnist")]
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="MNIST idx files (default: $AMPHISBAENA_DATA, then a cache dir; downloaded if missing)")]
 ModelDir = Annotated[Path | None, typer.Option("--model-dir", help="Model directory (default: the shipped MNIST model)")]
+Precision = Annotated[
+    str, typer.Option("--precision", help="auto (int8 arms on ort-cpu where the model has them, else fp32), fp32, fp16 or int8")
+]
 
 
 class _Settings:
@@ -156,12 +159,13 @@ def restore(
     dataset: Annotated[str, typer.Option("--dataset", help="Which shipped model: mnist or fashion-mnist (ignored with --model-dir)")] = "mnist",
     allow_unmatched: Annotated[bool, typer.Option("--allow-unmatched", help="Halves may lack a partner and the counts may differ")] = False,
     no_partner_score: Annotated[float | None, typer.Option(help="With --allow-unmatched: make no pair scoring below this (default: the model's calibrated value)")] = None,
+    precision: Precision = "auto",
 ) -> None:
     """Pair every left half with its right half using the model and a global assignment."""
     from amphisbaena.engines.select import check_choice, create_backend
     from amphisbaena.runtime.restore import restore as run_restore
 
-    check_choice(backend)
+    check_choice(backend, precision)
     if assignment not in ("sparse", "dense"):
         raise InputError(f"--assignment must be 'sparse' or 'dense', got {assignment!r}")
     if k is not None and k < 1:
@@ -177,14 +181,15 @@ def restore(
     model = _load_model(model_dir, dataset)
     if allow_unmatched:
         answer = load_key(key, len(left), partners=len(right)) if key is not None else None
-        threshold = no_partner_score if no_partner_score is not None else model.no_partner_score
-        if threshold is None:
-            raise InputError(f"{model.directory}: the model has no calibrated no-partner score; pass --no-partner-score")
     else:
         answer = load_key(key, len(left)) if key is not None else None
     skipped: list[str] = []
-    runner = create_backend(backend, model, threads, engine_cache, notify=skipped.append)
+    runner = create_backend(backend, model, threads, engine_cache, notify=skipped.append, precision=precision)
     if allow_unmatched:
+        # The calibration of the variant that runs: int8 arms score slightly differently from fp32.
+        threshold = no_partner_score if no_partner_score is not None else runner.model.no_partner_score
+        if threshold is None:
+            raise InputError(f"{runner.model.directory}: the model has no calibrated no-partner score; pass --no-partner-score")
         _restore_partial(runner, left, right, answer, threshold, k, out, grid, as_json, skipped)
         return
     result = run_restore(runner, left, right, answer, method=assignment, k=k)
@@ -242,6 +247,7 @@ def match(
     backend: Annotated[str, typer.Option(help="auto, tensorrt, ort-trt, ort-cuda or ort-cpu")] = "auto",
     threads: Annotated[int | None, typer.Option(help="onnxruntime intra-op threads (default: all cores)")] = None,
     engine_cache: Annotated[Path | None, typer.Option("--engine-cache", help="TensorRT engine cache directory")] = None,
+    precision: Precision = "auto",
 ) -> None:
     """Top-k partners of single halves among the other side, with scores (no global assignment)."""
     from amphisbaena.engines.select import check_choice, create_backend
@@ -249,7 +255,7 @@ def match(
 
     if side not in OTHER_SIDE:
         raise InputError(f"--side must be 'left' or 'right', got {side!r}")
-    check_choice(backend)
+    check_choice(backend, precision)
     if k < 1:
         raise InputError(f"--k must be at least 1, got {k}")
     if out is not None:
@@ -258,7 +264,7 @@ def match(
     queries, pool = (left, right) if side == "left" else (right, left)
     chosen = _parse_items(items, len(queries))
     model = _load_model(model_dir, dataset)
-    runner = create_backend(backend, model, threads, engine_cache)
+    runner = create_backend(backend, model, threads, engine_cache, precision=precision)
     partners, scores = top_partners(runner, queries[chosen], pool, side, k)
     if out is not None:
         with atomic_path(out) as tmp:
@@ -378,12 +384,49 @@ def _torch_device(name: str) -> str:
     return name
 
 
+def _model_from_checkpoint(run_dir: Path):
+    """(model, recipe, validation accuracy and pool size recorded in training, None) from RUN_DIR's checkpoint."""
+    import torch
+
+    from amphisbaena.train.loop import CHECKPOINT
+    from amphisbaena.train.model import Amphisbaena
+    from amphisbaena.train.recipe import Recipe
+
+    checkpoint = run_dir / CHECKPOINT
+    if not checkpoint.is_file():
+        raise InputError(f"{checkpoint}: no checkpoint; run 'amphisbaena train --run-dir {run_dir}' first")
+    try:
+        state = torch.load(checkpoint, weights_only=True, map_location="cpu")
+        recipe = Recipe.from_dict(state["recipe"])
+        model = Amphisbaena(recipe.model)
+        model.load_state_dict(state["model"])
+        return model, recipe, float(state["val_accuracy"]), int(state["val_size"]), None
+    except Exception as exc:  # noqa: BLE001  (torch.load raises many types for a file that is not a checkpoint)
+        raise InputError(f"{checkpoint}: not a usable checkpoint ({exc.__class__.__name__})") from None
+
+
+def _model_from_export(model_dir: Path):
+    """The same from an exported fp32 model directory (its recorded recipe and validation), plus where
+    the weights first came from: the export that produced them out of training."""
+    from amphisbaena.export.manifest import load_model_files
+    from amphisbaena.export.onnx_export import model_from_onnx
+
+    files = load_model_files(model_dir)
+    model, recipe = model_from_onnx(files)
+    validation = files.manifest.get("validation", {})
+    weights_from = files.manifest.get("weights_from") or {"exported": files.manifest.get("created"), "sha256": files.manifest["sha256"]}
+    accuracy = float(validation.get("assignment_accuracy_training_weights", float("nan")))
+    return model, recipe, accuracy, int(validation.get("pool_size", recipe.val_size)), weights_from
+
+
 @app.command()
 @one_line_errors
 def export(
     run_dir: Annotated[Path, typer.Option("--run-dir", help="Training run to export")] = Path("runs/mnist"),
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Where the ONNX models and manifest go")] = Path("runs/mnist/model"),
+    from_model: Annotated[Path | None, typer.Option("--from-model", help="Re-export this fp32 model directory's weights and recipe instead of a training run")] = None,
     fp16: Annotated[bool, typer.Option("--fp16", help="Also write fp16 ONNX variants (OUT_DIR/fp16) and build fp16 TensorRT engines")] = False,
+    int8: Annotated[bool, typer.Option("--int8", help="Also write int8 arms for onnxruntime on a CPU (OUT_DIR/int8)")] = False,
     com_weight: Annotated[float | None, typer.Option(help="Restore-time centre-of-mass penalty weight (default: chosen on validation)")] = None,
     box_weight: Annotated[float | None, typer.Option(help="Restore-time bounding-box penalty weight (default: chosen on validation)")] = None,
     engines: Annotated[bool, typer.Option("--engines/--no-engines", help="Build TensorRT engines where a GPU and tensorrt are present")] = True,
@@ -391,10 +434,8 @@ def export(
     data_dir: DataDir = None,
 ) -> None:
     """Export the left arm, right arm and head as ONNX models, check parity with PyTorch, build TensorRT engines."""
-    import torch
-
     from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
-    from amphisbaena.export.manifest import load_model_files, record_calibration
+    from amphisbaena.export.manifest import FP16, FP32, INT8, load_model_files, record_calibration
     from amphisbaena.export.onnx_export import (
         RESTORE_BOX_WEIGHT,
         RESTORE_COM_WEIGHT,
@@ -403,25 +444,17 @@ def export(
         parity,
         with_penalty_weights,
     )
+    from amphisbaena.export.quantize import feature_drift, quantize_arms
     from amphisbaena.export.tensorrt_build import EngineUnavailable, build_engines
     from amphisbaena.runtime.calibrate import calibrate_no_partner
-    from amphisbaena.train.loop import CHECKPOINT, assignment_accuracy, split_train_val
-    from amphisbaena.train.model import Amphisbaena
-    from amphisbaena.train.recipe import Recipe
+    from amphisbaena.train.loop import assignment_accuracy, split_train_val
 
-    checkpoint = run_dir / CHECKPOINT
-    if not checkpoint.is_file():
-        raise InputError(f"{checkpoint}: no checkpoint; run 'amphisbaena train --run-dir {run_dir}' first")
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir}: --out-dir exists and is not a directory")
-    try:
-        state = torch.load(checkpoint, weights_only=True, map_location="cpu")
-        recipe = Recipe.from_dict(state["recipe"])
-        model = Amphisbaena(recipe.model)
-        model.load_state_dict(state["model"])
-        val_accuracy, val_size = float(state["val_accuracy"]), int(state["val_size"])
-    except Exception as exc:  # noqa: BLE001  (torch.load raises many types for a file that is not a checkpoint)
-        raise InputError(f"{checkpoint}: not a usable checkpoint ({exc.__class__.__name__})") from None
+    if from_model is not None:
+        model, recipe, val_accuracy, val_size, weights_from = _model_from_export(from_model)
+    else:
+        model, recipe, val_accuracy, val_size, weights_from = _model_from_checkpoint(run_dir)
     images, _ = load_split("train", data_dir, recipe.dataset)
     geometry_on = recipe.model.com_weight > 0 or recipe.model.box_weight > 0  # off for Fashion-MNIST
     model = with_penalty_weights(
@@ -438,12 +471,19 @@ def export(
     }
     typer.echo(f"validation assignment accuracy on {val_size} held-out training digits: {validation['assignment_accuracy']:.4f} (training-time weights: {val_accuracy:.4f})")
     left, right, _ = make_halves(val_images[-512:], seed=1)
-    variants = [(out_dir, False)] + ([(out_dir / "fp16", True)] if fp16 else [])
-    for directory, half in variants:
-        manifest = export_onnx(model, directory, recipe.to_dict(), validation, fp16=half)
-        diffs = parity(half_precision_copy(model) if half else model, directory, left, right)
+    variants = [(out_dir, FP32)] + ([(out_dir / FP16, FP16)] if fp16 else []) + ([(out_dir / INT8, INT8)] if int8 else [])
+    for directory, precision in variants:
+        if precision == INT8:
+            manifest = quantize_arms(out_dir, directory)
+        else:
+            manifest = export_onnx(model, directory, recipe.to_dict(), validation, fp16=precision == FP16, weights_from=weights_from)
         typer.echo(f"exported {manifest['precision']} {', '.join(manifest['sha256'])} to {directory}")
-        typer.echo("  parity max abs diff vs PyTorch: " + ", ".join(f"{name} {value:.2e}" for name, value in diffs.items()))
+        if precision == INT8:
+            drift = feature_drift(out_dir, directory, left, right)
+            typer.echo("  arm features max abs diff vs fp32: " + ", ".join(f"{name} {value:.2e}" for name, value in drift.items()))
+        else:
+            diffs = parity(half_precision_copy(model) if precision == FP16 else model, directory, left, right)
+            typer.echo("  parity max abs diff vs PyTorch: " + ", ".join(f"{name} {value:.2e}" for name, value in diffs.items()))
         calibration = calibrate_no_partner(OnnxRuntimeBackend(load_model_files(directory)), val_images)
         record_calibration(directory, "no_partner", calibration)
         typer.echo(
@@ -452,13 +492,15 @@ def export(
         )
     if not engines:
         return
-    for directory, half in variants:
+    for directory, precision in variants:
+        if precision == INT8:
+            continue  # onnxruntime CPU operators: no TensorRT engine
         try:
             built = build_engines(directory, engine_cache)
         except EngineUnavailable as reason:
             typer.echo(f"no TensorRT engine built: {reason}")
             break
-        typer.echo(f"TensorRT {'fp16' if half else 'fp32'} engines: " + ", ".join(str(path) for path in built.values()))
+        typer.echo(f"TensorRT {precision} engines: " + ", ".join(str(path) for path in built.values()))
 
 
 @app.command("check-data")

@@ -3,10 +3,10 @@
 Each digit was scaled so its larger side is 20 pixels, then shifted by whole
 pixels to put its centre of mass at 14 +- 0.5 on both axes. A (left, right)
 pair that joins into anything else does not belong together: on the 60,000
-training digits the penalty below is zero for all but 13.
+training digits that penalty is zero for all but 13.
 
-Written with arithmetic operators and abs() only, so the one formula runs on
-numpy arrays (runtime), torch tensors (training) and exports to ONNX.
+The penalty itself is computed by the head (train/model.py, exported to ONNX);
+the runtime only bounds it (runtime/pruning.py). Both read the constants here.
 
 Per-half geometry features, in this order (see train/model.py `geometry`):
 mass, sum of mass * row, sum of mass * column (full 28-wide frame), top inked
@@ -20,35 +20,8 @@ from dataclasses import dataclass
 
 GEOMETRY_SIZE = 6
 CENTRE_LOW, CENTRE_HIGH, BOX_SIDE = 13.5, 14.5, 20.0
+CENTRE = 0.5 * (CENTRE_LOW + CENTRE_HIGH)  # 14: torques are taken about the centre
 MIN_MASS = 1e-3
-
-
-def _relu(x):
-    return (x + abs(x)) * 0.5
-
-
-def _max(a, b):
-    return (a + b + abs(a - b)) * 0.5
-
-
-def _min(a, b):
-    return (a + b - abs(a - b)) * 0.5
-
-
-def geometry_penalty(left, right, com_weight: float, box_weight: float):
-    """Broadcastable (..., 6) x (..., 6) -> (...): com_weight per pixel the joined centre of mass
-    lies outside [13.5, 14.5] on each axis, plus box_weight per pixel its larger side is off 20."""
-    mass = _max(left[..., 0] + right[..., 0], MIN_MASS)
-    com_row = (left[..., 1] + right[..., 1]) / mass
-    com_col = (left[..., 2] + right[..., 2]) / mass
-    outside = (
-        _relu(com_row - CENTRE_HIGH) + _relu(CENTRE_LOW - com_row)
-        + _relu(com_col - CENTRE_HIGH) + _relu(CENTRE_LOW - com_col)
-    )
-    height = _max(left[..., 4], right[..., 4]) - _min(left[..., 3], right[..., 3]) + 1
-    width = right[..., 5] - left[..., 5] + 1
-    box = abs(_max(height, width) - BOX_SIDE)
-    return com_weight * outside + box_weight * box
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ def eager_baseline(model_dir: Path, left_features: np.ndarray, right_features: n
     from onnx import numpy_helper
     from scipy.optimize import linear_sum_assignment
 
-    from amphisbaena.geometry import geometry_penalty
+    from amphisbaena.train.model import geometry_penalty
 
     model = load_model_files(model_dir)
     weights = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in onnx.load(str(model.path("head"))).graph.initializer}

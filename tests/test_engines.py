@@ -42,7 +42,7 @@ def test_auto_falls_back_to_ort_cpu_and_says_why(small_halves: Path) -> None:
         pytest.skip("a GPU is present: auto picks a GPU backend here")
     result = CliRunner().invoke(app, ["restore", str(small_halves), "--backend", "auto"])
     assert result.exit_code == 0, result.stderr
-    assert "restored 300 pairs with ort-cpu (fp32)" in result.stdout
+    assert "restored 300 pairs with ort-cpu (int8)" in result.stdout  # auto precision: the int8 arms on a CPU
     assert "backend auto fell back to ort-cpu: tensorrt: " in result.stdout
     assert result.stderr == ""
 
@@ -157,3 +157,50 @@ def test_head_topk_profile_never_asks_for_tiles_smaller_than_k() -> None:
     shapes = profile_shapes("head_topk", 646)
     assert shapes["left"][0] == (TOPK, 646) and shapes["right"][0] == (TOPK, 646)
     assert profile_shapes("head", 646)["left"][0] == (1, 646)
+
+
+def test_auto_precision_runs_the_int8_arms_on_a_cpu_only(tmp_path: Path) -> None:
+    """auto takes the shipped int8 arms on ort-cpu, fp32 where the model has no int8 variant;
+    an explicit precision is honoured, and int8 on a GPU backend is refused with the reason."""
+    import shutil
+
+    from amphisbaena.data import InputError
+    from amphisbaena.engines.select import model_for
+
+    model = load_model_files()
+    assert model_for("ort-cpu", model, "auto").manifest["precision"] == "int8"
+    assert model_for("ort-cpu", model, "fp32") is model
+    assert model_for("tensorrt", model, "auto") is model  # TensorRT cannot run onnxruntime's int8 operators
+    assert model_for("ort-cpu", model, "fp16").directory == SHIPPED_MODEL_DIR / "fp16"
+    with pytest.raises(BackendUnavailable, match="ort-cpu only"):
+        model_for("ort-cuda", model, "int8")
+    bare = tmp_path / "model"
+    shutil.copytree(SHIPPED_MODEL_DIR, bare, ignore=shutil.ignore_patterns("fp16", "int8"))
+    assert model_for("ort-cpu", load_model_files(bare), "auto").directory == bare
+    with pytest.raises(InputError, match="no int8 variant"):
+        model_for("ort-cpu", load_model_files(bare), "int8")
+
+
+def test_precision_option_is_checked_and_reported(small_halves: Path) -> None:
+    runner = CliRunner()
+    bad = runner.invoke(app, ["restore", str(small_halves), "--precision", "int4"])
+    assert bad.exit_code == 2 and bad.stderr.startswith("error: --precision must be one of auto, fp32, fp16, int8")
+    fp32 = runner.invoke(app, ["restore", str(small_halves), "--backend", "ort-cpu", "--precision", "fp32"])
+    assert fp32.exit_code == 0 and "restored 300 pairs with ort-cpu (fp32)" in fp32.stdout
+
+
+@pytest.mark.slow
+def test_shipped_int8_arms_restore_as_well_as_fp32(test_digits: np.ndarray) -> None:
+    """The default CPU path (int8 arms) against fp32 on 2,000 test digits: the same accuracy
+    within a few pairs (README, "Precision": 10k 88.39% against 88.28%)."""
+    from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
+    from amphisbaena.export.manifest import load_variant
+    from amphisbaena.runtime.restore import restore
+
+    model = load_model_files()
+    left, right, key = make_halves(test_digits[:2000], seed=0)
+    fp32 = restore(OnnxRuntimeBackend(model), left, right, key)
+    int8 = restore(OnnxRuntimeBackend(load_variant(model, "int8")), left, right, key)
+    assert int8.precision == "int8"
+    assert abs(int8.accuracy - fp32.accuracy) <= 0.005
+    assert np.mean(int8.right_for_left == fp32.right_for_left) > 0.98

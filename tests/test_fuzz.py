@@ -175,12 +175,15 @@ option_case("grid in a missing directory", "--grid", "{out}/no/such/grid.png", o
 
 
 # --- the model directory
-def model_case(name: str, mutate: Callable[[Path], None]) -> None:
+def model_case(name: str, mutate: Callable[[Path], None], variants: bool = False) -> None:
+    """A copy of the shipped model, mutated; without VARIANTS only its fp32 graphs (so that
+    restore's auto precision runs the mutated files, not the int8 ones beside them)."""
+
     def build(tmp: Path, out: Path) -> list[str]:
         halves = tmp / "halves.npz"
         halves.write_bytes(valid)
         model = tmp / "model"
-        shutil.copytree(SHIPPED_MODEL_DIR, model)
+        shutil.copytree(SHIPPED_MODEL_DIR, model, ignore=None if variants else shutil.ignore_patterns("fp16", "int8"))
         mutate(model)
         return restore_args(halves, out, "--model-dir", str(model))
 
@@ -199,9 +202,10 @@ def edit_manifest(change: Callable[[dict], object]) -> Callable[[Path], None]:
 def replace_with_garbage(name: str) -> Callable[[Path], None]:
     def mutate(model: Path) -> None:
         (model / name).write_bytes(b"not an onnx model")
-        manifest = json.loads((model / "manifest.json").read_text())
-        manifest["sha256"][name] = __import__("hashlib").sha256(b"not an onnx model").hexdigest()
-        (model / "manifest.json").write_text(json.dumps(manifest))
+        manifest_path = (model / name).parent / "manifest.json"
+        manifest = json.loads(manifest_path.read_text())
+        manifest["sha256"][Path(name).name] = __import__("hashlib").sha256(b"not an onnx model").hexdigest()
+        manifest_path.write_text(json.dumps(manifest))
 
     return mutate
 
@@ -217,6 +221,8 @@ for graph in ("left.onnx", "right.onnx", "head.onnx"):
     model_case(f"{graph} modified", lambda model, graph=graph: (model / graph).open("ab").write(b"\x00"))
     model_case(f"{graph} garbage with matching checksum", replace_with_garbage(graph))
     model_case(f"{graph} checksum missing", edit_manifest(lambda m, graph=graph: m["sha256"].pop(graph)))
+    model_case(f"int8/{graph} garbage with matching checksum", replace_with_garbage(f"int8/{graph}"), variants=True)
+model_case("int8/left.onnx modified", lambda model: (model / "int8/left.onnx").open("ab").write(b"\x00"), variants=True)
 
 
 # --- make-halves

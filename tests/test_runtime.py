@@ -16,6 +16,7 @@ class NumpyBackend:
     precision = "fp32"
     topk = None  # no in-graph top-k: stream_candidates filters whole tiles
     layout = None  # not Amphisbaena's head: nothing to prune
+    model = None  # no model files behind it
 
     def __init__(self, seed: int = 0, dim: int = 24, hidden: int = 4, sharpness: float = 1.0) -> None:
         rng = np.random.default_rng(seed)
@@ -195,3 +196,32 @@ def test_confidence_margins_are_exact(backend_type) -> None:
     expected = chosen - np.maximum(others.max(axis=1), others.max(axis=0)[dense.right_for_left])
     np.testing.assert_allclose(dense.confidence, expected, atol=1e-4)
     np.testing.assert_allclose(sparse.confidence, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_best_per_item_from_blocks_is_the_true_top_count(ties: bool) -> None:
+    """Blocks of ragged item and partner sets (each pair offered once, as the pruned stream does),
+    in any order, leave every item its true best COUNT: scores, and partners that hold them."""
+    rng = np.random.default_rng(7)
+    n_items, n_partners, count = 300, 500, 9
+    full = rng.normal(size=(n_items, n_partners)).astype(np.float32)
+    if ties:
+        full = np.round(full * 2) / 2  # few distinct values: ties at every floor
+    item_groups = np.array_split(rng.permutation(n_items), 7)
+    partner_groups = np.array_split(rng.permutation(n_partners), 9)
+    blocks = [(i, p) for i in item_groups for p in partner_groups if rng.random() < 0.8]
+    seen = np.full((n_items, n_partners), -np.inf, dtype=np.float32)
+    best = scoring._BestPerItemFromBlocks(n_items, count)
+    for block in rng.permutation(len(blocks)):
+        items, partners = blocks[block]
+        scores = np.ascontiguousarray(full[np.ix_(items, partners)])
+        best.add_block(items, partners, scores)
+        seen[np.ix_(items, partners)] = scores
+    result = best.best_first()
+    np.testing.assert_array_equal(result.score, -np.sort(-seen, axis=1)[:, :count])
+    held = np.isfinite(result.score)
+    assert np.all(result.partner[~held] == -1)
+    np.testing.assert_array_equal(seen[np.nonzero(held)[0], result.partner[held]], result.score[held])
+    for row in range(n_items):  # partners are distinct within a row
+        kept = result.partner[row][result.partner[row] >= 0]
+        assert len(set(kept.tolist())) == len(kept)

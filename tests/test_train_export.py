@@ -115,3 +115,72 @@ def test_cli_export_fp16_without_gpu_writes_onnx_and_explains(trained, tmp_path:
     g = fp32.geometry.start
     np.testing.assert_array_equal(a[:, g:], b[:, g:])
     assert np.abs(a - b).max() < 0.05
+
+
+def test_reexport_recovers_the_exact_weights_and_adds_int8(trained, tmp_path: Path, mnist_dir: Path, test_digits: np.ndarray) -> None:
+    """`export --from-model` rebuilds the PyTorch model from an exported directory bit for bit (so a
+    shipped model can take new graphs without retraining), and `--int8` adds int8 arms beside it."""
+    from typer.testing import CliRunner
+
+    from amphisbaena.cli import app
+    from amphisbaena.export.onnx_export import model_from_onnx
+
+    run_dir, _, result = trained
+    first, second = tmp_path / "first", tmp_path / "second"
+    runner = CliRunner()
+    assert runner.invoke(app, ["export", "--run-dir", str(run_dir), "--out-dir", str(first), "--no-engines", "--data-dir", str(mnist_dir)]).exit_code == 0
+    recovered, recipe = model_from_onnx(load_model_files(first))
+    assert recipe.model == SMALL
+    trained_state = result.model.state_dict()
+    for name, value in recovered.state_dict().items():
+        assert torch.equal(value, trained_state[name]), name
+
+    out = runner.invoke(app, ["export", "--from-model", str(first), "--out-dir", str(second), "--int8", "--no-engines", "--data-dir", str(mnist_dir)])
+    assert out.exit_code == 0, out.output
+    fp32, int8 = load_model_files(second), load_model_files(second / "int8")
+    assert fp32.manifest["weights_from"]["sha256"] == load_model_files(first).manifest["sha256"]
+    assert int8.manifest["precision"] == "int8" and int8.manifest["quantized_from"]["left.onnx"] == fp32.manifest["sha256"]["left.onnx"]
+    assert int8.path("left").stat().st_size < 0.5 * fp32.path("left").stat().st_size
+    left, right, key = make_halves(test_digits[:300], seed=6)
+    full, quantized = OnnxRuntimeBackend(fp32), OnnxRuntimeBackend(int8)
+    for side, halves in (("left", left), ("right", right)):
+        a, b = full.arm(side, halves), quantized.arm(side, halves)
+        g = fp32.geometry.start
+        np.testing.assert_array_equal(a[:, g:], b[:, g:])  # the exact geometry is never quantised
+        assert 0 < np.abs(a - b).max() < 0.5
+    assert abs(restore(quantized, left, right, key).accuracy - restore(full, left, right, key).accuracy) < 0.05
+
+
+def test_reexport_refuses_a_non_fp32_model(tmp_path: Path) -> None:
+    from amphisbaena.data import InputError
+    from amphisbaena.export.manifest import SHIPPED_MODEL_DIR
+    from amphisbaena.export.onnx_export import model_from_onnx
+
+    with pytest.raises(InputError, match="needs the fp32 model"):
+        model_from_onnx(load_model_files(SHIPPED_MODEL_DIR / "int8"))
+
+
+def test_geometry_penalty_is_the_rule_on_the_joined_digit(test_digits: np.ndarray) -> None:
+    """The head's penalty, from per-half statistics, equals the rule measured on the joined image:
+    centre of mass within 14 +- 0.5 on both axes, larger side of the inked box 20 pixels."""
+    from amphisbaena.train.model import geometry, geometry_penalty
+
+    digits = test_digits[:60].astype(np.float64) / 255.0
+    rng = np.random.default_rng(3)
+    pairs = [(i, i) for i in range(60)] + [tuple(rng.integers(0, 60, 2)) for _ in range(200)]
+    left_stats = geometry(torch.from_numpy(digits[:, :, :14]).float(), 0).double()
+    right_stats = geometry(torch.from_numpy(digits[:, :, 14:]).float(), 14).double()
+    penalties = []
+    for i, j in pairs:
+        joined = np.concatenate([digits[i, :, :14], digits[j, :, 14:]], axis=1)
+        mass = joined.sum()
+        com_row, com_col = (joined.sum(1) * np.arange(28)).sum() / mass, (joined.sum(0) * np.arange(28)).sum() / mass
+        outside = sum(max(abs(c - 14.0) - 0.5, 0.0) for c in (com_row, com_col))
+        rows, cols = np.flatnonzero(joined.any(1)), np.flatnonzero(joined.any(0))
+        side = max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1)
+        expected = 1000.0 * outside + 100.0 * abs(side - 20)
+        got = float(geometry_penalty(left_stats[i], right_stats[j], 1000.0, 100.0))
+        assert got == pytest.approx(expected, rel=1e-4, abs=1e-2), (i, j)
+        penalties.append(got)
+    assert max(penalties[:60]) < 0.05  # true pairs obey the rule (up to float32 rounding)
+    assert np.mean(np.array(penalties[60:]) > 0) > 0.5  # most random pairs break it

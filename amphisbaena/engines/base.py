@@ -11,10 +11,11 @@ from typing import Protocol
 
 import numpy as np
 
-from amphisbaena.export.manifest import FeatureLayout
+from amphisbaena.export.manifest import FeatureLayout, ModelFiles
 
 
 class Backend(Protocol):
+    model: ModelFiles  # the model files it runs (the precision variant chosen for it)
     name: str
     precision: str
     feature_size: int

@@ -88,6 +88,7 @@ class TensorRTBackend:
         self.feature_size = model.feature_size
         self.topk = model.topk
         self.layout = model.layout
+        self.model = model
 
     def arm(self, side: str, halves: np.ndarray) -> np.ndarray:
         return self.graphs[side].run(self.stream, {"halves": halves})

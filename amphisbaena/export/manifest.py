@@ -26,6 +26,8 @@ MODEL_FILES = {
 }
 TOPK = 33  # candidates per row and per column that head_topk.onnx returns: the runtime's default k + 1
 MANIFEST = "manifest.json"
+FP32, FP16, INT8 = "fp32", "fp16", "int8"
+PRECISIONS = (FP32, FP16, INT8)  # a model directory holds fp32; `export --fp16 --int8` adds the others as subdirectories
 SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "models"
 
 
@@ -111,6 +113,21 @@ def load_model_files(directory: Path | None = None, verify: bool = True) -> Mode
         if verify and sha256_of(path) != expected[name]:
             raise InputError(f"{path}: sha256 does not match {MANIFEST}; the model files were modified")
     return model
+
+
+def load_variant(model: ModelFiles, precision: str) -> ModelFiles:
+    """MODEL in PRECISION: MODEL itself if it already is, else its subdirectory named PRECISION."""
+    if precision not in PRECISIONS:
+        raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if model.manifest.get("precision", FP32) == precision:
+        return model
+    if not (model.directory / precision / MANIFEST).is_file():
+        raise InputError(f"{model.directory}: no {precision} variant (export it with --{precision})")
+    return load_model_files(model.directory / precision)
+
+
+def has_variant(model: ModelFiles, precision: str) -> bool:
+    return (model.directory / precision / MANIFEST).is_file()
 
 
 def record_calibration(directory: Path, name: str, values: dict) -> None:

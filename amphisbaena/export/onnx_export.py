@@ -17,11 +17,13 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
+from onnx import numpy_helper
 
-from amphisbaena.data import atomic_path
-from amphisbaena.export.manifest import MANIFEST, MODEL_FILES, TOPK, sha256_of
+from amphisbaena.data import InputError, atomic_path
+from amphisbaena.export.manifest import FP32, MANIFEST, MODEL_FILES, TOPK, ModelFiles, sha256_of
 from amphisbaena.geometry import GEOMETRY_SIZE
 from amphisbaena.train.model import Amphisbaena
+from amphisbaena.train.recipe import Recipe
 
 OPSET = 18
 
@@ -94,9 +96,11 @@ def export_onnx(
     recipe: dict,
     validation: dict,
     fp16: bool = False,
+    weights_from: dict | None = None,
 ) -> dict:
     """Write the ONNX graphs and manifest.json into OUT_DIR; return the manifest.
-    MODEL's head carries the penalty weights to export (see `with_penalty_weights`)."""
+    MODEL's head carries the penalty weights to export (see `with_penalty_weights`).
+    WEIGHTS_FROM records where re-exported weights came from (`model_from_onnx`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     model = half_precision_copy(model) if fp16 else model.eval()
     d = model.config.feature_size
@@ -147,9 +151,47 @@ def export_onnx(
         "python": platform.python_version(),
         "sha256": {name: sha256_of(out_dir / name) for name in MODEL_FILES.values()},
     }
+    if weights_from is not None:
+        manifest["weights_from"] = weights_from
     with atomic_path(out_dir / MANIFEST) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def _parameters(graph_model: onnx.ModelProto) -> dict[str, torch.Tensor]:
+    """Initializers by state-dict name. A bias-free Linear is exported as MatMul with its weight
+    transposed under a generated name; the node's name (/module/path/MatMul) gives it back."""
+    tensors = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in graph_model.graph.initializer}
+    parameters = dict(tensors)
+    for node in graph_model.graph.node:
+        generated = node.op_type == "MatMul" and node.input[1].startswith("onnx::") and node.input[1] in tensors
+        if generated and node.name.startswith("/") and node.name.endswith("/MatMul"):
+            module = node.name[1 : -len("/MatMul")].replace("/", ".")
+            parameters[f"{module}.weight"] = tensors[node.input[1]].T.contiguous()
+    return parameters
+
+
+def model_from_onnx(model_files: ModelFiles) -> tuple[Amphisbaena, Recipe]:
+    """The PyTorch model an fp32 model directory was exported from, and its recorded recipe.
+
+    The exporter keeps every parameter as an initializer under its state-dict name, so the weights
+    come back exactly. This lets a shipped model be re-exported when the graphs change (a faster
+    head, another precision) without retraining it; the head keeps the exported penalty weights."""
+    if model_files.manifest.get("precision") != FP32:
+        raise InputError(f"{model_files.directory}: re-export needs the fp32 model, this one is {model_files.manifest.get('precision')}")
+    recipe = Recipe.from_dict(model_files.manifest["recipe"])
+    model = Amphisbaena(recipe.model)
+    state = {}
+    for prefix, graph in (("left_arm.", "left"), ("right_arm.", "right"), ("head.", "head")):
+        state.update({prefix + name: tensor for name, tensor in _parameters(onnx.load(str(model_files.path(graph)))).items()})
+    wanted = model.state_dict()
+    missing = sorted(set(wanted) - set(state))
+    if missing:
+        raise InputError(f"{model_files.directory}: the graphs lack parameters {', '.join(missing[:3])}; not exported by amphisbaena")
+    model.load_state_dict({name: state[name] for name in wanted})
+    spec = model_files.geometry
+    model.head.com_weight, model.head.box_weight = spec.com_weight, spec.box_weight
+    return model.eval(), recipe
 
 
 @torch.no_grad()

@@ -27,9 +27,8 @@ import numpy as np
 
 from amphisbaena.engines.base import Backend
 from amphisbaena.export.manifest import FeatureLayout
-from amphisbaena.geometry import BOX_SIDE, CENTRE_HIGH, CENTRE_LOW, MIN_MASS
+from amphisbaena.geometry import BOX_SIDE, CENTRE, CENTRE_HIGH, MIN_MASS
 
-CENTRE = 0.5 * (CENTRE_LOW + CENTRE_HIGH)  # 14: both torques are taken about the centre
 HALF_WINDOW = CENTRE_HIGH - CENTRE  # 0.5: how far the joined centre of mass may lie from 14
 GROUP_SIZE = 256  # lefts per group: small groups have tight ranges, large ones amortise each head call (measured: 64, 128, 256, 512, 1024 at 10k; 256 fastest)
 RESCORE_GROUP_SIZE = 32  # rows rescored for the proof are few: tighter groups, fewer pairs to score

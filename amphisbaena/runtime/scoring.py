@@ -140,36 +140,76 @@ class _BestPerItem:
         return items, self.partner[:, :kept].ravel(), self.score[:, :kept].ravel().astype(np.float64), bound
 
 
-class _BestPerItemFromTiles:
-    """The best COUNT (score, partner) pairs of every item, merged from dense tiles.
+class _BestPerItemFromBlocks:
+    """The best COUNT (score, partner) pairs of every item, gathered from dense blocks of scores.
 
-    Rows stay unsorted while tiles go by (one partition per tile, no sort); `best_first`
-    sorts them once at the end, ties going to the lower partner.
-    """
+    Each item has 2 * COUNT slots, unsorted. A block offers each of its items only its own best
+    COUNT, and of those only the ones at or above the item's floor (its COUNT-th best so far, a
+    lower bound on its final COUNT-th best). An item whose slots would overflow is first cut back
+    to its best COUNT. Sorting happens once, at the end (measured at 10k: about 2x faster than
+    merging every block into sorted lists)."""
 
     def __init__(self, items: int, count: int) -> None:
         self.count = count
-        self.score = np.full((items, count), -np.inf, dtype=np.float32)
-        self.partner = np.full((items, count), -1, dtype=np.int64)
+        self.score = np.full((items, 2 * count), -np.inf, dtype=np.float32)
+        self.partner = np.full((items, 2 * count), -1, dtype=np.int64)
+        self.fill = np.zeros(items, dtype=np.int64)
+        self.floor = np.full(items, -np.inf, dtype=np.float32)
 
-    def merge_tile(self, items: np.ndarray, partners: np.ndarray, scores: np.ndarray) -> None:
-        """SCORES[a, b] is the score of (ITEMS[a], PARTNERS[b]); only items with an entry at or
-        above their current COUNT-th best are touched."""
-        touched = np.flatnonzero((scores >= self.score[items].min(axis=1)[:, None]).any(axis=1))
-        if len(touched) == 0:
+    def add_block(self, items: np.ndarray, partners: np.ndarray, scores: np.ndarray) -> None:
+        """SCORES[a, b] (C-contiguous) is the score of (ITEMS[a], PARTNERS[b]); ITEMS are distinct, and
+        no (item, partner) pair comes in more than one block.
+
+        Entries below an item's floor are dropped in one pass. Only items left with more than COUNT
+        (early blocks, before their floors rose) are partitioned down to the block's best COUNT."""
+        width = scores.shape[1]
+        fresh = np.isneginf(self.floor[items])
+        seen = np.flatnonzero(~fresh)
+        a, b = np.divmod(np.flatnonzero(scores[seen] >= self.floor[items[seen], None]), width)
+        a = seen[a]
+        if width > self.count:
+            crowded = np.flatnonzero(fresh | (np.bincount(a, minlength=len(items)) > self.count))
+            block = scores if len(crowded) == len(items) else scores[crowded]
+            best = np.argpartition(block, width - self.count, axis=1)[:, width - self.count :]
+            self.floor[items[crowded]] = np.maximum(self.floor[items[crowded]], np.take_along_axis(block, best, axis=1).min(axis=1))
+            sparse = ~np.isin(a, crowded)
+            a = np.concatenate([a[sparse], np.repeat(crowded, self.count)])
+            b = np.concatenate([b[sparse], best.ravel()])
+        else:  # a block no wider than COUNT: fresh items take all of it
+            rows = np.flatnonzero(fresh)
+            a = np.concatenate([a, np.repeat(rows, width)])
+            b = np.concatenate([b, np.tile(np.arange(width), len(rows))])
+        new = np.bincount(a, minlength=len(items))
+        self._cut(items[self.fill[items] + new > self.score.shape[1]])
+        order = np.argsort(a, kind="stable")
+        a, b = a[order], b[order]
+        rank = np.arange(len(a)) - np.repeat(np.cumsum(new) - new, new)
+        slot = self.fill[items[a]] + rank
+        self.score[items[a], slot] = scores[a, b]
+        self.partner[items[a], slot] = partners[b]
+        self.fill[items] += new
+
+    def _cut(self, items: np.ndarray) -> None:
+        """Keep only the best COUNT of ITEMS' slots; their floor rises to the COUNT-th of them."""
+        if len(items) == 0:
             return
-        items, scores = items[touched], scores[touched]
-        merged_score = np.concatenate([self.score[items], scores], axis=1)
-        merged_partner = np.concatenate([self.partner[items], np.broadcast_to(partners, scores.shape)], axis=1)
-        top = np.argpartition(-merged_score, self.count - 1, axis=1)[:, : self.count]
-        self.score[items] = np.take_along_axis(merged_score, top, axis=1)
-        self.partner[items] = np.take_along_axis(merged_partner, top, axis=1)
+        top = np.argpartition(-self.score[items], self.count - 1, axis=1)[:, : self.count]
+        kept_score = np.take_along_axis(self.score[items], top, axis=1)
+        kept_partner = np.take_along_axis(self.partner[items], top, axis=1)
+        self.score[items] = -np.inf
+        self.partner[items] = -1
+        self.score[items, : self.count] = kept_score
+        self.partner[items, : self.count] = kept_partner
+        self.fill[items] = self.count
+        self.floor[items] = np.maximum(self.floor[items], kept_score.min(axis=1))
 
     def best_first(self) -> _BestPerItem:
-        partner_key = np.where(np.isneginf(self.score), np.iinfo(np.int64).max, self.partner)  # empty slots last
-        order = np.lexsort((partner_key, -self.score), axis=1)
+        """Sorted lists, best first, ties going to the lower partner; empty slots last."""
+        partner_key = np.where(np.isneginf(self.score), np.iinfo(np.int64).max, self.partner)
+        order = np.lexsort((partner_key, -self.score), axis=1)[:, : self.count]
         best = _BestPerItem(len(self.score), self.count)
-        best.score, best.partner = np.take_along_axis(self.score, order, axis=1), np.take_along_axis(self.partner, order, axis=1)
+        best.score = np.take_along_axis(self.score, order, axis=1)
+        best.partner = np.take_along_axis(self.partner, order, axis=1)
         return best
 
 
@@ -187,6 +227,8 @@ def _graph_from(by_row: _BestPerItem, by_col: _BestPerItem, k: int, n_right: int
     all_rows = np.concatenate([row_item, col_partner])
     all_cols = np.concatenate([row_partner, col_item])
     scores = np.concatenate([row_score, col_score])
+    held = np.isfinite(scores)  # an item scored against fewer than k partners leaves empty slots
+    all_rows, all_cols, scores = all_rows[held], all_cols[held], scores[held]
     unique = np.unique(all_rows * n_right + all_cols, return_index=True)[1]
     return CandidateGraph(all_rows[unique], all_cols[unique], scores[unique], row_bound, col_bound)
 
@@ -282,8 +324,8 @@ def stream_pruned_candidates(
     most promising."""
     floor = PRUNE_FLOOR if floor is None else floor
     n_left, n_right = len(left_features), len(right_features)
-    by_row = _BestPerItemFromTiles(n_left, min(k + 1, n_right))
-    by_col = _BestPerItemFromTiles(n_right, min(k + 1, n_left))
+    by_row = _BestPerItemFromBlocks(n_left, min(k + 1, n_right))
+    by_col = _BestPerItemFromBlocks(n_right, min(k + 1, n_left))
     row_left_out = np.full(n_left, -np.inf)
     col_left_out = np.full(n_right, -np.inf)
     scored = 0
@@ -297,8 +339,8 @@ def stream_pruned_candidates(
             np.maximum(col_left_out, np.where(keep, -np.inf, upper), out=col_left_out)
         scores = _score_columns(backend, left_features[members], right_features, cols, tile_cols)
         scored += scores.size
-        by_row.merge_tile(members, cols, scores)
-        by_col.merge_tile(cols, members, scores.T)
+        by_row.add_block(members, cols, scores)
+        by_col.add_block(cols, members, np.ascontiguousarray(scores.T))
     graph = _graph_from(by_row.best_first(), by_col.best_first(), k, n_right)
     return CandidateGraph(
         graph.rows, graph.cols, graph.scores, np.maximum(graph.row_bound, row_left_out), np.maximum(graph.col_bound, col_left_out), scored

@@ -16,8 +16,7 @@ from scipy.optimize import linear_sum_assignment
 from torch.nn import functional as F
 
 from amphisbaena.data import HALF_WIDTH, InputError, load_split, make_halves, split_halves
-from amphisbaena.geometry import geometry_penalty
-from amphisbaena.train.model import Amphisbaena
+from amphisbaena.train.model import Amphisbaena, geometry_penalty
 from amphisbaena.train.recipe import Recipe
 
 CHECKPOINT = "checkpoint.pt"
