@@ -25,6 +25,7 @@ import numpy as np
 
 from amphisbaena.data import load_halves, load_split, make_halves, save_npz
 from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
+from amphisbaena.engines.select import model_for
 from amphisbaena.export.manifest import load_model_files
 from amphisbaena.runtime.restore import restore
 from amphisbaena.runtime.scoring import arm_features, score_strips
@@ -190,6 +191,9 @@ def markdown(report: dict) -> str:
         lines += ["", "## Against the alternatives, same run", "", "| path | seconds | ratio to ours |", "| --- | --- | --- |"]
         ours = e2e["total"]["median"]
         lines.append(f"| ours: geometry pruning + fused ONNX head + streaming top-k + proven sparse assignment | {ours:.2f} | 1x |")
+        if "fp32_10k" in report:
+            f = report["fp32_10k"]
+            lines.append(f"| the same with fp32 arms (accuracy {f['accuracy']:.4f}) | {f['total']['median']:.2f} | {f['total']['median'] / ours:.1f}x |")
         if "unpruned_10k" in report:
             u = report["unpruned_10k"]
             lines.append(f"| the same without geometry pruning (every pair scored, in-graph top-k) | {u['total']['median']:.2f} | {u['total']['median'] / ours:.1f}x |")
@@ -237,13 +241,14 @@ def main() -> None:
     args = parser.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
 
-    model = load_model_files()
+    shipped = load_model_files()
+    model = model_for("ort-cpu", shipped, "auto")  # what `restore` runs on a CPU: the int8 arms
     backend = OnnxRuntimeBackend(model)
     digits = load_split("test")[0]
     left, right, key = make_halves(digits, seed=0)
     report: dict = {
         "device": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, no GPU",
-        "model": f"shipped {model.directory.name} (feature size {model.feature_size})",
+        "model": f"shipped {shipped.directory.name}, {model.manifest['precision']} arms (feature size {model.feature_size})",
         "threads": os.cpu_count(),
     }
 
@@ -279,6 +284,8 @@ def main() -> None:
     }
 
     if not args.quick:
+        print("10k with fp32 arms ...", flush=True)
+        report["fp32_10k"], fp32_runs = end_to_end(OnnxRuntimeBackend(shipped), left, right, key, max(1, args.repeats // 2), "sparse")
         print("10k dense ...", flush=True)
         report["dense_10k"], dense_runs = end_to_end(backend, left, right, key, max(1, args.repeats // 2), "dense")
         report["sparse_equals_dense_10k"] = bool(np.array_equal(sparse_runs[0].right_for_left, dense_runs[0].right_for_left))
@@ -287,7 +294,7 @@ def main() -> None:
         report["pruned_equals_unpruned_10k"] = bool(np.array_equal(sparse_runs[0].right_for_left, unpruned_runs[0].right_for_left))
         if not args.no_eager:
             print("naive eager PyTorch baseline ...", flush=True)
-            report["eager_baseline_10k"], eager = eager_baseline(model.directory, fl, fr)
+            report["eager_baseline_10k"], eager = eager_baseline(shipped.directory, fl, fr)
             report["eager_agrees_with_ours"] = float(np.mean(eager == sparse_runs[0].right_for_left))
         print("seed-style loop at 1k ...", flush=True)
         report["seed_loop_1k"] = seed_style_loop(backend, left[:1000], right[:1000], sample_rows=5)

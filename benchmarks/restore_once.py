@@ -16,6 +16,7 @@ import numpy as np
 
 from amphisbaena.data import join_halves, load_halves, load_split, make_halves, save_npz
 from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
+from amphisbaena.engines.select import model_for
 from amphisbaena.export.manifest import load_model_files
 from amphisbaena.runtime.restore import restore
 
@@ -34,6 +35,7 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--method", default="sparse")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--precision", default="auto", help="as restore's --precision (auto: int8 arms where shipped)")
     args = parser.parse_args()
 
     digits = load_split(args.split)[0][: args.count]
@@ -41,7 +43,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         halves_path = Path(tmp) / "halves.npz"
         save_npz(halves_path, left=left, right=right)
-        backend = OnnxRuntimeBackend(load_model_files(), threads=args.threads)
+        backend = OnnxRuntimeBackend(model_for("ort-cpu", load_model_files(), args.precision), threads=args.threads)
         rss_before = peak_rss_mb()
         started = time.perf_counter()
         left, right = load_halves(halves_path)

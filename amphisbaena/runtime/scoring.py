@@ -143,11 +143,11 @@ class _BestPerItem:
 class _BestPerItemFromBlocks:
     """The best COUNT (score, partner) pairs of every item, gathered from dense blocks of scores.
 
-    Each item has 2 * COUNT slots, unsorted. A block offers each of its items only its own best
-    COUNT, and of those only the ones at or above the item's floor (its COUNT-th best so far, a
-    lower bound on its final COUNT-th best). An item whose slots would overflow is first cut back
-    to its best COUNT. Sorting happens once, at the end (measured at 10k: about 2x faster than
-    merging every block into sorted lists)."""
+    Each item has 2 * COUNT slots, unsorted. A block offers each of its items only its entries at
+    or above the item's floor (its COUNT-th best so far, a lower bound on its final COUNT-th best),
+    and at most its own best COUNT of them. An item whose slots would overflow is first cut back to
+    its best COUNT. Sorting happens once, at the end (measured at 10k: rows and columns 0.36 s,
+    against 0.49 s merging every block into the kept lists)."""
 
     def __init__(self, items: int, count: int) -> None:
         self.count = count
