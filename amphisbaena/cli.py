@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NamedTuple
 
 import numpy as np
 import typer
@@ -384,8 +384,19 @@ def _torch_device(name: str) -> str:
     return name
 
 
-def _model_from_checkpoint(run_dir: Path):
-    """(model, recipe, validation accuracy and pool size recorded in training, None) from RUN_DIR's checkpoint."""
+class _Weights(NamedTuple):
+    """What export starts from: the model, its recipe, the validation recorded in training, and for
+    a re-export where the weights first came from."""
+
+    model: Any  # amphisbaena.train.model.Amphisbaena (torch is imported only by the commands that need it)
+    recipe: Any  # amphisbaena.train.recipe.Recipe
+    val_accuracy: float
+    val_size: int
+    weights_from: dict | None = None
+
+
+def _model_from_checkpoint(run_dir: Path) -> _Weights:
+    """The weights of RUN_DIR's checkpoint."""
     import torch
 
     from amphisbaena.train.loop import CHECKPOINT
@@ -400,14 +411,14 @@ def _model_from_checkpoint(run_dir: Path):
         recipe = Recipe.from_dict(state["recipe"])
         model = Amphisbaena(recipe.model)
         model.load_state_dict(state["model"])
-        return model, recipe, float(state["val_accuracy"]), int(state["val_size"]), None
+        return _Weights(model, recipe, float(state["val_accuracy"]), int(state["val_size"]))
     except Exception as exc:  # noqa: BLE001  (torch.load raises many types for a file that is not a checkpoint)
         raise InputError(f"{checkpoint}: not a usable checkpoint ({exc.__class__.__name__})") from None
 
 
-def _model_from_export(model_dir: Path):
-    """The same from an exported fp32 model directory (its recorded recipe and validation), plus where
-    the weights first came from: the export that produced them out of training."""
+def _model_from_export(model_dir: Path) -> _Weights:
+    """The weights of an exported fp32 model directory (its recorded recipe and validation), and the
+    export that first produced them out of training."""
     from amphisbaena.export.manifest import load_model_files
     from amphisbaena.export.onnx_export import model_from_onnx
 
@@ -416,7 +427,7 @@ def _model_from_export(model_dir: Path):
     validation = files.manifest.get("validation", {})
     weights_from = files.manifest.get("weights_from") or {"exported": files.manifest.get("created"), "sha256": files.manifest["sha256"]}
     accuracy = float(validation.get("assignment_accuracy_training_weights", float("nan")))
-    return model, recipe, accuracy, int(validation.get("pool_size", recipe.val_size)), weights_from
+    return _Weights(model, recipe, accuracy, int(validation.get("pool_size", recipe.val_size)), weights_from)
 
 
 @app.command()
@@ -451,10 +462,7 @@ def export(
 
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir}: --out-dir exists and is not a directory")
-    if from_model is not None:
-        model, recipe, val_accuracy, val_size, weights_from = _model_from_export(from_model)
-    else:
-        model, recipe, val_accuracy, val_size, weights_from = _model_from_checkpoint(run_dir)
+    model, recipe, val_accuracy, val_size, weights_from = _model_from_export(from_model) if from_model is not None else _model_from_checkpoint(run_dir)
     images, _ = load_split("train", data_dir, recipe.dataset)
     geometry_on = recipe.model.com_weight > 0 or recipe.model.box_weight > 0  # off for Fashion-MNIST
     model = with_penalty_weights(
@@ -475,15 +483,12 @@ def export(
     for directory, precision in variants:
         if precision == INT8:
             manifest = quantize_arms(out_dir, directory)
+            check, diffs = "arm features max abs diff vs fp32", feature_drift(out_dir, directory, left, right)
         else:
             manifest = export_onnx(model, directory, recipe.to_dict(), validation, fp16=precision == FP16, weights_from=weights_from)
+            check, diffs = "parity max abs diff vs PyTorch", parity(half_precision_copy(model) if precision == FP16 else model, directory, left, right)
         typer.echo(f"exported {manifest['precision']} {', '.join(manifest['sha256'])} to {directory}")
-        if precision == INT8:
-            drift = feature_drift(out_dir, directory, left, right)
-            typer.echo("  arm features max abs diff vs fp32: " + ", ".join(f"{name} {value:.2e}" for name, value in drift.items()))
-        else:
-            diffs = parity(half_precision_copy(model) if precision == FP16 else model, directory, left, right)
-            typer.echo("  parity max abs diff vs PyTorch: " + ", ".join(f"{name} {value:.2e}" for name, value in diffs.items()))
+        typer.echo(f"  {check}: " + ", ".join(f"{name} {value:.2e}" for name, value in diffs.items()))
         calibration = calibrate_no_partner(OnnxRuntimeBackend(load_model_files(directory)), val_images)
         record_calibration(directory, "no_partner", calibration)
         typer.echo(

@@ -121,12 +121,13 @@ def load_variant(model: ModelFiles, precision: str) -> ModelFiles:
         raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if model.manifest.get("precision", FP32) == precision:
         return model
-    if not (model.directory / precision / MANIFEST).is_file():
+    if not has_variant(model, precision):
         raise InputError(f"{model.directory}: no {precision} variant (export it with --{precision})")
     return load_model_files(model.directory / precision)
 
 
 def has_variant(model: ModelFiles, precision: str) -> bool:
+    """Whether MODEL's directory holds a PRECISION variant (a subdirectory with a manifest)."""
     return (model.directory / precision / MANIFEST).is_file()
 
 

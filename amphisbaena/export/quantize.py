@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 
 from amphisbaena.data import InputError, atomic_path
-from amphisbaena.export.manifest import INT8, MANIFEST, MODEL_FILES, load_model_files, sha256_of
+from amphisbaena.export.manifest import FP32, INT8, MANIFEST, MODEL_FILES, load_model_files, sha256_of
 
 INT8_NOTE = (
     "arms' Gemm/MatMul weights int8 per output channel, activations quantised per batch at run time "
@@ -34,7 +34,7 @@ def quantize_arms(source: Path, out_dir: Path) -> dict:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     model = load_model_files(source)
-    if model.manifest.get("precision") != "fp32":
+    if model.manifest.get("precision") != FP32:
         raise InputError(f"{source}: int8 arms are made from an fp32 model, this one is {model.manifest.get('precision')}")
     out_dir.mkdir(parents=True, exist_ok=True)
     quantizer_log = logging.getLogger()

@@ -168,11 +168,12 @@ class _BestPerItemFromBlocks:
         a, b = np.divmod(np.flatnonzero(scores[seen] >= self.floor[items[seen], None]), width)
         a = seen[a]
         if width > self.count:
-            crowded = np.flatnonzero(fresh | (np.bincount(a, minlength=len(items)) > self.count))
+            is_crowded = fresh | (np.bincount(a, minlength=len(items)) > self.count)
+            crowded = np.flatnonzero(is_crowded)
             block = scores if len(crowded) == len(items) else scores[crowded]
             best = np.argpartition(block, width - self.count, axis=1)[:, width - self.count :]
             self.floor[items[crowded]] = np.maximum(self.floor[items[crowded]], np.take_along_axis(block, best, axis=1).min(axis=1))
-            sparse = ~np.isin(a, crowded)
+            sparse = ~is_crowded[a]
             a = np.concatenate([a[sparse], np.repeat(crowded, self.count)])
             b = np.concatenate([b[sparse], best.ravel()])
         else:  # a block no wider than COUNT: fresh items take all of it
