@@ -17,6 +17,7 @@ class NumpyBackend:
     topk = None  # no in-graph top-k: stream_candidates filters whole tiles
     layout = None  # not Amphisbaena's head: nothing to prune
     model = None  # no model files behind it
+    any_thread = True
 
     def __init__(self, seed: int = 0, dim: int = 24, hidden: int = 4, sharpness: float = 1.0) -> None:
         rng = np.random.default_rng(seed)
@@ -93,6 +94,47 @@ def test_potentials_certify_the_matching() -> None:
     slack = solution.row_potential[:, None] + solution.col_potential[None, :] - full
     assert slack.min() > -1e-4
     assert np.abs(slack[np.arange(120), solution.right_for_left]).max() < 1e-4
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_re_solve_from_the_previous_solution_is_exact(seed: int) -> None:
+    """Edges added after a solve (as the rescoring adds them) are re-solved from the previous duals,
+    on the edges within the total violation of them: the same optimum as a solve from scratch, and
+    duals that certify it on every edge."""
+    rng = np.random.default_rng(seed)
+    n = 150
+    full = rng.normal(size=(n, n)) * [0.3, 1.0, 3.0][seed % 3]
+    keep = full >= np.sort(full, axis=1)[:, -4:-3]  # each row's best four
+    rows, cols = np.nonzero(keep | (full >= np.sort(full, axis=0)[-4:-3, :]))
+    nothing = np.full(n, -np.inf)
+    graph = assignment.CandidateGraph(rows, cols, full[rows, cols], nothing, nothing)
+    previous = assignment.solve_sparse(graph)
+    slack = previous.row_potential[:, None] + previous.col_potential[None, :] - full
+    absent = np.ones((n, n), dtype=bool)
+    absent[rows, cols] = False
+    violating = np.argwhere(absent & (slack < -1e-9))
+    assert len(violating), "the instance must have excluded pairs the duals do not cover"
+    added = violating[rng.permutation(len(violating))[: 1 + seed * 3]]
+    rows, cols = np.concatenate([rows, added[:, 0]]), np.concatenate([cols, added[:, 1]])
+    bigger = assignment.CandidateGraph(rows, cols, full[rows, cols], nothing, nothing)
+    warm, cold = assignment.solve_sparse(bigger, previous), assignment.solve_sparse(bigger)
+    total = lambda solution: full[np.arange(n), solution.right_for_left].sum()  # noqa: E731
+    assert total(warm) == pytest.approx(total(cold), abs=1e-9)
+    assert total(warm) > total(previous) - 1e-9
+    edge_slack = warm.row_potential[rows] + warm.col_potential[cols] - full[rows, cols]
+    assert edge_slack.min() > -1e-9
+    assert np.abs(edge_slack[warm.right_for_left[rows] == cols]).max() < 1e-9
+
+
+def test_rounds_with_added_edges_still_equal_dense() -> None:
+    """k = 1 leaves most true partners out: rescoring adds edges and the later rounds start from the
+    earlier solution; the result is still the dense optimum."""
+    backend = NumpyBackend(seed=3, sharpness=0.5)
+    left, right = random_halves(300, 3)
+    sparse = restore(backend, left, right, method="sparse", k=1)
+    dense = restore(backend, left, right, method="dense")
+    assert sparse.assignment.method == "sparse" and sparse.assignment.added_edges > 0 and sparse.assignment.rounds > 1
+    np.testing.assert_array_equal(sparse.right_for_left, dense.right_for_left)
 
 
 def test_bound_check_flags_rows_that_could_violate() -> None:

@@ -21,6 +21,7 @@ class Backend(Protocol):
     feature_size: int
     topk: int | None  # candidates per row and column of head_topk; None where the backend has no such graph
     layout: FeatureLayout | None  # where the head's inputs sit; None where the head is not Amphisbaena's (no pruning)
+    any_thread: bool  # may be called from a worker thread (the runtime then scores the next tile while it merges the last)
 
     def arm(self, side: str, halves: np.ndarray) -> np.ndarray:
         """(B, 28, 14) uint8 halves of SIDE ('left' or 'right') -> (B, D) float32 features."""

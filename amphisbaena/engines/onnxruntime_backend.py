@@ -25,6 +25,8 @@ class ProviderUnavailable(Exception):
 class OnnxRuntimeBackend:
     """One InferenceSession per graph, created once and reused for every batch and tile."""
 
+    any_thread = True  # InferenceSession.run is thread-safe and releases the GIL
+
     def __init__(self, model: ModelFiles, threads: int | None = None, name: str = "ort-cpu") -> None:
         self.name = name
         providers = PROVIDERS[name]

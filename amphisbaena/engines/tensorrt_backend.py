@@ -74,6 +74,7 @@ class TensorRTBackend:
     """Engines from the engine cache (built on first use), run on GPU 0."""
 
     name = "tensorrt"
+    any_thread = False  # pycuda's context is current only on the thread that imported autoprimaryctx
 
     def __init__(self, model: ModelFiles, engine_cache: Path | None = None) -> None:
         trt, _ = tensorrt_device()

@@ -62,11 +62,15 @@ class LearnedBound:
         return cls(float(scores[0]), np.maximum(scores[1:], 0.0), layout)
 
     def half_terms(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per half: the embedding's norm and P = sum_h max(w_h, 0) a[h]^2."""
+        """Per half: the embedding's norm and P = sum_h max(w_h, 0) a[h]^2.
+
+        In float32 (10x faster than float64 at 10k): its relative rounding, about 1e-7 per term
+        over a few hundred terms, stays far inside the 1e-3 relative widening of every bound."""
         e, g = self.layout.embedding, self.layout.geometry.start
-        norms = np.linalg.norm(features[:, :e].astype(np.float64), axis=1)
-        hidden = features[:, e:g].astype(np.float64)
-        return norms, (hidden * hidden) @ self.positive_weights
+        embedding, hidden = features[:, :e], features[:, e:g]
+        norms = np.sqrt(np.einsum("ij,ij->i", embedding, embedding))
+        squares = (hidden * hidden) @ self.positive_weights.astype(np.float32)
+        return norms.astype(np.float64), squares.astype(np.float64)
 
 
 def half_statistics(features: np.ndarray, bound: LearnedBound) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from amphisbaena.runtime.assignment import (
     solve_sparse,
 )
 from amphisbaena.runtime.pruning import pruner_for, pruning_applies
-from amphisbaena.runtime.scoring import TILE_ROWS, arm_features, rescore_rows, score_all, stream_candidates
+from amphisbaena.runtime.scoring import TILE_ROWS, arm_features, one_ahead, rescore_rows, score_all, stream_candidates
 
 DEFAULT_K = 32  # head_topk.onnx returns k + 1 = 33 per row and column of a tile
 LARGE_K = 64  # from LARGE_N halves with pruning: more candidates spare proof rounds (20k: 12.8 s -> 11.5 s, 60k: 131 s -> 114 s)
@@ -133,13 +134,14 @@ def assign_sparse(
     graph = stream_candidates(backend, left_features, right_features, k, pruner=pruner)
     watch.lap("head")
     report = AssignmentReport("sparse", k=k)
+    previous = None  # the last round's solution, while the graph has only gained edges since
     for round_number in range(1, MAX_ROUNDS + 1):
         report.rounds = round_number
-        solution = solve_sparse(graph)
+        solution = solve_sparse(graph, previous)
         if solution is None:
             if k >= n:
                 break
-            k = min(2 * k, n)
+            k, previous = min(2 * k, n), None
             report.k = k
             watch.lap("assignment")
             graph = stream_candidates(backend, left_features, right_features, k, pruner=pruner)
@@ -150,17 +152,17 @@ def assign_sparse(
             suspects = suspects[np.argsort(pruner.group_of[suspects], kind="stable")]
         watch.lap("assignment")
         if len(suspects):
-            added = 0
-            for start in range(0, len(suspects), TILE_ROWS):  # a strip at a time: memory stays O(TILE_ROWS * N)
-                chunk = suspects[start : start + TILE_ROWS]
-                certified = solution.row_potential[chunk, None] + solution.col_potential[None, :]
-                values, scored = rescore_rows(backend, left_features, right_features, chunk, certified, pruner)
-                graph, gained = graph.absorb_rows(chunk, values, solution, scored)
-                added += gained
+            chunks = np.array_split(suspects, range(TILE_ROWS, len(suspects), TILE_ROWS))
+            strips = one_ahead(  # a strip at a time (and the next one scoring): memory stays O(TILE_ROWS * N)
+                (partial(rescore_rows, backend, left_features, right_features, chunk, solution, pruner) for chunk in chunks),
+                backend.any_thread,
+            )
+            graph, added = graph.absorb_rows(suspects, strips, solution)
             watch.lap("head")
             report.rescored_rows += len(suspects)
             report.added_edges += added
             if added:
+                previous = solution
                 continue
         right_for_left = solution.right_for_left
         report.candidate_edges = len(graph.rows)

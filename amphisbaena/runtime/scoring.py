@@ -8,13 +8,18 @@ every right while the tiles go by.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import TypeVar
 
 import numpy as np
 
 from amphisbaena.engines.base import Backend
-from amphisbaena.runtime.assignment import CandidateGraph
+from amphisbaena.runtime.assignment import CandidateGraph, SparseSolution
 from amphisbaena.runtime.pruning import GeometryPruner
+
+T = TypeVar("T")
 
 ARM_BATCH = 2048
 TILE_ROWS = 256
@@ -68,20 +73,46 @@ def _score_columns(
     return scores
 
 
+def one_ahead(calls: Iterable[Callable[[], T]], threaded: bool = True) -> Iterator[T]:
+    """The results of CALLS in order, each computed in a worker thread while the caller digests the
+    one before (THREADED; else simply in turn). The head runs in onnxruntime and the digesting in
+    large numpy operations, both of which release the GIL, so neither waits for the other
+    (measured: README, "Performance")."""
+    if not threaded:
+        yield from (call() for call in calls)
+        return
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        pending = None
+        for call in calls:
+            future = worker.submit(call)
+            if pending is not None:
+                yield pending.result()
+            pending = future
+        if pending is not None:
+            yield pending.result()
+
+
+def _scored_block(
+    backend: Backend, left_features: np.ndarray, right_features: np.ndarray, members: np.ndarray, cols: np.ndarray, tile_cols: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return members, cols, _score_columns(backend, left_features[members], right_features, cols, tile_cols)
+
+
 def rescore_rows(
     backend: Backend,
     left_features: np.ndarray,
     right_features: np.ndarray,
     rows: np.ndarray,
-    certified: np.ndarray,
+    solution: SparseSolution,
     pruner: GeometryPruner | None,
 ) -> tuple[np.ndarray, int]:
     """Scores of whole ROWS for the optimality check, and how many pairs were scored.
 
     Without a pruner every pair is scored. With one, the rows are split into small groups of
-    similar geometry, and a pair whose group bound is at most CERTIFIED (its u_i + w_j) needs
-    no score: the bound stands in for it, which both certifies it and bounds what the row
-    leaves out."""
+    similar geometry, and a pair whose group bound is at most what the duals certify
+    (u_i + w_j) needs no score: the bound stands in for it, which both certifies it and
+    bounds what the row leaves out."""
+    certified = solution.row_potential[rows, None] + solution.col_potential[None, :]
     if pruner is None:
         exact = score_rows(backend, left_features, right_features, rows)
         return exact, exact.size
@@ -329,16 +360,20 @@ def stream_pruned_candidates(
     by_col = _BestPerItemFromBlocks(n_right, min(k + 1, n_left))
     row_left_out = np.full(n_left, -np.inf)
     col_left_out = np.full(n_right, -np.inf)
+
+    def blocks() -> Iterator[Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+        for members, upper in zip(pruner.groups, pruner.bounds(pruner.groups)):
+            keep = upper >= floor
+            if keep.sum() < by_row.count:
+                keep[np.argpartition(-upper, by_row.count - 1)[: by_row.count]] = True
+            cols = np.flatnonzero(keep)
+            if len(cols) < n_right:
+                row_left_out[members] = upper[~keep].max()
+                np.maximum(col_left_out, np.where(keep, -np.inf, upper), out=col_left_out)
+            yield partial(_scored_block, backend, left_features, right_features, members, cols, tile_cols)
+
     scored = 0
-    for members, upper in zip(pruner.groups, pruner.bounds(pruner.groups)):
-        keep = upper >= floor
-        if keep.sum() < by_row.count:
-            keep[np.argpartition(-upper, by_row.count - 1)[: by_row.count]] = True
-        cols = np.flatnonzero(keep)
-        if len(cols) < n_right:
-            row_left_out[members] = upper[~keep].max()
-            np.maximum(col_left_out, np.where(keep, -np.inf, upper), out=col_left_out)
-        scores = _score_columns(backend, left_features[members], right_features, cols, tile_cols)
+    for members, cols, scores in one_ahead(blocks(), backend.any_thread):
         scored += scores.size
         by_row.add_block(members, cols, scores)
         by_col.add_block(cols, members, np.ascontiguousarray(scores.T))
