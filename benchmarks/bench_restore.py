@@ -28,7 +28,7 @@ from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
 from amphisbaena.engines.select import model_for
 from amphisbaena.export.manifest import load_model_files
 from amphisbaena.runtime.restore import restore
-from amphisbaena.runtime.scoring import arm_features, score_strips
+from amphisbaena.runtime.scoring import both_arms, score_strips
 
 HERE = Path(__file__).resolve().parent
 
@@ -254,7 +254,7 @@ def main() -> None:
 
     print("10k end to end ...", flush=True)
     report["end_to_end_10k"], sparse_runs = end_to_end(backend, left, right, key, args.repeats, "sparse")
-    fl, fr = arm_features(backend, "left", left), arm_features(backend, "right", right)
+    fl, fr = both_arms(backend, left, right)
     head_calls = []
     for _ in range(args.repeats):
         t = time.perf_counter()

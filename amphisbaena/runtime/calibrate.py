@@ -16,7 +16,7 @@ from amphisbaena.runtime.assignment import solve_with_no_partner
 from amphisbaena.runtime.partial import precision_recall
 from amphisbaena.runtime.restore import DEFAULT_K
 from amphisbaena.runtime.pruning import pruner_for
-from amphisbaena.runtime.scoring import arm_features, stream_candidates
+from amphisbaena.runtime.scoring import both_arms, stream_candidates
 
 QUANTILES = np.linspace(0.0, 0.3, 31)  # of each left's best candidate score
 
@@ -25,7 +25,7 @@ def calibrate_no_partner(backend: Backend, images: np.ndarray, drop: float = 0.0
     """Sweep thresholds over the low tail of the best-candidate scores; keep the best F1."""
     left, right, key = make_halves(images, seed)
     left, right, key = drop_partners(left, right, key, drop, drop, seed)
-    left_features, right_features = arm_features(backend, "left", left), arm_features(backend, "right", right)
+    left_features, right_features = both_arms(backend, left, right)
     graph = stream_candidates(backend, left_features, right_features, DEFAULT_K, pruner=pruner_for(backend, left_features, right_features))
     best_per_left = np.full(len(left), -np.inf)
     np.maximum.at(best_per_left, graph.rows, graph.scores)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from amphisbaena.engines.base import Backend
-from amphisbaena.runtime.scoring import TILE_ROWS, arm_features, score_all
+from amphisbaena.runtime.scoring import TILE_ROWS, both_arms, score_all
 
 OTHER_SIDE = {"left": "right", "right": "left"}
 
@@ -21,8 +21,10 @@ def top_partners(
 ) -> tuple[np.ndarray, np.ndarray]:
     """For halves QUERIES of SIDE ("left" or "right") and halves POOL of the other side:
     (partners, scores), each (Q, min(k, len(pool))), best first."""
-    query_features = arm_features(backend, side, queries)
-    pool_features = arm_features(backend, OTHER_SIDE[side], pool)
+    if side == "left":
+        query_features, pool_features = both_arms(backend, queries, pool)
+    else:
+        pool_features, query_features = both_arms(backend, pool, queries)
     k = min(k, len(pool))
     partners = np.empty((len(queries), k), dtype=np.int64)
     scores = np.empty((len(queries), k), dtype=np.float32)

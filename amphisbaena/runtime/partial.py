@@ -17,7 +17,7 @@ from amphisbaena.engines.base import Backend
 from amphisbaena.runtime.assignment import solve_with_no_partner
 from amphisbaena.runtime.restore import DEFAULT_K, Stopwatch, check_memory
 from amphisbaena.runtime.pruning import pruner_for
-from amphisbaena.runtime.scoring import arm_features, stream_candidates
+from amphisbaena.runtime.scoring import both_arms, stream_candidates
 
 
 def precision_recall(right_for_left: np.ndarray, key: np.ndarray) -> tuple[int, int, int]:
@@ -104,8 +104,7 @@ def restore_partial(
     k = DEFAULT_K if k is None else k
     check_memory(max(len(left), len(right)), backend.feature_size, "sparse", k)
     watch = Stopwatch()
-    left_features = arm_features(backend, "left", left)
-    right_features = arm_features(backend, "right", right)
+    left_features, right_features = both_arms(backend, left, right)
     watch.lap("arms")
     graph = stream_candidates(backend, left_features, right_features, k, pruner=pruner_for(backend, left_features, right_features))
     watch.lap("head")

@@ -19,7 +19,7 @@ from amphisbaena.runtime.assignment import (
     solve_sparse,
 )
 from amphisbaena.runtime.pruning import pruner_for, pruning_applies
-from amphisbaena.runtime.scoring import TILE_ROWS, arm_features, one_ahead, rescore_rows, score_all, stream_candidates
+from amphisbaena.runtime.scoring import TILE_ROWS, both_arms, one_ahead, rescore_rows, score_all, stream_candidates
 
 DEFAULT_K = 32  # head_topk.onnx returns k + 1 = 33 per row and column of a tile
 LARGE_K = 64  # from LARGE_N halves with pruning: more candidates spare proof rounds (20k: 12.8 s -> 11.5 s, 60k: 131 s -> 114 s)
@@ -232,8 +232,7 @@ def restore(
         k = LARGE_K if prune and pruning_applies(backend) and len(left) > LARGE_N else DEFAULT_K
     check_memory(len(left), backend.feature_size, method, k)
     watch = Stopwatch()
-    left_features = arm_features(backend, "left", left)
-    right_features = arm_features(backend, "right", right)
+    left_features, right_features = both_arms(backend, left, right)
     watch.lap("arms")
     if method == "dense":
         right_for_left, margins, report = assign_dense(backend, left_features, right_features, watch)
