@@ -148,10 +148,10 @@ def _potentials_by_shortest_paths(
     weights = np.where(matched, scores, -scores)[order]
     nodes = np.arange(2 * n)
     first, last = np.searchsorted(tails, nodes, side="left"), np.searchsorted(tails, nodes, side="right")
+    matched_score = np.empty(n)
+    matched_score[rows[matched]] = scores[matched]
     distance = np.zeros(2 * n)
     if start is not None:
-        matched_score = np.empty(n)
-        matched_score[rows[matched]] = scores[matched]
         distance[n:] = -start
         distance[:n] = -start[right_for_left] + matched_score  # matched edges tight from the start
     active = nodes
@@ -167,8 +167,6 @@ def _potentials_by_shortest_paths(
     else:
         raise RuntimeError("residual graph has a negative cycle: the sparse matching is not optimal")
     w = -distance[n:]
-    matched_score = np.empty(n)
-    matched_score[rows[matched]] = scores[matched]
     return matched_score - w[right_for_left], w  # u tight on the matching
 
 
