@@ -137,6 +137,37 @@ def test_rounds_with_added_edges_still_equal_dense() -> None:
     np.testing.assert_array_equal(sparse.right_for_left, dense.right_for_left)
 
 
+@pytest.mark.parametrize("threaded", [True, False])
+def test_one_ahead_keeps_order_and_passes_failures_on(threaded: bool) -> None:
+    """Results come back in call order, each call runs once, and a failing call's exception reaches
+    the consumer at that call's turn, after every result before it."""
+    ran = []
+
+    def call(number: int) -> int:
+        ran.append(number)
+        if number == 5:
+            raise ValueError("call 5 failed")
+        return number * number
+
+    received = []
+    with pytest.raises(ValueError, match="call 5 failed"):
+        for value in scoring.one_ahead(((lambda number=number: call(number)) for number in range(8)), threaded):
+            received.append(value)
+    assert received == [number * number for number in range(5)]
+    assert sorted(ran) == list(range(len(ran))) and 6 <= len(ran) <= 7  # at most one call ahead of the failure
+    assert list(scoring.one_ahead(((lambda number=number: number) for number in range(40)), threaded)) == list(range(40))
+
+
+@pytest.mark.parametrize("any_thread", [True, False])
+def test_both_arms_equal_one_side_at_a_time(any_thread: bool) -> None:
+    backend = NumpyBackend(seed=5)
+    backend.any_thread = any_thread
+    left, right = random_halves(5000, 5)
+    fl, fr = scoring.both_arms(backend, left, right)
+    np.testing.assert_array_equal(fl, scoring.arm_features(backend, "left", left))
+    np.testing.assert_array_equal(fr, scoring.arm_features(backend, "right", right))
+
+
 def test_bound_check_flags_rows_that_could_violate() -> None:
     graph = assignment.CandidateGraph(
         rows=np.array([0, 1]), cols=np.array([0, 1]), scores=np.array([1.0, 1.0]),
