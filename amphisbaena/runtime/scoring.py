@@ -87,7 +87,7 @@ def one_ahead(calls: Iterable[Callable[[], T]], threaded: bool = True) -> Iterat
     """The results of CALLS in order, each computed in a worker thread while the caller digests the
     one before (THREADED; else simply in turn). The head runs in onnxruntime and the digesting in
     large numpy operations, both of which release the GIL, so neither waits for the other
-    (measured: README, "Performance")."""
+    (measured: README, "Tests and benchmarks")."""
     if not threaded:
         yield from (call() for call in calls)
         return
