@@ -107,13 +107,11 @@ class SparseSolution:
     col_potential: np.ndarray
 
 
-def _matching(graph: CandidateGraph, costs: np.ndarray | None = None) -> np.ndarray | None:
-    """Maximum-score perfect matching on the candidate edges, or None if none exists. COSTS, if
-    given, are per-edge costs with the same optimum (scores less row and column constants)."""
-    n = graph.size
-    costs = -graph.scores if costs is None else costs
+def _matching(rows: np.ndarray, cols: np.ndarray, costs: np.ndarray, n: int) -> np.ndarray | None:
+    """Minimum-cost perfect matching of N rows and N columns on the edges (ROWS, COLS) with COSTS,
+    or None if none exists."""
     # Costs must be strictly positive: csgraph treats stored zeros as missing edges.
-    matrix = csr_matrix((costs - costs.min() + 1.0, (graph.rows, graph.cols)), shape=(n, n))
+    matrix = csr_matrix((costs - costs.min() + 1.0, (rows, cols)), shape=(n, n))
     try:
         _, right_for_left = min_weight_full_bipartite_matching(matrix)
     except ValueError:
@@ -185,16 +183,11 @@ def _potentials(
     scores = graph.scores.astype(np.float64)
     left_for_right = np.empty_like(right_for_left)
     left_for_right[right_for_left] = np.arange(len(right_for_left))
-    with ThreadPoolExecutor(max_workers=2) as workers:
-        column_heavy = workers.submit(
-            _potentials_by_shortest_paths, graph.rows, graph.cols, scores, right_for_left,
-            None if start is None else start.col_potential,
-        )
-        row_heavy = workers.submit(
-            _potentials_by_shortest_paths, graph.cols, graph.rows, scores, left_for_right,
-            None if start is None else start.row_potential,
-        )
-        (u_cols, w_cols), (w_rows, u_rows) = column_heavy.result(), row_heavy.result()
+    start_w, start_u = (None, None) if start is None else (start.col_potential, start.row_potential)
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        row_heavy = worker.submit(_potentials_by_shortest_paths, graph.cols, graph.rows, scores, left_for_right, start_u)
+        u_cols, w_cols = _potentials_by_shortest_paths(graph.rows, graph.cols, scores, right_for_left, start_w)
+        w_rows, u_rows = row_heavy.result()
     return (u_cols + u_rows) / 2, (w_cols + w_rows) / 2
 
 
@@ -203,7 +196,10 @@ def solve_sparse(graph: CandidateGraph, previous: SparseSolution | None = None) 
 
     PREVIOUS, an optimal solution of a graph with the same nodes and a subset of these edges,
     makes a re-solve cheap (`_matching_near`, and potentials corrected from its duals)."""
-    right_for_left = _matching(graph) if previous is None else _matching_near(graph, previous)
+    if previous is None:
+        right_for_left = _matching(graph.rows, graph.cols, -graph.scores, graph.size)
+    else:
+        right_for_left = _matching_near(graph, previous)
     if right_for_left is None:
         return None
     u, w = _potentials(graph, right_for_left, previous)
@@ -225,8 +221,7 @@ def _matching_near(graph: CandidateGraph, previous: SparseSolution) -> np.ndarra
     slack = previous.row_potential[graph.rows] + previous.col_potential[graph.cols] - graph.scores
     allowed = np.maximum(-slack, 0.0).sum() + 2 * tolerance(graph)
     near = (slack <= allowed) | (previous.right_for_left[graph.rows] == graph.cols)
-    subgraph = CandidateGraph(graph.rows[near], graph.cols[near], graph.scores[near], graph.row_bound, graph.col_bound)
-    return _matching(subgraph, slack[near])
+    return _matching(graph.rows[near], graph.cols[near], slack[near], graph.size)
 
 
 def tolerance(graph: CandidateGraph) -> float:

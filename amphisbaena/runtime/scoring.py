@@ -122,10 +122,10 @@ def rescore_rows(
     similar geometry, and a pair whose group bound is at most what the duals certify
     (u_i + w_j) needs no score: the bound stands in for it, which both certifies it and
     bounds what the row leaves out."""
-    certified = solution.row_potential[rows, None] + solution.col_potential[None, :]
     if pruner is None:
         exact = score_rows(backend, left_features, right_features, rows)
         return exact, exact.size
+    certified = solution.row_potential[rows, None] + solution.col_potential[None, :]
     subgroups = pruner.subgroups(rows)
     values = np.empty((len(rows), len(right_features)))
     scored = 0
