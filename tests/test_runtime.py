@@ -126,6 +126,38 @@ def test_re_solve_from_the_previous_solution_is_exact(seed: int) -> None:
     assert np.abs(edge_slack[warm.right_for_left[rows] == cols]).max() < 1e-9
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_duals_from_a_small_core_still_certify_every_edge(seed: int) -> None:
+    """Duals found on the core first are corrected on the whole graph: feasible on every edge and
+    tight on the matching, however few edges the core holds."""
+    rng = np.random.default_rng(seed)
+    n = 200
+    full = rng.normal(size=(n, n)) * [0.3, 3.0][seed % 2]
+    keep = (full >= np.sort(full, axis=1)[:, -12:-11]) | (full >= np.sort(full, axis=0)[-12:-11, :])
+    rows, cols = np.nonzero(keep)
+    nothing = np.full(n, -np.inf)
+    core = rng.random(len(rows)) < [0.05, 0.3][seed // 2]
+    graph = assignment.CandidateGraph(rows, cols, full[rows, cols], nothing, nothing, core=core)
+    solution = assignment.solve_sparse(graph)
+    edge_slack = solution.row_potential[rows] + solution.col_potential[cols] - full[rows, cols]
+    assert edge_slack.min() > -1e-9
+    assert np.abs(edge_slack[solution.right_for_left[rows] == cols]).max() < 1e-9
+
+
+def test_graph_core_holds_each_rows_and_columns_best(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scoring, "CORE_K", 3)
+    backend = NumpyBackend(seed=6)
+    left, right = random_halves(150, 6)
+    fl, fr = scoring.arm_features(backend, "left", left), scoring.arm_features(backend, "right", right)
+    full = backend.head(fl, fr)
+    graph = scoring.stream_candidates(backend, fl, fr, k=8)
+    core = set(zip(graph.rows[graph.core].tolist(), graph.cols[graph.core].tolist()))
+    best_cols, best_rows = np.argsort(-full, axis=1)[:, :3], np.argsort(-full, axis=0)[:3, :]
+    expected = {(i, int(j)) for i in range(150) for j in best_cols[i]} | {(int(i), j) for j in range(150) for i in best_rows[:, j]}
+    assert core == expected
+    assert 0 < graph.core.mean() < 0.6
+
+
 def test_rounds_with_added_edges_still_equal_dense() -> None:
     """k = 1 leaves most true partners out: rescoring adds edges and the later rounds start from the
     earlier solution; the result is still the dense optimum."""

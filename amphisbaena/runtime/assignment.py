@@ -45,6 +45,7 @@ class CandidateGraph:
     row_bound: np.ndarray  # (N,) every excluded score in row i is <= row_bound[i] (-inf: none excluded)
     col_bound: np.ndarray  # (N,) every excluded score in column j is <= col_bound[j]
     scored_pairs: int | None = None  # pairs the head scored to build it; None: every pair
+    core: np.ndarray | None = None  # bool (E,): each row's and column's best few edges, where known (`_potentials`)
 
     @property
     def size(self) -> int:
@@ -96,6 +97,7 @@ class CandidateGraph:
             row_bound,
             self.col_bound,
             None if self.scored_pairs is None else self.scored_pairs + scored_total,
+            None if self.core is None else np.concatenate([self.core, np.ones(gained, dtype=bool)]),
         )
         return graph, gained
 
@@ -149,10 +151,13 @@ def _potentials_by_shortest_paths(
     matched_score = np.empty(n)
     matched_score[rows[matched]] = scores[matched]
     distance = np.zeros(2 * n)
+    active = nodes
     if start is not None:
         distance[n:] = -start
         distance[:n] = -start[right_for_left] + matched_score  # matched edges tight from the start
-    active = nodes
+        # Only the tails of edges the start violates can improve anything at first; any other
+        # edge becomes violated only once its tail's distance drops, which makes the tail active.
+        active = np.unique(tails[distance[tails] + weights < distance[heads] - 1e-12])
     for _ in range(2 * n + 1):
         counts = last[active] - first[active]
         edges = np.arange(counts.sum()) + np.repeat(first[active] - (np.cumsum(counts) - counts), counts)
@@ -179,7 +184,16 @@ def _potentials(
     From START (an earlier round's central duals) both passes only correct what
     changed, so their mean stays near the earlier centre. The two passes run in two
     threads: their large array operations release the GIL (measured 1.8x at 60k).
+
+    Without START, a graph that marks its core (each row's and column's best few edges)
+    gets its duals there first, where the shortest paths take a quarter of the edges,
+    and then only corrected on the whole graph, where few edges are violated (60k:
+    7.2 s -> 4.7 s; the proof then rescores as many rows, 2,684 against 2,714).
     """
+    if start is None and graph.core is not None:
+        core = graph.core | (right_for_left[graph.rows] == graph.cols)
+        inner = CandidateGraph(graph.rows[core], graph.cols[core], graph.scores[core], graph.row_bound, graph.col_bound)
+        start = SparseSolution(right_for_left, *_potentials(inner, right_for_left))
     scores = graph.scores.astype(np.float64)
     left_for_right = np.empty_like(right_for_left)
     left_for_right[right_for_left] = np.arange(len(right_for_left))

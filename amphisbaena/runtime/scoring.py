@@ -25,6 +25,7 @@ ARM_BATCH = 2048
 TILE_ROWS = 256
 TILE_COLS = 2048
 TOPK_TILE = 1024  # rows and columns of a head_topk tile: large tiles amortise the per-call cost
+CORE_K = 16  # of each row's and column's candidates, the best this many form the graph's core (assignment._potentials)
 PRUNE_FLOOR = -20.0  # pairs whose score bound is below this are not scored (well under a row's 33rd best)
 
 
@@ -264,15 +265,20 @@ def _floor_from(scores: np.ndarray, count: int, axis: int) -> np.ndarray:
 
 
 def _graph_from(by_row: _BestPerItem, by_col: _BestPerItem, k: int, n_right: int) -> CandidateGraph:
+    """The union of every row's and every column's best k, its core marked (`CandidateGraph.core`)."""
     row_item, row_partner, row_score, row_bound = by_row.kept_and_bound(k)
     col_item, col_partner, col_score, col_bound = by_col.kept_and_bound(k)
+    # Lists come best first, so an entry's rank in its item's list is its position modulo the list length.
+    row_rank = np.arange(len(row_item)) % max(min(k, by_row.count), 1)
+    col_rank = np.arange(len(col_item)) % max(min(k, by_col.count), 1)
     all_rows = np.concatenate([row_item, col_partner])
     all_cols = np.concatenate([row_partner, col_item])
     scores = np.concatenate([row_score, col_score])
-    held = np.isfinite(scores)  # an item scored against fewer than k partners leaves empty slots
-    all_rows, all_cols, scores = all_rows[held], all_cols[held], scores[held]
-    unique = np.unique(all_rows * n_right + all_cols, return_index=True)[1]
-    return CandidateGraph(all_rows[unique], all_cols[unique], scores[unique], row_bound, col_bound)
+    rank = np.concatenate([row_rank, col_rank]).astype(np.uint8 if k < 256 else np.int64)
+    held = np.flatnonzero(np.isfinite(scores))  # an item scored against fewer than k partners leaves empty slots
+    held = held[np.argsort(rank[held], kind="stable")]  # the union keeps an edge's best rank on either side
+    unique = held[np.unique(all_rows[held] * n_right + all_cols[held], return_index=True)[1]]
+    return CandidateGraph(all_rows[unique], all_cols[unique], scores[unique], row_bound, col_bound, core=rank[unique] < CORE_K)
 
 
 def stream_candidates(
@@ -389,5 +395,11 @@ def stream_pruned_candidates(
         by_col.add_block(cols, members, np.ascontiguousarray(scores.T))
     graph = _graph_from(by_row.best_first(), by_col.best_first(), k, n_right)
     return CandidateGraph(
-        graph.rows, graph.cols, graph.scores, np.maximum(graph.row_bound, row_left_out), np.maximum(graph.col_bound, col_left_out), scored
+        graph.rows,
+        graph.cols,
+        graph.scores,
+        np.maximum(graph.row_bound, row_left_out),
+        np.maximum(graph.col_bound, col_left_out),
+        scored,
+        graph.core,
     )
