@@ -184,3 +184,31 @@ def test_geometry_penalty_is_the_rule_on_the_joined_digit(test_digits: np.ndarra
         penalties.append(got)
     assert max(penalties[:60]) < 0.05  # true pairs obey the rule (up to float32 rounding)
     assert np.mean(np.array(penalties[60:]) > 0) > 0.5  # most random pairs break it
+
+
+def test_half_turned_digits_obey_the_rules_the_penalty_encodes(mnist_dir: Path) -> None:
+    """A digit turned 180 degrees and shifted one pixel down and right keeps its centre of mass in
+    14 +- 0.5 and its 20-pixel box, so its true halves pass the geometry penalty as the original's do;
+    only the listed classes are added, each turned exactly, and only digits nothing is cut off of."""
+    from amphisbaena.data import load_split
+    from amphisbaena.train.loop import half_turned, with_half_turns
+    from amphisbaena.train.model import geometry, geometry_penalty
+
+    images, labels = load_split("train", mnist_dir)
+    images, labels = images[:2000], labels[:2000]
+    turned = half_turned(images)
+    np.testing.assert_array_equal(turned[:, 5, 7], images[:, 23, 21])  # pixel (r, c) comes from (28 - r, 28 - c)
+    edge_blank = (images[:, 0, :].max(axis=1) == 0) & (images[:, :, 0].max(axis=1) == 0)
+    assert edge_blank.mean() > 0.99 and not edge_blank.all()  # this slice holds digits touching the first row or column
+    assert turned[edge_blank].sum(dtype=np.int64) == images[edge_blank].sum(dtype=np.int64)  # nothing cut off
+    penalties = []
+    for digits in (images[edge_blank], turned[edge_blank]):
+        pixels = torch.from_numpy(digits).double() / 255.0
+        penalties.append(geometry_penalty(geometry(pixels[:, :, :14], 0), geometry(pixels[:, :, 14:], 14), 1000.0, 100.0).numpy())
+    np.testing.assert_allclose(penalties[1], penalties[0], atol=1e-6)  # |28 - c - 14| = |c - 14|, same box
+    assert np.mean(penalties[0] == 0) > 0.99
+    expanded = with_half_turns(images, labels, [0, 1, 8])
+    chosen = np.isin(labels, [0, 1, 8]) & edge_blank
+    assert len(expanded) == len(images) + chosen.sum()
+    np.testing.assert_array_equal(expanded[len(images) :], turned[chosen])
+    assert with_half_turns(images, labels, []) is images
