@@ -106,11 +106,14 @@ def seed_style_loop(backend, left, right, sample_rows: int) -> dict:
     return {"timed_pairs": pairs, "seconds_timed": elapsed, "extrapolated_all_pairs_seconds": elapsed / pairs * len(left) * len(right)}
 
 
-def scaling(counts: list[int], repeats: int, point_timeout: float) -> list[dict]:
+def scaling(counts: list[int], repeats: int, point_timeout: float, depth: int) -> list[dict]:
+    """Each point in fresh processes, with this machine's sgemm rate probed just before it: the
+    machine's speed drifts by up to a third within a session, and the probe shows when it did."""
     points = []
     for count in counts:
         split = "test" if count <= 10_000 else "train"
         runs, failure = [], ""
+        machine = sgemm_gflops(depth, 3)
         for _ in range(repeats if count <= 10_000 else 1):
             try:
                 done = subprocess.run(
@@ -138,6 +141,7 @@ def scaling(counts: list[int], repeats: int, point_timeout: float) -> list[dict]
                 "method": runs[0]["method"],
                 "assignment": runs[0]["assignment"],
                 "stages": {s: statistics.median(r["seconds"][s] for r in runs) for s in runs[0]["seconds"]},
+                "sgemm_gflops_before": machine,
             }
         )
         print(f"  N={count}: {points[-1]['total_seconds']['median']:.2f} s, peak RSS {points[-1]['peak_rss_mb']:.0f} MB, accuracy {points[-1]['accuracy']:.4f}", flush=True)
@@ -220,18 +224,18 @@ def markdown(report: dict) -> str:
             "",
             "## Scaling (fresh process per point)",
             "",
-            "| N | split | seconds (median) | arms | head | assignment | scored pairs | rescored rows | peak RSS MB | accuracy |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| N | split | seconds (median) | arms | head | assignment | scored pairs | rescored rows | peak RSS MB | accuracy | sgemm GFLOP/s just before |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for p in report["scaling"]:
             if "failed" in p:
-                lines.append(f"| {p['count']:,} | {p['split']} | failed ({p['failed']}) | | | | | | | |")
+                lines.append(f"| {p['count']:,} | {p['split']} | failed ({p['failed']}) | | | | | | | | |")
                 continue
             stages, scored = p["stages"], p["assignment"].get("scored_pairs")
             lines.append(
                 f"| {p['count']:,} | {p['split']} | {p['total_seconds']['median']:.2f} | {stages['arms']:.2f} | {stages['head']:.2f} | {stages['assignment']:.2f} | "
                 + (f"{scored / p['count'] ** 2:.0%}" if scored is not None else "all")
-                + f" | {p['assignment'].get('rescored_rows', 0)} | {p['peak_rss_mb']:.0f} | {p['accuracy']:.4f} |"
+                + f" | {p['assignment'].get('rescored_rows', 0)} | {p['peak_rss_mb']:.0f} | {p['accuracy']:.4f} | {p['sgemm_gflops_before']:.0f} |"
             )
         lines += ["", "![scaling](scaling.png)"]
     return "\n".join(lines) + "\n"
@@ -311,7 +315,7 @@ def main() -> None:
         small_left, small_right, small_key = make_halves(digits[:1000], seed=0)
         report["ours_1k_seconds"] = end_to_end(backend, small_left, small_right, small_key, args.repeats, "sparse")[0]["total"]["median"]
         print("scaling ...", flush=True)
-        report["scaling"] = scaling([int(c) for c in args.scaling.split(",")], max(1, args.repeats // 2), args.point_timeout)
+        report["scaling"] = scaling([int(c) for c in args.scaling.split(",")], max(1, args.repeats // 2), args.point_timeout, model.feature_size)
         plot(report["scaling"], args.out_dir / "scaling.png")
 
     (args.out_dir / "restore.json").write_text(json.dumps(report, indent=2) + "\n")
