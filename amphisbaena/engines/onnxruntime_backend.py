@@ -9,9 +9,8 @@ import numpy as np
 import onnxruntime as ort
 
 from amphisbaena.data import InputError
-from amphisbaena.export.manifest import MODEL_FILES, ModelFiles
+from amphisbaena.export.manifest import ARMS, MODEL_FILES, ModelFiles
 
-ARMS = ("left", "right")
 PROVIDERS = {
     "ort-cpu": ["CPUExecutionProvider"],
     "ort-cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],

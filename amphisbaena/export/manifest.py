@@ -24,6 +24,7 @@ MODEL_FILES = {
     "head": "head.onnx",
     "head_topk": "head_topk.onnx",
 }
+ARMS = ("left", "right")  # the graphs that turn halves into features, one per side
 TOPK = 33  # candidates per row and per column that head_topk.onnx returns: the runtime's default k + 1
 MANIFEST = "manifest.json"
 FP32, FP16, INT8 = "fp32", "fp16", "int8"

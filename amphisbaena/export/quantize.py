@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 
 from amphisbaena.data import InputError, atomic_path
-from amphisbaena.export.manifest import FP32, INT8, MANIFEST, MODEL_FILES, load_model_files, sha256_of
+from amphisbaena.export.manifest import ARMS, FP32, INT8, MANIFEST, MODEL_FILES, load_model_files, sha256_of
 
 INT8_NOTE = (
     "arms' Gemm/MatMul weights int8 per output channel, activations quantised per batch at run time "
@@ -41,7 +41,7 @@ def quantize_arms(source: Path, out_dir: Path) -> dict:
     level = quantizer_log.level
     quantizer_log.setLevel(logging.ERROR)  # the quantiser suggests shape pre-processing, which these graphs do not need
     try:
-        for side in ("left", "right"):
+        for side in ARMS:
             with atomic_path(out_dir / MODEL_FILES[side]) as tmp:
                 quantize_dynamic(
                     model.path(side), tmp, weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul", "Gemm"]

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from amphisbaena.data import atomic_path
-from amphisbaena.export.manifest import MODEL_FILES, TOPK, load_model_files
+from amphisbaena.export.manifest import ARMS, MODEL_FILES, TOPK, load_model_files
 
 # The shapes the runtime feeds (runtime/scoring.py): arm batches up to ARM_BATCH halves,
 # head tiles of TILE_ROWS x TILE_COLS features, or TILE_COLS x TILE_ROWS in the column pass. Kept here as plain numbers so that
@@ -44,7 +44,7 @@ class Device:
 
 def profile_shapes(name: str, feature_size: int) -> dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
     """min / opt / max shape of each input of graph NAME, matching how the runtime calls it."""
-    if name in ("left", "right"):
+    if name in ARMS:
         return {"halves": ((1, 28, 14), (ARM_BATCH, 28, 14), (ARM_BATCH, 28, 14))}
     if name == "head_topk":  # a top-k of TOPK needs tiles at least TOPK tall and wide
         return {
