@@ -45,7 +45,9 @@ class CandidateGraph:
     row_bound: np.ndarray  # (N,) every excluded score in row i is <= row_bound[i] (-inf: none excluded)
     col_bound: np.ndarray  # (N,) every excluded score in column j is <= col_bound[j]
     scored_pairs: int | None = None  # pairs the head scored to build it; None: every pair
-    core: np.ndarray | None = None  # bool (E,): each row's and column's best few edges, where known (`_potentials`)
+    # bool (E,): each row's and column's best few edges (`_potentials`); None where not known, as after
+    # absorb_rows, whose graphs are always re-solved from the previous round's duals, which need no core
+    core: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -97,7 +99,6 @@ class CandidateGraph:
             row_bound,
             self.col_bound,
             None if self.scored_pairs is None else self.scored_pairs + scored_total,
-            None if self.core is None else np.concatenate([self.core, np.ones(gained, dtype=bool)]),
         )
         return graph, gained
 

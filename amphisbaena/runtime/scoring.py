@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from functools import partial
 from typing import TypeVar
 
@@ -173,13 +174,14 @@ class _BestPerItem:
         self.score[touched] = np.take_along_axis(merged_score, best, axis=1)
         self.partner[touched] = np.take_along_axis(merged_partner, best, axis=1)
 
-    def kept_and_bound(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(item, partner, score) of the best k per item, and each item's bound on the rest:
-        its (k+1)-th best score, or -inf where nothing was left out."""
+    def kept_and_bound(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(item, partner, score, rank) of the best k per item (rank 0 the best), and each item's
+        bound on the rest: its (k+1)-th best score, or -inf where nothing was left out."""
         kept = min(k, self.count)
         items = np.repeat(np.arange(len(self.score)), kept)
+        rank = np.tile(np.arange(kept, dtype=np.uint8 if kept <= 256 else np.int64), len(self.score))
         bound = self.score[:, k].astype(np.float64) if self.count > k else np.full(len(self.score), -np.inf)
-        return items, self.partner[:, :kept].ravel(), self.score[:, :kept].ravel().astype(np.float64), bound
+        return items, self.partner[:, :kept].ravel(), self.score[:, :kept].ravel().astype(np.float64), rank, bound
 
 
 class _BestPerItemFromBlocks:
@@ -266,15 +268,12 @@ def _floor_from(scores: np.ndarray, count: int, axis: int) -> np.ndarray:
 
 def _graph_from(by_row: _BestPerItem, by_col: _BestPerItem, k: int, n_right: int) -> CandidateGraph:
     """The union of every row's and every column's best k, its core marked (`CandidateGraph.core`)."""
-    row_item, row_partner, row_score, row_bound = by_row.kept_and_bound(k)
-    col_item, col_partner, col_score, col_bound = by_col.kept_and_bound(k)
-    # Lists come best first, so an entry's rank in its item's list is its position modulo the list length.
-    row_rank = np.arange(len(row_item)) % max(min(k, by_row.count), 1)
-    col_rank = np.arange(len(col_item)) % max(min(k, by_col.count), 1)
+    row_item, row_partner, row_score, row_rank, row_bound = by_row.kept_and_bound(k)
+    col_item, col_partner, col_score, col_rank, col_bound = by_col.kept_and_bound(k)
     all_rows = np.concatenate([row_item, col_partner])
     all_cols = np.concatenate([row_partner, col_item])
     scores = np.concatenate([row_score, col_score])
-    rank = np.concatenate([row_rank, col_rank]).astype(np.uint8 if k < 256 else np.int64)
+    rank = np.concatenate([row_rank, col_rank])  # small integers: the stable sort below is a radix sort
     held = np.flatnonzero(np.isfinite(scores))  # an item scored against fewer than k partners leaves empty slots
     held = held[np.argsort(rank[held], kind="stable")]  # the union keeps an edge's best rank on either side
     unique = held[np.unique(all_rows[held] * n_right + all_cols[held], return_index=True)[1]]
@@ -394,12 +393,6 @@ def stream_pruned_candidates(
         by_row.add_block(members, cols, scores)
         by_col.add_block(cols, members, np.ascontiguousarray(scores.T))
     graph = _graph_from(by_row.best_first(), by_col.best_first(), k, n_right)
-    return CandidateGraph(
-        graph.rows,
-        graph.cols,
-        graph.scores,
-        np.maximum(graph.row_bound, row_left_out),
-        np.maximum(graph.col_bound, col_left_out),
-        scored,
-        graph.core,
+    return replace(
+        graph, row_bound=np.maximum(graph.row_bound, row_left_out), col_bound=np.maximum(graph.col_bound, col_left_out), scored_pairs=scored
     )

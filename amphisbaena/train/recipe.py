@@ -51,6 +51,5 @@ class Recipe:
     def from_dict(cls, values: dict) -> Recipe:
         values = dict(values)
         values["shift"] = int(values.get("shift", 0))
-        values.setdefault("half_turn_classes", [])  # recorded before the option existed: none
         model = ModelConfig(**values.pop("model", {}))
         return cls(model=model, **values)
