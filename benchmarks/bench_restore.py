@@ -23,10 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from amphisbaena.data import load_halves, load_split, make_halves, save_npz
+from amphisbaena.datasets import load_split
 from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
 from amphisbaena.engines.select import model_for
 from amphisbaena.export.manifest import load_model_files
+from amphisbaena.files import save_npz
+from amphisbaena.halves import load_halves, make_halves
 from amphisbaena.runtime.restore import restore
 from amphisbaena.runtime.scoring import both_arms, score_strips
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from amphisbaena.data import load_split, make_halves
+from amphisbaena.datasets import load_split
 from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
 from amphisbaena.export.manifest import SHIPPED_MODEL_DIR, load_model_files
+from amphisbaena.halves import make_halves
 from amphisbaena.runtime.restore import restore
 
 HERE = Path(__file__).resolve().parent

@@ -20,6 +20,6 @@ def mnist_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def test_digits(mnist_dir: Path) -> np.ndarray:
-    from amphisbaena.data import load_split
+    from amphisbaena.datasets import load_split
 
     return load_split("test", mnist_dir)[0]

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from amphisbaena import shapes
 from amphisbaena.cli import app
-from amphisbaena.data import make_halves, save_npz
 from amphisbaena.engines.select import BACKENDS, BackendUnavailable, create_backend
 from amphisbaena.export import tensorrt_build
 from amphisbaena.export.manifest import SHIPPED_MODEL_DIR, load_model_files
-from amphisbaena.runtime import scoring
+from amphisbaena.files import save_npz
+from amphisbaena.halves import make_halves
 
 
 def gpu_unavailable_reason() -> str | None:
@@ -42,9 +43,10 @@ def test_auto_falls_back_to_ort_cpu_and_says_why(small_halves: Path) -> None:
         pytest.skip("a GPU is present: auto picks a GPU backend here")
     result = CliRunner().invoke(app, ["restore", str(small_halves), "--backend", "auto"])
     assert result.exit_code == 0, result.stderr
-    assert "restored 300 pairs with ort-cpu (int8)" in result.stdout  # auto precision: the int8 arms on a CPU
-    assert "backend auto fell back to ort-cpu: tensorrt: " in result.stdout
+    assert "restored 300 pairs with ort-cpu (int8); no GPU backend available, see --json" in result.stdout  # auto precision: int8 arms
     assert result.stderr == ""
+    detailed = CliRunner().invoke(app, ["restore", str(small_halves), "--backend", "auto", "--json"])
+    assert json.loads(detailed.stdout)["backend_fallbacks"][0].startswith("tensorrt: ")  # the reasons, in full
 
 
 @pytest.mark.parametrize("name", ["tensorrt", "ort-cuda", "ort-trt"])
@@ -66,13 +68,13 @@ def test_backend_order_is_fastest_first() -> None:
 
 
 def test_engine_profiles_cover_what_the_runtime_feeds() -> None:
-    assert tensorrt_build.ARM_BATCH == scoring.ARM_BATCH
-    assert (tensorrt_build.TILE_ROWS, tensorrt_build.TILE_COLS) == (scoring.TILE_ROWS, scoring.TILE_COLS)
+    assert tensorrt_build.ARM_BATCH == shapes.ARM_BATCH
+    assert (tensorrt_build.TILE_ROWS, tensorrt_build.TILE_COLS) == (shapes.TILE_ROWS, shapes.TILE_COLS)
     arm = tensorrt_build.profile_shapes("left", 200)["halves"]
-    assert arm[0] == (1, 28, 14) and arm[2] == (scoring.ARM_BATCH, 28, 14)
+    assert arm[0] == (1, 28, 14) and arm[2] == (shapes.ARM_BATCH, 28, 14)
     head = tensorrt_build.profile_shapes("head", 200)
-    assert head["left"][2] == (scoring.TILE_COLS, 200) and head["right"][2] == (scoring.TILE_COLS, 200)
-    assert head["left"][1] == (scoring.TILE_ROWS, 200)
+    assert head["left"][2] == (shapes.TILE_COLS, 200) and head["right"][2] == (shapes.TILE_COLS, 200)
+    assert head["left"][1] == (shapes.TILE_ROWS, 200)
 
 
 def test_engine_key_changes_with_everything_an_engine_depends_on() -> None:
@@ -134,8 +136,9 @@ def test_head_topk_graph_reduces_tiles_exactly(test_digits: np.ndarray) -> None:
     """head_topk.onnx (the device-side top-k the GPU backends use) returns each tile's best TOPK per
     row and column of head.onnx's scores; checked with onnxruntime on the CPU."""
     from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
-    from amphisbaena.export.manifest import TOPK, load_model_files
-    from amphisbaena.runtime.scoring import arm_features
+    from amphisbaena.export.manifest import load_model_files
+    from amphisbaena.runtime.features import arm_features
+    from amphisbaena.shapes import TOPK
 
     backend = OnnxRuntimeBackend(load_model_files())
     assert backend.topk == TOPK
@@ -151,8 +154,8 @@ def test_head_topk_graph_reduces_tiles_exactly(test_digits: np.ndarray) -> None:
 
 
 def test_head_topk_profile_never_asks_for_tiles_smaller_than_k() -> None:
-    from amphisbaena.export.manifest import TOPK
     from amphisbaena.export.tensorrt_build import profile_shapes
+    from amphisbaena.shapes import TOPK
 
     shapes = profile_shapes("head_topk", 646)
     assert shapes["left"][0] == (TOPK, 646) and shapes["right"][0] == (TOPK, 646)
@@ -164,8 +167,8 @@ def test_auto_precision_runs_the_int8_arms_on_a_cpu_only(tmp_path: Path) -> None
     an explicit precision is honoured, and int8 on a GPU backend is refused with the reason."""
     import shutil
 
-    from amphisbaena.data import InputError
     from amphisbaena.engines.select import model_for
+    from amphisbaena.errors import InputError
 
     model = load_model_files()
     assert model_for("ort-cpu", model, "auto").manifest["precision"] == "int8"

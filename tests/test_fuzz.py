@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from amphisbaena import data
+from amphisbaena import datasets
 from amphisbaena.cli import app
 from amphisbaena.export.manifest import SHIPPED_MODEL_DIR
 
@@ -261,7 +261,7 @@ make_halves_case("unknown split", None, "--split", "validation")
 make_halves_case("output equals key", idx_bytes(digits), same_output=True)
 CASES["make-halves/output directory missing"] = lambda tmp, out: ["make-halves", "-o", str(out / "no" / "h.npz"), "--key", str(out / "k.npz")]
 CASES["make-halves/key directory missing"] = lambda tmp, out: ["make-halves", "-o", str(out / "h.npz"), "--key", str(out / "no" / "k.npz")]
-CASES["make-halves/data dir without files, offline"] = lambda tmp, out: ["make-halves", "-o", str(out / "h.npz"), "--key", str(out / "k.npz"), "--data-dir", str(tmp / "empty")]
+CASES["make-halves/train split, data dir without files, offline"] = lambda tmp, out: ["make-halves", "--split", "train", "-o", str(out / "h.npz"), "--key", str(out / "k.npz"), "--data-dir", str(tmp / "empty")]
 
 # --- train and export
 CASES["train/epochs zero"] = lambda tmp, out: ["train", "--run-dir", str(out / "run"), "--epochs", "0"]
@@ -316,7 +316,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args, **kwargs):
         raise OSError("network disabled in tests")
 
-    monkeypatch.setattr(data.urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(datasets.urllib.request, "urlopen", refuse)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

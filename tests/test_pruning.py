@@ -8,11 +8,13 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from amphisbaena.data import make_halves
 from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
 from amphisbaena.export.manifest import load_model_files
-from amphisbaena.runtime import pruning, scoring
+from amphisbaena.halves import make_halves
+from amphisbaena.runtime import candidates, pruning
+from amphisbaena.runtime.features import arm_features
 from amphisbaena.runtime.restore import restore
+from amphisbaena.runtime.scorer import PairScorer
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +25,7 @@ def shipped() -> OnnxRuntimeBackend:
 @pytest.fixture(scope="module")
 def features(shipped: OnnxRuntimeBackend, test_digits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     left, right, _ = make_halves(test_digits[:1500], seed=3)
-    return scoring.arm_features(shipped, "left", left), scoring.arm_features(shipped, "right", right)
+    return arm_features(shipped, "left", left), arm_features(shipped, "right", right)
 
 
 def test_probe_reads_the_heads_own_weights(shipped: OnnxRuntimeBackend) -> None:
@@ -45,7 +47,7 @@ def test_bounds_hold_on_every_pair_and_rule_out_most(shipped: OnnxRuntimeBackend
         low, high = lefts[members].min(axis=0, keepdims=True), lefts[members].max(axis=0, keepdims=True)
         upper[members] = pruning.score_upper_bounds(low, high, rights, bound)
     assert np.all(scores <= upper), f"bound broken by {np.max(scores - upper):.4g}"
-    assert np.mean(upper < scoring.PRUNE_FLOOR) > ruled_out  # narrower groups rule out more
+    assert np.mean(upper < candidates.PRUNE_FLOOR) > ruled_out  # narrower groups rule out more
 
 
 def test_a_single_lefts_bound_carries_the_heads_exact_penalty(shipped: OnnxRuntimeBackend, features) -> None:
@@ -84,7 +86,7 @@ def test_groups_partition_the_lefts(features) -> None:
 def test_pruned_restore_equals_dense_on_real_digits(shipped: OnnxRuntimeBackend, test_digits: np.ndarray, floor, monkeypatch) -> None:
     """With the default floor and with one so high that many rows fail the proof and are rescored."""
     if floor is not None:
-        monkeypatch.setattr(scoring, "PRUNE_FLOOR", floor)
+        monkeypatch.setattr(candidates, "PRUNE_FLOOR", floor)
     left, right, key = make_halves(test_digits[2000:3500], seed=4)
     pruned = restore(shipped, left, right, key=key)
     dense = restore(shipped, left, right, key=key, method="dense")
@@ -98,5 +100,5 @@ def test_pruned_restore_equals_dense_on_real_digits(shipped: OnnxRuntimeBackend,
 
 def test_unpruned_streaming_is_still_available(shipped: OnnxRuntimeBackend, features) -> None:
     fl, fr = features
-    graph = scoring.stream_candidates(shipped, fl, fr, k=8)
+    graph = PairScorer(shipped, fl, fr).candidates(k=8)
     assert graph.scored_pairs is None and len(graph.rows) >= 8 * len(fl)

@@ -8,13 +8,15 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from amphisbaena import cli as cli_module
+from amphisbaena import halves as halves_module
 from amphisbaena.cli import app
-from amphisbaena.data import make_halves, save_npz
 from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
 from amphisbaena.export.manifest import load_model_files
+from amphisbaena.files import save_npz
+from amphisbaena.halves import make_halves
+from amphisbaena.runtime import candidates
 from amphisbaena.runtime import restore as restore_module
-from amphisbaena.runtime import scoring
+from amphisbaena.runtime.scorer import PairScorer
 
 
 @pytest.fixture(scope="module")
@@ -50,14 +52,14 @@ def test_failure_while_writing_the_second_output_leaves_neither(halves_1k, tmp_p
         Path(target).write_bytes(b"\x89PNG half written")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("amphisbaena.runtime.png.write_png", failing_png)
+    monkeypatch.setattr("amphisbaena.runtime.outputs.write_png", failing_png)
     result = CliRunner().invoke(app, ["restore", str(path), "--out", str(tmp_path / "r.npz"), "--grid", str(tmp_path / "g.png")])
     assert result.exit_code == 2 and "No space left on device" in result.stderr
     assert list(tmp_path.iterdir()) == [], "the npz must not appear without its grid, and no temporary may remain"
 
 
 def test_failed_make_halves_leaves_neither_halves_nor_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mnist_dir: Path) -> None:
-    real = cli_module.write_npz
+    real = halves_module.write_npz
     calls = {"n": 0}
 
     def second_write_fails(path, **arrays):
@@ -66,7 +68,7 @@ def test_failed_make_halves_leaves_neither_halves_nor_key(tmp_path: Path, monkey
         if calls["n"] == 2:
             raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(cli_module, "write_npz", second_write_fails)
+    monkeypatch.setattr(halves_module, "write_npz", second_write_fails)
     result = CliRunner().invoke(
         app, ["make-halves", "--count", "50", "-o", str(tmp_path / "h.npz"), "--key", str(tmp_path / "k.npz"), "--data-dir", str(mnist_dir)]
     )
@@ -78,7 +80,7 @@ def test_existing_output_survives_a_failed_run(halves_1k, tmp_path: Path, monkey
     """A failed run neither truncates nor replaces what an earlier run wrote."""
     target = tmp_path / "r.npz"
     target.write_bytes(b"earlier result")
-    monkeypatch.setattr(restore_module, "stream_candidates", lambda *a, **k: (_ for _ in ()).throw(MemoryError()))
+    monkeypatch.setattr(PairScorer, "candidates", lambda *a, **k: (_ for _ in ()).throw(MemoryError()))
     result = CliRunner().invoke(app, ["restore", str(halves_1k[0]), "--out", str(target)])
     assert result.exit_code == 1 and result.stderr.strip() == "error: out of memory"
     assert target.read_bytes() == b"earlier result" and len(list(tmp_path.iterdir())) == 1
@@ -110,6 +112,6 @@ def test_same_input_gives_byte_identical_pairing_across_runs_and_thread_counts(h
 
 def test_ties_break_by_index() -> None:
     """Equal scores: the lower partner index wins, so tied inputs still give one answer."""
-    keeper = scoring._BestPerItem(items=1, count=2)
+    keeper = candidates.BestPerItem(items=1, count=2)
     keeper.add(np.zeros(4, np.int64), np.array([3, 1, 2, 0]), np.ones(4, np.float32))
     assert keeper.partner[0].tolist() == [0, 1]

@@ -5,8 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from amphisbaena.runtime import assignment, scoring
+from amphisbaena.runtime import candidates, duals, overlap
+from amphisbaena.runtime import graph as graphs
+from amphisbaena.runtime.features import arm_features, both_arms
 from amphisbaena.runtime.restore import restore
+from amphisbaena.runtime.scorer import PairScorer, TilePlan
 
 
 class NumpyBackend:
@@ -47,17 +50,17 @@ def random_halves(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def test_tiled_scores_equal_one_shot() -> None:
     backend = NumpyBackend()
     left, right = random_halves(300, 1)
-    fl, fr = scoring.arm_features(backend, "left", left, batch=64), scoring.arm_features(backend, "right", right)
-    tiled = np.concatenate([strip.copy() for _, strip in scoring.score_strips(backend, fl, fr, tile_rows=37, tile_cols=50)])
+    fl, fr = arm_features(backend, "left", left, batch=64), arm_features(backend, "right", right)
+    tiled = np.concatenate([strip.copy() for _, strip in PairScorer(backend, fl, fr, tiles=TilePlan(37, 50)).strips()])
     np.testing.assert_allclose(tiled, backend.head(fl, fr), rtol=1e-5, atol=1e-5)
 
 
 def test_stream_candidates_are_the_true_top_k() -> None:
     backend = NumpyBackend(seed=2)
     left, right = random_halves(257, 3)
-    fl, fr = scoring.arm_features(backend, "left", left), scoring.arm_features(backend, "right", right)
+    fl, fr = arm_features(backend, "left", left), arm_features(backend, "right", right)
     full = backend.head(fl, fr)
-    graph = scoring.stream_candidates(backend, fl, fr, k=5, tile_rows=40, tile_cols=64)
+    graph = PairScorer(backend, fl, fr, tiles=TilePlan(40, 64, 40, 64)).candidates(k=5)
     edges = set(zip(graph.rows.tolist(), graph.cols.tolist()))
     for i in range(257):
         assert {(i, j) for j in np.argsort(-full[i])[:5]} <= edges
@@ -87,10 +90,10 @@ def test_potentials_certify_the_matching() -> None:
     """The duals the solver reports satisfy u_i + w_j >= s_ij everywhere, with equality on the matching."""
     backend = NumpyBackend(seed=9)
     left, right = random_halves(120, 9)
-    fl, fr = scoring.arm_features(backend, "left", left), scoring.arm_features(backend, "right", right)
+    fl, fr = arm_features(backend, "left", left), arm_features(backend, "right", right)
     full = backend.head(fl, fr).astype(np.float64)
-    graph = scoring.stream_candidates(backend, fl, fr, k=120)
-    solution = assignment.solve_sparse(graph)
+    graph = PairScorer(backend, fl, fr).candidates(k=120)
+    solution = duals.solve_sparse(graph)
     slack = solution.row_potential[:, None] + solution.col_potential[None, :] - full
     assert slack.min() > -1e-4
     assert np.abs(slack[np.arange(120), solution.right_for_left]).max() < 1e-4
@@ -107,8 +110,8 @@ def test_re_solve_from_the_previous_solution_is_exact(seed: int) -> None:
     keep = full >= np.sort(full, axis=1)[:, -4:-3]  # each row's best four
     rows, cols = np.nonzero(keep | (full >= np.sort(full, axis=0)[-4:-3, :]))
     nothing = np.full(n, -np.inf)
-    graph = assignment.CandidateGraph(rows, cols, full[rows, cols], nothing, nothing)
-    previous = assignment.solve_sparse(graph)
+    graph = graphs.CandidateGraph(rows, cols, full[rows, cols], nothing, nothing)
+    previous = duals.solve_sparse(graph)
     slack = previous.row_potential[:, None] + previous.col_potential[None, :] - full
     absent = np.ones((n, n), dtype=bool)
     absent[rows, cols] = False
@@ -116,9 +119,9 @@ def test_re_solve_from_the_previous_solution_is_exact(seed: int) -> None:
     assert len(violating), "the instance must have excluded pairs the duals do not cover"
     added = violating[rng.permutation(len(violating))[: 1 + seed * 3]]
     rows, cols = np.concatenate([rows, added[:, 0]]), np.concatenate([cols, added[:, 1]])
-    bigger = assignment.CandidateGraph(rows, cols, full[rows, cols], nothing, nothing)
-    warm, cold = assignment.solve_sparse(bigger, previous), assignment.solve_sparse(bigger)
-    total = lambda solution: full[np.arange(n), solution.right_for_left].sum()  # noqa: E731
+    bigger = graphs.CandidateGraph(rows, cols, full[rows, cols], nothing, nothing)
+    warm, cold = duals.solve_sparse(bigger, previous), duals.solve_sparse(bigger)
+    total = lambda solution: full[np.arange(n), solution.right_for_left].sum()
     assert total(warm) == pytest.approx(total(cold), abs=1e-9)
     assert total(warm) > total(previous) - 1e-9
     edge_slack = warm.row_potential[rows] + warm.col_potential[cols] - full[rows, cols]
@@ -137,20 +140,20 @@ def test_duals_from_a_small_core_still_certify_every_edge(seed: int) -> None:
     rows, cols = np.nonzero(keep)
     nothing = np.full(n, -np.inf)
     core = rng.random(len(rows)) < [0.05, 0.3][seed // 2]
-    graph = assignment.CandidateGraph(rows, cols, full[rows, cols], nothing, nothing, core=core)
-    solution = assignment.solve_sparse(graph)
+    graph = graphs.CandidateGraph(rows, cols, full[rows, cols], nothing, nothing, core=core)
+    solution = duals.solve_sparse(graph)
     edge_slack = solution.row_potential[rows] + solution.col_potential[cols] - full[rows, cols]
     assert edge_slack.min() > -1e-9
     assert np.abs(edge_slack[solution.right_for_left[rows] == cols]).max() < 1e-9
 
 
 def test_graph_core_holds_each_rows_and_columns_best(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(scoring, "CORE_K", 3)
+    monkeypatch.setattr(candidates, "CORE_K", 3)
     backend = NumpyBackend(seed=6)
     left, right = random_halves(150, 6)
-    fl, fr = scoring.arm_features(backend, "left", left), scoring.arm_features(backend, "right", right)
+    fl, fr = arm_features(backend, "left", left), arm_features(backend, "right", right)
     full = backend.head(fl, fr)
-    graph = scoring.stream_candidates(backend, fl, fr, k=8)
+    graph = PairScorer(backend, fl, fr).candidates(k=8)
     core = set(zip(graph.rows[graph.core].tolist(), graph.cols[graph.core].tolist()))
     best_cols, best_rows = np.argsort(-full, axis=1)[:, :3], np.argsort(-full, axis=0)[:3, :]
     expected = {(i, int(j)) for i in range(150) for j in best_cols[i]} | {(int(i), j) for j in range(150) for i in best_rows[:, j]}
@@ -183,11 +186,11 @@ def test_one_ahead_keeps_order_and_passes_failures_on(threaded: bool) -> None:
 
     received = []
     with pytest.raises(ValueError, match="call 5 failed"):
-        for value in scoring.one_ahead(((lambda number=number: call(number)) for number in range(8)), threaded):
+        for value in overlap.one_ahead(((lambda number=number: call(number)) for number in range(8)), threaded):
             received.append(value)
     assert received == [number * number for number in range(5)]
     assert sorted(ran) == list(range(len(ran))) and 6 <= len(ran) <= 7  # at most one call ahead of the failure
-    assert list(scoring.one_ahead(((lambda number=number: number) for number in range(40)), threaded)) == list(range(40))
+    assert list(overlap.one_ahead(((lambda number=number: number) for number in range(40)), threaded)) == list(range(40))
 
 
 @pytest.mark.parametrize("any_thread", [True, False])
@@ -195,19 +198,19 @@ def test_both_arms_equal_one_side_at_a_time(any_thread: bool) -> None:
     backend = NumpyBackend(seed=5)
     backend.any_thread = any_thread
     left, right = random_halves(5000, 5)
-    fl, fr = scoring.both_arms(backend, left, right)
-    np.testing.assert_array_equal(fl, scoring.arm_features(backend, "left", left))
-    np.testing.assert_array_equal(fr, scoring.arm_features(backend, "right", right))
+    fl, fr = both_arms(backend, left, right)
+    np.testing.assert_array_equal(fl, arm_features(backend, "left", left))
+    np.testing.assert_array_equal(fr, arm_features(backend, "right", right))
 
 
 def test_bound_check_flags_rows_that_could_violate() -> None:
-    graph = assignment.CandidateGraph(
+    graph = graphs.CandidateGraph(
         rows=np.array([0, 1]), cols=np.array([0, 1]), scores=np.array([1.0, 1.0]),
         row_bound=np.array([0.5, 5.0]), col_bound=np.array([5.0, 5.0]),
     )
-    solution = assignment.SparseSolution(np.array([0, 1]), np.array([0.5, 0.5]), np.array([0.5, 0.5]))
+    solution = graphs.SparseSolution(np.array([0, 1]), np.array([0.5, 0.5]), np.array([0.5, 0.5]))
     # Row 0: every excluded score <= 0.5 <= u + w = 1.0. Row 1: an excluded score could reach 5.0.
-    np.testing.assert_array_equal(assignment.rows_needing_rescore(graph, solution), [1])
+    np.testing.assert_array_equal(duals.rows_needing_rescore(graph, solution), [1])
 
 
 def test_no_perfect_matching_widens_k() -> None:
@@ -226,8 +229,8 @@ def test_no_perfect_matching_widens_k() -> None:
 
 
 def test_memory_guard_refuses_before_work(monkeypatch: pytest.MonkeyPatch) -> None:
-    from amphisbaena.data import InputError
-    from amphisbaena.runtime import restore as restore_module
+    from amphisbaena.errors import InputError
+    from amphisbaena.runtime import memory as restore_module
 
     backend = NumpyBackend()
     monkeypatch.setattr(restore_module, "available_memory_bytes", lambda: 2 * 2**30)
@@ -241,7 +244,7 @@ def test_memory_guard_refuses_before_work(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_accuracy_by_coverage_keeps_the_most_confident() -> None:
-    from amphisbaena.runtime.restore import AssignmentReport, RestoreResult
+    from amphisbaena.runtime.results import AssignmentReport, RestoreResult
 
     result = RestoreResult(np.arange(4), np.array([0.1, 3.0, 2.0, -1.0]), "numpy", "fp32", AssignmentReport("dense"))
     result.correct = np.array([False, True, True, False])
@@ -271,9 +274,9 @@ def test_device_topk_streaming_equals_exact_streaming(n_left: int, n_right: int,
     plain = NumpyBackend(seed=4)
     left, _ = random_halves(n_left, 5)
     _, right = random_halves(n_right, 6)
-    fl, fr = scoring.arm_features(plain, "left", left), scoring.arm_features(plain, "right", right)
-    reduced = scoring.stream_candidates(device, fl, fr, k=4, tile_rows=tile_rows, tile_cols=tile_cols)
-    exact = scoring.stream_candidates(plain, fl, fr, k=4, tile_rows=tile_rows, tile_cols=tile_cols)
+    fl, fr = arm_features(plain, "left", left), arm_features(plain, "right", right)
+    reduced = PairScorer(device, fl, fr, tiles=TilePlan(tile_rows, tile_cols, tile_rows, tile_cols)).candidates(k=4)
+    exact = PairScorer(plain, fl, fr, tiles=TilePlan(tile_rows, tile_cols, tile_rows, tile_cols)).candidates(k=4)
     assert set(zip(reduced.rows.tolist(), reduced.cols.tolist())) == set(zip(exact.rows.tolist(), exact.cols.tolist()))
     np.testing.assert_allclose(reduced.row_bound, exact.row_bound, atol=1e-5)
     np.testing.assert_allclose(reduced.col_bound, exact.col_bound, atol=1e-5)
@@ -293,7 +296,7 @@ def test_confidence_margins_are_exact(backend_type) -> None:
     left, right = random_halves(300, 5)
     sparse = restore(backend, left, right, method="sparse", k=4)
     dense = restore(backend, left, right, method="dense")
-    fl, fr = scoring.arm_features(backend, "left", left), scoring.arm_features(backend, "right", right)
+    fl, fr = arm_features(backend, "left", left), arm_features(backend, "right", right)
     full = backend.head(fl, fr).astype(np.float64)
     chosen = full[np.arange(300), dense.right_for_left]
     others = full.copy()
@@ -316,7 +319,7 @@ def test_best_per_item_from_blocks_is_the_true_top_count(ties: bool) -> None:
     partner_groups = np.array_split(rng.permutation(n_partners), 9)
     blocks = [(i, p) for i in item_groups for p in partner_groups if rng.random() < 0.8]
     seen = np.full((n_items, n_partners), -np.inf, dtype=np.float32)
-    best = scoring._BestPerItemFromBlocks(n_items, count)
+    best = candidates.BestPerItemFromBlocks(n_items, count)
     for block in rng.permutation(len(blocks)):
         items, partners = blocks[block]
         scores = np.ascontiguousarray(full[np.ix_(items, partners)])

@@ -11,10 +11,10 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="training needs the [train] extra (torch)")
 
-from amphisbaena.data import make_halves
 from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
 from amphisbaena.export.manifest import MODEL_FILES, load_model_files
 from amphisbaena.export.onnx_export import export_onnx, parity
+from amphisbaena.halves import make_halves
 from amphisbaena.runtime.restore import restore
 from amphisbaena.train.loop import HISTORY, train
 from amphisbaena.train.model import ModelConfig
@@ -77,7 +77,7 @@ def test_export_checks_and_matches_pytorch(trained, test_digits: np.ndarray, tmp
 
 
 def test_tampered_model_is_refused(trained, tmp_path: Path) -> None:
-    from amphisbaena.data import InputError
+    from amphisbaena.errors import InputError
 
     _, recipe, result = trained
     export_onnx(result.model, tmp_path, recipe.to_dict(), {"assignment_accuracy": result.val_accuracy})
@@ -152,7 +152,7 @@ def test_reexport_recovers_the_exact_weights_and_adds_int8(trained, tmp_path: Pa
 
 
 def test_reexport_refuses_a_non_fp32_model(tmp_path: Path) -> None:
-    from amphisbaena.data import InputError
+    from amphisbaena.errors import InputError
     from amphisbaena.export.manifest import SHIPPED_MODEL_DIR
     from amphisbaena.export.onnx_export import model_from_onnx
 
@@ -190,8 +190,8 @@ def test_half_turned_digits_obey_the_rules_the_penalty_encodes(mnist_dir: Path) 
     """A digit turned 180 degrees and shifted one pixel down and right keeps its centre of mass in
     14 +- 0.5 and its 20-pixel box, so its true halves pass the geometry penalty as the original's do;
     only the listed classes are added, each turned exactly, and only digits nothing is cut off of."""
-    from amphisbaena.data import load_split
-    from amphisbaena.train.loop import half_turned, with_half_turns
+    from amphisbaena.datasets import load_split
+    from amphisbaena.train.augment import half_turned, with_half_turns
     from amphisbaena.train.model import geometry, geometry_penalty
 
     images, labels = load_split("train", mnist_dir)

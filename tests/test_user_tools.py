@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 from test_cli import cli
 
-from amphisbaena.data import DATASETS, drop_partners, load_key, make_halves, resolve_data_dir
+from amphisbaena.datasets import DATASETS, resolve_data_dir
 from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
 from amphisbaena.export.manifest import load_model_files
-from amphisbaena.runtime.assignment import solve_with_no_partner
+from amphisbaena.halves import drop_partners, load_key, make_halves
+from amphisbaena.runtime.features import arm_features
 from amphisbaena.runtime.match import top_partners
-from amphisbaena.runtime.scoring import arm_features, score_all
+from amphisbaena.runtime.partial import solve_with_no_partner
+from amphisbaena.runtime.scorer import PairScorer
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +70,7 @@ def test_drop_partners_marks_orphans_in_the_key(test_digits: np.ndarray) -> None
 
 def test_match_top1_is_the_argmax_of_the_score_matrix(shipped: OnnxRuntimeBackend, test_digits: np.ndarray) -> None:
     left, right, _ = make_halves(test_digits[:700], seed=5)
-    scores = score_all(shipped, arm_features(shipped, "left", left), arm_features(shipped, "right", right[:600]))
+    scores = PairScorer(shipped, arm_features(shipped, "left", left), arm_features(shipped, "right", right[:600])).all()
     partners, best = top_partners(shipped, left, right[:600], "left", k=4)
     assert partners.shape == (700, 4) and np.array_equal(partners[:, 0], scores.argmax(axis=1))
     assert np.allclose(best, np.take_along_axis(scores, partners, axis=1)) and (np.diff(best, axis=1) <= 0).all()

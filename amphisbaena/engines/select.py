@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from amphisbaena.data import InputError
 from amphisbaena.engines.base import Backend
+from amphisbaena.errors import InputError
 from amphisbaena.export.manifest import INT8, PRECISIONS, ModelFiles, has_variant, load_variant
 
 BACKENDS = ("tensorrt", "ort-trt", "ort-cuda", "ort-cpu")  # fastest first
@@ -16,7 +17,7 @@ PRECISION_CHOICES = ("auto", *PRECISIONS)
 
 def model_for(name: str, model: ModelFiles, precision: str) -> ModelFiles:
     """The variant of MODEL that backend NAME runs. auto: the int8 arms on onnxruntime's CPU provider
-    where the model has them (about 2x faster arms, same accuracy: README "Precision"), else MODEL."""
+    where the model has them (faster arms at the same accuracy: docs/performance.md), else MODEL."""
     if precision == "auto":
         return load_variant(model, INT8) if name == "ort-cpu" and has_variant(model, INT8) else model
     if precision == INT8 and name != "ort-cpu":
@@ -70,3 +71,24 @@ def create_backend(
         except BackendUnavailable as reason:
             notify(str(reason))
     return _create(BACKENDS[-1], model, threads, engine_cache, precision)
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """What the user asked for: a backend NAME (or auto), a PRECISION (or auto), onnxruntime THREADS
+    and a TensorRT ENGINE_CACHE."""
+
+    name: str = "auto"
+    precision: str = "auto"
+    threads: int | None = None
+    engine_cache: Path | None = None
+
+    def check(self) -> None:
+        """Refuse unknown names before any work."""
+        check_choice(self.name, self.precision)
+
+    def create(self, model: ModelFiles) -> tuple[Backend, list[str]]:
+        """The backend for MODEL, and why each faster backend was skipped (empty unless auto fell back)."""
+        skipped: list[str] = []
+        backend = create_backend(self.name, model, self.threads, self.engine_cache, notify=skipped.append, precision=self.precision)
+        return backend, skipped

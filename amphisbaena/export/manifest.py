@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from amphisbaena.data import InputError, atomic_path
+from amphisbaena.errors import InputError
+from amphisbaena.files import atomic_path
 from amphisbaena.geometry import GeometrySpec
+from amphisbaena.shapes import TOPK
 
 MODEL_FILES = {
     "left": "left.onnx",
@@ -25,7 +27,6 @@ MODEL_FILES = {
     "head_topk": "head_topk.onnx",
 }
 ARMS = ("left", "right")  # the graphs that turn halves into features, one per side
-TOPK = 33  # candidates per row and per column that head_topk.onnx returns: the runtime's default k + 1
 MANIFEST = "manifest.json"
 FP32, FP16, INT8 = "fp32", "fp16", "int8"
 PRECISIONS = (FP32, FP16, INT8)  # a model directory holds fp32; `export --fp16 --int8` adds the others as subdirectories
@@ -59,13 +60,30 @@ class FeatureLayout:
 
 @dataclass(frozen=True)
 class ModelFiles:
-    """A verified model directory: paths of the three graphs and the manifest's content."""
+    """A model directory: paths of the graphs, the manifest's content, and each graph's bytes once read.
+
+    `read` is the one place a graph file is read: it checks the bytes against the manifest's sha256
+    and keeps them, so a backend builds its sessions from the same bytes without reading them again."""
 
     directory: Path
     manifest: dict
+    _contents: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
 
     def path(self, name: str) -> Path:
         return self.directory / MODEL_FILES[name]
+
+    def read(self, name: str) -> bytes:
+        """The bytes of graph NAME, verified against the manifest (read from disk at most once)."""
+        if name not in self._contents:
+            path = self.path(name)
+            try:
+                content = path.read_bytes()
+            except OSError as exc:
+                raise InputError(f"{path}: cannot read model file ({exc.__class__.__name__})") from None
+            if hashlib.sha256(content).hexdigest() != self.manifest["sha256"][MODEL_FILES[name]]:
+                raise InputError(f"{path}: sha256 does not match {MANIFEST}; the model files were modified")
+            self._contents[name] = content
+        return self._contents[name]
 
     @property
     def feature_size(self) -> int:
@@ -93,7 +111,8 @@ class ModelFiles:
 
 
 def load_model_files(directory: Path | None = None, verify: bool = True) -> ModelFiles:
-    """Read DIRECTORY's manifest (default: the shipped MNIST model) and check every sha256."""
+    """Read DIRECTORY's manifest (default: the shipped MNIST model) and, with VERIFY, read every graph
+    and check its sha256 (`ModelFiles.read`); without, graphs are read and checked when first used."""
     directory = Path(directory) if directory is not None else SHIPPED_MODEL_DIR
     manifest_path = directory / MANIFEST
     if not manifest_path.is_file():
@@ -111,9 +130,20 @@ def load_model_files(directory: Path | None = None, verify: bool = True) -> Mode
             raise InputError(f"{directory}: model file {name} is missing")
         if name not in expected:
             raise InputError(f"{manifest_path}: no sha256 recorded for {name}")
-        if verify and sha256_of(path) != expected[name]:
-            raise InputError(f"{path}: sha256 does not match {MANIFEST}; the model files were modified")
+    if verify:
+        for graph in MODEL_FILES:
+            model.read(graph)
     return model
+
+
+def model_to_run(model_dir: Path | None, dataset: str) -> ModelFiles:
+    """MODEL_DIR if given, else the model shipped for DATASET. Its graphs are read (and their checksums
+    verified) only when a backend loads them: a run on the int8 variant never reads the fp32 graphs."""
+    if model_dir is not None:
+        return load_model_files(model_dir, verify=False)
+    if dataset not in ("mnist", "fashion-mnist"):
+        raise InputError(f"--dataset must be one of mnist, fashion-mnist, got {dataset!r}")
+    return load_model_files(shipped_model_dir(dataset), verify=False)
 
 
 def load_variant(model: ModelFiles, precision: str) -> ModelFiles:
@@ -130,6 +160,11 @@ def load_variant(model: ModelFiles, precision: str) -> ModelFiles:
 def has_variant(model: ModelFiles, precision: str) -> bool:
     """Whether MODEL's directory holds a PRECISION variant (a subdirectory with a manifest)."""
     return (model.directory / precision / MANIFEST).is_file()
+
+
+def record_validation(directory: Path, values: dict) -> None:
+    """Replace DIRECTORY's manifest validation with VALUES, measured on its own graphs."""
+    record_calibration(directory, "validation", values)
 
 
 def record_calibration(directory: Path, name: str, values: dict) -> None:

@@ -19,9 +19,11 @@ import onnx
 import torch
 from onnx import numpy_helper
 
-from amphisbaena.data import InputError, atomic_path
-from amphisbaena.export.manifest import FP32, MANIFEST, MODEL_FILES, TOPK, ModelFiles, sha256_of
+from amphisbaena.errors import InputError
+from amphisbaena.export.manifest import FP32, MANIFEST, MODEL_FILES, ModelFiles, sha256_of
+from amphisbaena.files import atomic_path
 from amphisbaena.geometry import GEOMETRY_SIZE
+from amphisbaena.shapes import TOPK
 from amphisbaena.train.model import Amphisbaena
 from amphisbaena.train.recipe import Recipe
 

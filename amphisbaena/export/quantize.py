@@ -2,7 +2,7 @@
 
 The arms' residual MLPs are most of a restore's arithmetic on a CPU, and there
 they already run near the fp32 peak; int8 matrix products (VNNI) do the same
-work about 2x faster. Only the Gemm/MatMul weights are quantised, per output
+work faster. Only the Gemm/MatMul weights are quantised, per output
 channel, with activations quantised per batch at run time (onnxruntime's
 dynamic quantisation: no calibration set). The seam convolution stays fp32
 (onnxruntime's ConvInteger was 3x slower than its fp32 Conv here), and so do
@@ -18,8 +18,9 @@ import logging
 import shutil
 from pathlib import Path
 
-from amphisbaena.data import InputError, atomic_path
+from amphisbaena.errors import InputError
 from amphisbaena.export.manifest import ARMS, FP32, INT8, MANIFEST, MODEL_FILES, load_model_files, sha256_of
+from amphisbaena.files import atomic_path
 
 INT8_NOTE = (
     "arms' Gemm/MatMul weights int8 per output channel, activations quantised per batch at run time "

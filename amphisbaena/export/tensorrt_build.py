@@ -18,16 +18,10 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from amphisbaena.data import atomic_path
-from amphisbaena.export.manifest import ARMS, MODEL_FILES, TOPK, load_model_files
+from amphisbaena.export.manifest import ARMS, MODEL_FILES, load_model_files
+from amphisbaena.files import atomic_path
+from amphisbaena.shapes import ARM_BATCH, TILE_COLS, TILE_ROWS, TOPK, TOPK_TILE
 
-# The shapes the runtime feeds (runtime/scoring.py): arm batches up to ARM_BATCH halves,
-# head tiles of TILE_ROWS x TILE_COLS features, or TILE_COLS x TILE_ROWS in the column pass. Kept here as plain numbers so that
-# building engines does not depend on the runtime.
-ARM_BATCH = 2048
-TILE_ROWS = 256
-TILE_COLS = 2048
-TOPK_TILE = 1024
 WORKSPACE_BYTES = 2 << 30
 
 
@@ -43,7 +37,9 @@ class Device:
 
 
 def profile_shapes(name: str, feature_size: int) -> dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
-    """min / opt / max shape of each input of graph NAME, matching how the runtime calls it."""
+    """min / opt / max shape of each input of graph NAME, matching how the runtime calls it (`shapes`):
+    arm batches up to ARM_BATCH halves, head tiles of TILE_ROWS x TILE_COLS features (or TILE_COLS x
+    TILE_ROWS when a column block is scored), head_topk tiles of TOPK_TILE."""
     if name in ARMS:
         return {"halves": ((1, 28, 14), (ARM_BATCH, 28, 14), (ARM_BATCH, 28, 14))}
     if name == "head_topk":  # a top-k of TOPK needs tiles at least TOPK tall and wide

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from amphisbaena.data import drop_partners, make_halves
 from amphisbaena.engines.base import Backend
-from amphisbaena.runtime.assignment import solve_with_no_partner
-from amphisbaena.runtime.partial import precision_recall
-from amphisbaena.runtime.restore import DEFAULT_K
-from amphisbaena.runtime.pruning import pruner_for
-from amphisbaena.runtime.scoring import both_arms, stream_candidates
+from amphisbaena.halves import drop_partners, make_halves
+from amphisbaena.runtime.features import both_arms
+from amphisbaena.runtime.partial import precision_recall, solve_with_no_partner
+from amphisbaena.runtime.scorer import PairScorer
+from amphisbaena.shapes import DEFAULT_K
 
 QUANTILES = np.linspace(0.0, 0.3, 31)  # of each left's best candidate score
 
@@ -26,7 +25,7 @@ def calibrate_no_partner(backend: Backend, images: np.ndarray, drop: float = 0.0
     left, right, key = make_halves(images, seed)
     left, right, key = drop_partners(left, right, key, drop, drop, seed)
     left_features, right_features = both_arms(backend, left, right)
-    graph = stream_candidates(backend, left_features, right_features, DEFAULT_K, pruner=pruner_for(backend, left_features, right_features))
+    graph = PairScorer.pruned(backend, left_features, right_features).candidates(DEFAULT_K)
     best_per_left = np.full(len(left), -np.inf)
     np.maximum.at(best_per_left, graph.rows, graph.scores)
     best = {"f1": -1.0}

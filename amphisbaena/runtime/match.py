@@ -8,12 +8,23 @@ O(block * pool).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from pathlib import Path
+
 import numpy as np
 
 from amphisbaena.engines.base import Backend
-from amphisbaena.runtime.scoring import TILE_ROWS, both_arms, score_all
+from amphisbaena.engines.select import BackendChoice
+from amphisbaena.errors import InputError
+from amphisbaena.export.manifest import model_to_run
+from amphisbaena.files import atomic_path, write_npz
+from amphisbaena.halves import load_halves
+from amphisbaena.runtime.features import both_arms
+from amphisbaena.runtime.scorer import PairScorer
+from amphisbaena.shapes import TILE_ROWS
 
 OTHER_SIDE = {"left": "right", "right": "left"}
+SHOWN = 20  # queries printed as text; --out and --json carry all
 
 
 def top_partners(
@@ -31,12 +42,72 @@ def top_partners(
     for start in range(0, len(queries), TILE_ROWS):
         block = query_features[start : start + TILE_ROWS]
         if side == "left":
-            block_scores = score_all(backend, block, pool_features)
+            block_scores = PairScorer(backend, block, pool_features).all()
         else:  # the head takes lefts first: score the pool against the block and turn it around
-            block_scores = np.ascontiguousarray(score_all(backend, pool_features, block).T)
+            block_scores = np.ascontiguousarray(PairScorer(backend, pool_features, block).all().T)
         best = np.argpartition(-block_scores, k - 1, axis=1)[:, :k]
         best_scores = np.take_along_axis(block_scores, best, axis=1)
         order = np.argsort(-best_scores, axis=1, kind="stable")
         partners[start : start + len(block)] = np.take_along_axis(best, order, axis=1)
         scores[start : start + len(block)] = np.take_along_axis(best_scores, order, axis=1)
     return partners, scores
+
+
+@dataclass(frozen=True)
+class MatchRequest:
+    """`amphisbaena match`: the K best partners of the halves ITEMS of SIDE among the other side."""
+
+    halves: Path
+    side: str = "left"
+    items: str | None = None
+    k: int = 5
+    out: Path | None = None
+    backend: BackendChoice = field(default_factory=BackendChoice)
+    model_dir: Path | None = None
+    dataset: str = "mnist"
+
+
+def parse_items(items: str | None, count: int) -> np.ndarray:
+    """Query indices from "3,17,40" (all COUNT where None), each checked to be in range."""
+    if items is None:
+        return np.arange(count)
+    try:
+        chosen = np.array([int(part) for part in items.split(",") if part.strip()], dtype=np.int64)
+    except ValueError:
+        raise InputError(f"--items must be comma-separated integers, got {items!r}") from None
+    if len(chosen) == 0 or chosen.min() < 0 or chosen.max() >= count:
+        raise InputError(f"--items must name indices in 0..{count - 1}, got {items!r}")
+    return chosen
+
+
+def run_match(request: MatchRequest) -> tuple[dict, list[str]]:
+    """Check, match, write --out; return the JSON summary and the lines to print."""
+    if request.side not in OTHER_SIDE:
+        raise InputError(f"--side must be 'left' or 'right', got {request.side!r}")
+    request.backend.check()
+    if request.k < 1:
+        raise InputError(f"--k must be at least 1, got {request.k}")
+    if request.out is not None and not request.out.parent.is_dir():
+        raise InputError(f"{request.out}: directory {request.out.parent} does not exist")
+    left, right = load_halves(request.halves, allow_unequal=True)
+    queries, pool = (left, right) if request.side == "left" else (right, left)
+    chosen = parse_items(request.items, len(queries))
+    backend, _ = request.backend.create(model_to_run(request.model_dir, request.dataset))
+    partners, scores = top_partners(backend, queries[chosen], pool, request.side, request.k)
+    lines = []
+    if request.out is not None:
+        with atomic_path(request.out) as tmp:
+            write_npz(tmp, query=chosen, partners=partners, scores=scores)
+    other = OTHER_SIDE[request.side]
+    matches = [
+        {"query": int(q), "partners": [{other: int(p), "score": round(float(v), 4)} for p, v in zip(ps, vs)]}
+        for q, ps, vs in zip(chosen, partners, scores)
+    ]
+    summary = {"side": request.side, "pool": len(pool), "backend": backend.name, "matches": matches}
+    for q, ps, vs in list(zip(chosen, partners, scores))[:SHOWN]:
+        lines.append(f"{request.side} {q}: " + ", ".join(f"{other} {p} ({v:.3f})" for p, v in zip(ps, vs)))
+    if len(chosen) > SHOWN:
+        lines.append(f"... {len(chosen) - SHOWN} more queries" + (f" in {request.out}" if request.out is not None else "; use --out or --json"))
+    if request.out is not None:
+        lines.append(f"wrote {request.out}")
+    return summary, lines

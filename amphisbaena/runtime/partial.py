@@ -12,12 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 from amphisbaena.engines.base import Backend
-from amphisbaena.runtime.assignment import solve_with_no_partner
-from amphisbaena.runtime.restore import DEFAULT_K, Stopwatch, check_memory
-from amphisbaena.runtime.pruning import pruner_for
-from amphisbaena.runtime.scoring import both_arms, stream_candidates
+from amphisbaena.runtime.features import both_arms
+from amphisbaena.runtime.memory import check_memory
+from amphisbaena.runtime.results import Stopwatch
+from amphisbaena.runtime.scorer import PairScorer
+from amphisbaena.shapes import DEFAULT_K
 
 
 def precision_recall(right_for_left: np.ndarray, key: np.ndarray) -> tuple[int, int, int]:
@@ -71,6 +74,22 @@ class PartialResult:
             "lefts_without_partner": int((self.key < 0).sum()),
         }
 
+    def text(self, fallbacks: list[str]) -> list[str]:
+        """What the CLI prints; FALLBACKS: why faster backends were skipped (in full in --json)."""
+        skipped = "; no GPU backend available, see --json" if fallbacks else ""
+        lines = [
+            f"{len(self.right_for_left)} lefts, {self.n_right} rights: made {int(self.matched.sum())} pairs with {self.backend} ({self.precision}){skipped}",
+            f"no partner (score below {self.no_partner_score:.3f}): {len(self.unmatched_left)} lefts, {len(self.unmatched_right)} rights",
+            "seconds: " + ", ".join(f"{stage} {value:.2f}" for stage, value in self.seconds.items()),
+        ]
+        quality = self.quality()
+        if quality is not None:
+            lines.append(
+                f"precision {quality['precision']:.4f} ({quality['correct']}/{quality['pairs_made']} pairs made are right), "
+                f"recall {quality['recall']:.4f} (of {quality['true_pairs']} true pairs)"
+            )
+        return lines
+
     def summary(self) -> dict:
         summary = {
             "lefts": len(self.right_for_left),
@@ -91,6 +110,32 @@ class PartialResult:
         return summary
 
 
+def solve_with_no_partner(
+    rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, n_left: int, n_right: int, no_partner_score: float
+) -> np.ndarray:
+    """right_for_left (-1: no partner) maximising the total score of the pairs made plus
+    NO_PARTNER_SCORE / 2 for every half left alone, on the candidate edges (ROWS, COLS, SCORES).
+
+    So a pair is made only where it beats leaving both halves alone (s_ij > NO_PARTNER_SCORE),
+    and the sets may differ in size. It is a perfect matching on an augmented graph: lefts and
+    "right j alone" rows against rights and "left i alone" columns; "left i alone" meets
+    "right j alone" (at 0) along the transposed candidate edges, so every solution of the
+    original problem is a perfect matching there and vice versa.
+    """
+    alone = 0.5 * no_partner_score
+    lefts, rights = np.arange(n_left), np.arange(n_right)
+    all_rows = np.concatenate([rows, lefts, n_left + rights, n_left + cols])
+    all_cols = np.concatenate([cols, n_right + lefts, rights, n_right + rows])
+    values = np.concatenate([scores, np.full(n_left + n_right, alone), np.zeros(len(rows))])
+    cost = (values.max() - values) + 1.0  # every perfect matching has n_left + n_right edges: a shift changes nothing
+    size = n_left + n_right
+    matrix = csr_matrix((cost, (all_rows, all_cols)), shape=(size, size))
+    _, matched = min_weight_full_bipartite_matching(matrix)
+    right_for_left = matched[:n_left].astype(np.int64)
+    right_for_left[right_for_left >= n_right] = -1
+    return right_for_left
+
+
 def restore_partial(
     backend: Backend,
     left: np.ndarray,
@@ -106,7 +151,7 @@ def restore_partial(
     watch = Stopwatch()
     left_features, right_features = both_arms(backend, left, right)
     watch.lap("arms")
-    graph = stream_candidates(backend, left_features, right_features, k, pruner=pruner_for(backend, left_features, right_features))
+    graph = PairScorer.pruned(backend, left_features, right_features).candidates(k)
     watch.lap("head")
     right_for_left = solve_with_no_partner(graph.rows, graph.cols, graph.scores, len(left), len(right), no_partner_score)
     scores = np.full(len(left), np.nan)

@@ -11,8 +11,8 @@ without running the head on the pair:
   centring part is bounded through the window's edges: with torque t and mass
   m about 14, a pair lies outside the window by relu(|t_l + t_r| - (m_l + m_r) / 2)
   = max(e_l + e_r, -(f_l + f_r), 0) with e = t - m / 2 and f = t + m / 2, so
-  each half's two edges are ranged, not its torque and mass separately
-  (measured at 10k: 29.5% -> 26.6% of pairs left to score).
+  each half's two edges are ranged, not its torque and mass separately,
+  which leaves fewer pairs to score (docs/performance.md).
 
 MNIST digits are centred and boxed, so on the test set about 95% of all pairs
 have a penalty far above any learned score. Lefts are grouped by their centre
@@ -35,7 +35,7 @@ from amphisbaena.export.manifest import FeatureLayout
 from amphisbaena.geometry import BOX_SIDE, CENTRE, CENTRE_HIGH, MIN_MASS
 
 HALF_WINDOW = CENTRE_HIGH - CENTRE  # 0.5: how far the joined centre of mass may lie from 14
-GROUP_SIZE = 256  # lefts per group: small groups have tight ranges, large ones amortise each head call (measured: 64, 128, 256, 512, 1024 at 10k; 256 fastest)
+GROUP_SIZE = 256  # lefts per group: small groups have tight ranges, large ones amortise each head call (docs/performance.md)
 RESCORE_GROUP_SIZE = 32  # rows rescored for the proof are few: tighter groups, fewer pairs to score
 BOUND_CELLS = 1 << 16  # (group, right) bounds computed at once: temporaries stay in cache
 
@@ -69,7 +69,7 @@ class LearnedBound:
     def half_terms(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per half: the embedding's norm and P = sum_h max(w_h, 0) a[h]^2.
 
-        In float32 (10x faster than float64 at 10k): its relative rounding, about 1e-7 per term
+        In float32 (much faster than float64): its relative rounding, about 1e-7 per term
         over a few hundred terms, stays far inside the 1e-3 relative widening of every bound."""
         e, g = self.layout.embedding, self.layout.geometry.start
         embedding, hidden = features[:, :e], features[:, e:g]

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from amphisbaena.data import InputError, join_halves
 from amphisbaena.engines.base import Backend
+from amphisbaena.errors import InputError
+from amphisbaena.halves import join_halves
 from amphisbaena.runtime.png import digit_grid
-from amphisbaena.runtime.restore import RestoreResult
-from amphisbaena.runtime.scoring import score_all, score_rows
+from amphisbaena.runtime.results import RestoreResult
+from amphisbaena.runtime.scorer import PairScorer
 
 LEAST_CONFIDENT = 8
 HEATMAP_SIZE = 24
@@ -68,7 +69,7 @@ def write_report(
 
     # 2. Least confident matches beside their runner-up (the best other right for that left).
     least = np.argsort(result.confidence, kind="stable")[:LEAST_CONFIDENT]
-    rows = score_rows(backend, left_features, right_features, least)
+    rows = PairScorer(backend, left_features, right_features).rows(least)
     rows[np.arange(len(least)), chosen[least]] = -np.inf
     runner_up = rows.argmax(axis=1)
     axis = figure.add_subplot(grid[0, 1])
@@ -88,7 +89,7 @@ def write_report(
     axis = figure.add_subplot(grid[0, 2])
     sample = rng.choice(n, size=min(SAMPLE_ROWS, n), replace=False)
     random_pairs = _pair_scores(backend, left_features, right_features, sample, rng.integers(0, len(right), len(sample)))
-    sample_rows = score_rows(backend, left_features, right_features, sample)
+    sample_rows = PairScorer(backend, left_features, right_features).rows(sample)
     if key is not None:
         true_scores = _pair_scores(backend, left_features, right_features, np.arange(n), key)
         sample_rows[np.arange(len(sample)), key[sample]] = -np.inf
@@ -130,7 +131,7 @@ def write_report(
     axis = figure.add_subplot(grid[1, 1])
     lefts = np.sort(rng.choice(n, size=min(HEATMAP_SIZE, n), replace=False))
     rights = key[lefts] if key is not None else chosen[lefts]
-    block = score_all(backend, left_features[lefts], right_features[rights])
+    block = PairScorer(backend, left_features[lefts], right_features[rights]).all()
     low = float(np.diagonal(block).min()) - 25.0  # geometry penalties reach thousands: show the contest near the top
     image = axis.imshow(np.clip(block, low, None), cmap="viridis")
     figure.colorbar(image, ax=axis, shrink=0.8, label=f"score (clipped below at {low:.0f})")

@@ -15,9 +15,13 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch.nn import functional as F
 
-from amphisbaena.data import HALF_WIDTH, InputError, load_split, make_halves, split_halves
+from amphisbaena.datasets import load_split
+from amphisbaena.errors import InputError
+from amphisbaena.halves import HALF_WIDTH, make_halves, split_halves
+from amphisbaena.train.augment import augment, warp, with_half_turns
 from amphisbaena.train.model import Amphisbaena, geometry_penalty
 from amphisbaena.train.recipe import Recipe
+from amphisbaena.train.writers import writer_disjoint_split
 
 CHECKPOINT = "checkpoint.pt"
 HISTORY = "history.jsonl"
@@ -32,32 +36,23 @@ class TrainResult:
     epochs_done: int
 
 
-def split_train_val(images: np.ndarray, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
-    """The last VAL_SIZE digits (after LIMIT) are held out; never the test set."""
+def split_train_val(count: int, recipe: Recipe, writers: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(training, validation) indices into the first COUNT training digits (after LIMIT); never the test set.
+
+    RECIPE.val_pool "last" holds out the last VAL_SIZE digits; "writers" holds out whole writers (WRITERS:
+    one id per digit, `writers.load_writer_ids`), so no validation digit's writer wrote a training digit."""
     if recipe.limit is not None:
-        images = images[: recipe.limit]
-    val_size = min(recipe.val_size, len(images) // 5)
+        count = min(count, recipe.limit)
+    val_size = min(recipe.val_size, count // 5)
     if val_size < 2:
-        raise InputError(f"need at least 10 training digits, got {len(images)}")
-    return images[:-val_size], images[-val_size:]
-
-
-def half_turned(images: np.ndarray) -> np.ndarray:
-    """Digits turned 180 degrees and shifted one pixel down and right. A centre of mass at c moves to
-    28 - c, so one in [13.5, 14.5] stays there, and the box keeps its sides: the turned digit obeys the
-    rules the geometry penalty encodes exactly, as long as its first row and column were blank."""
-    turned = np.zeros_like(images)
-    turned[:, 1:, 1:] = images[:, ::-1, ::-1][:, :-1, :-1]
-    return turned
-
-
-def with_half_turns(images: np.ndarray, labels: np.ndarray, classes: list[int]) -> np.ndarray:
-    """IMAGES followed by the half-turned copies of those whose label is in CLASSES and whose first row
-    and column are blank (all but 23 of the 60,000 training digits): nothing is cut off."""
-    if not classes:
-        return images
-    chosen = np.isin(labels, classes) & (images[:, 0, :].max(axis=1) == 0) & (images[:, :, 0].max(axis=1) == 0)
-    return np.concatenate([images, half_turned(images[chosen])])
+        raise InputError(f"need at least 10 training digits, got {count}")
+    if recipe.val_pool == "writers":
+        if writers is None:
+            raise InputError("val_pool 'writers' needs the QMNIST writer ids")
+        return writer_disjoint_split(writers[:count], val_size)
+    if recipe.val_pool != "last":
+        raise InputError(f"val_pool must be 'last' or 'writers', got {recipe.val_pool!r}")
+    return np.arange(count - val_size), np.arange(count - val_size, count)
 
 
 def _device_of(module: torch.nn.Module) -> torch.device:
@@ -88,37 +83,39 @@ def assignment_accuracy(model: Amphisbaena, images: np.ndarray, seed: int = 0) -
 
 
 @torch.no_grad()
-def hard_batches(model: Amphisbaena, images: np.ndarray, recipe: Recipe, rng: np.random.Generator) -> list[np.ndarray]:
-    """Batches of digit indices in which each anchor sits with the digits whose right halves
-    the model currently scores highest for its left half, so in-batch negatives are hard.
+def confusers(head: torch.nn.Module, left: torch.Tensor, right: torch.Tensor, group: int) -> np.ndarray:
+    """(N, GROUP) indices: for each digit's left half, the other digits whose right halves HEAD scores
+    highest for it (features LEFT and RIGHT of the same N digits, in order).
 
-    The learned part of the head (one GEMM) shortlists 4x the group size; the exact
-    score, geometry penalty included, picks the group from the shortlist.
-    """
-    left, right = split_halves(images)
-    fl, fr = features(model.left_arm, left), features(model.right_arm, right)
-    g = recipe.model.geometry_start
-    config = recipe.model
-    n, group = len(images), recipe.hard_group
-    confusers = np.empty((n, group), dtype=np.int64)
+    The learned part of the head (one GEMM) shortlists 4x the group size; the exact score, geometry
+    penalty included, picks the group from the shortlist."""
+    g = head.geometry_start
+    n = len(left)
+    chosen = np.empty((n, group), dtype=np.int64)
     for start in range(0, n, 2048):
-        rows = torch.arange(start, min(start + 2048, n), device=fl.device)
-        upper = model.head.learned(fl[rows], fr)
-        upper[torch.arange(len(rows), device=fl.device), rows] = -math.inf
+        rows = torch.arange(start, min(start + 2048, n), device=left.device)
+        upper = head.learned(left[rows], right)
+        upper[torch.arange(len(rows), device=left.device), rows] = -math.inf
         shortlist = upper.topk(4 * group, dim=1).indices
-        penalty = geometry_penalty(fl[rows, None, g:], fr[shortlist][:, :, g:], config.com_weight, config.box_weight)
+        penalty = geometry_penalty(left[rows, None, g:], right[shortlist][:, :, g:], head.com_weight, head.box_weight)
         exact = upper.gather(1, shortlist) - penalty
-        confusers[start : start + len(rows)] = shortlist.gather(1, exact.topk(group, dim=1).indices).cpu().numpy()
-    used = np.zeros(n, dtype=bool)
+        chosen[start : start + len(rows)] = shortlist.gather(1, exact.topk(group, dim=1).indices).cpu().numpy()
+    return chosen
+
+
+def grouped_batches(confused: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Batches of digit indices in which each anchor (in random order) sits with those of its CONFUSED
+    digits not yet placed, so in-batch negatives are hard."""
+    used = np.zeros(len(confused), dtype=bool)
     order: list[int] = []
-    for anchor in rng.permutation(n):
+    for anchor in rng.permutation(len(confused)):
         if used[anchor]:
             continue
-        members = [anchor] + [c for c in confusers[anchor] if not used[c]]
+        members = [anchor] + [c for c in confused[anchor] if not used[c]]
         used[members] = True
         order.extend(members)
     order_array = np.asarray(order)
-    return [order_array[i : i + recipe.batch_size] for i in range(0, n, recipe.batch_size)]
+    return [order_array[i : i + batch_size] for i in range(0, len(order_array), batch_size)]
 
 
 def random_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -126,44 +123,21 @@ def random_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
-def augment(pixels: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Shift whole digits (float pixels in 0..255) by whole pixels on both axes before cutting, so
-    both halves move together and the new seam is still a true seam; PIXELS itself when off.
-
-    Only the learned path sees the shifted digit: the geometry features, whose rules
-    (centre of mass at 14 +- 0.5) a shift would break, come from the unshifted digit.
-    """
-    if max_shift == 0:
-        return pixels
-    shifts = torch.randint(-max_shift, max_shift + 1, (len(pixels), 2), generator=generator).to(pixels.device)
-    out = torch.empty_like(pixels)
-    for dy in range(-max_shift, max_shift + 1):
-        for dx in range(-max_shift, max_shift + 1):
-            chosen = (shifts[:, 0] == dy) & (shifts[:, 1] == dx)
-            out[chosen] = torch.roll(pixels[chosen], (dy, dx), dims=(1, 2))
-    return out
-
-
-def warp(pixels: torch.Tensor, recipe: Recipe, generator: torch.Generator) -> torch.Tensor:
-    """Rotate and scale whole digits about the centre by small random amounts (RECIPE.rotate
-    degrees, RECIPE.scale fraction), then round to grey levels. The cut comes after the warp, so
-    strokes still run continuously across the seam: new pairs, not new noise. Learned path only."""
-    if recipe.rotate == 0 and recipe.scale == 0:
-        return pixels
-    n = len(pixels)
-    angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(recipe.rotate)
-    zoom = 1 + (torch.rand(n, generator=generator) * 2 - 1) * recipe.scale
-    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-    theta = torch.stack([torch.stack([cos, -sin, torch.zeros(n)], 1), torch.stack([sin, cos, torch.zeros(n)], 1)], 1)
-    grid = F.affine_grid(theta.to(pixels.device), (n, 1, 28, 28), align_corners=False)
-    warped = F.grid_sample(pixels[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0]
-    return warped.round().clamp(0, 255)
-
-
 def contrastive_loss(scores: torch.Tensor) -> torch.Tensor:
     """Symmetric cross-entropy: each left must pick its right among the batch, and vice versa."""
     target = torch.arange(scores.shape[0], device=scores.device)
     return 0.5 * (F.cross_entropy(scores, target) + F.cross_entropy(scores.T, target))
+
+
+def distillation_loss(scores: torch.Tensor, teacher_scores: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(teacher || student) of the in-batch row distributions (each left over the batch's rights) and
+    column distributions (each right over the lefts), averaged, times temperature^2 so its gradient
+    keeps its size as the temperature changes (Hinton et al., 2015). Scores: (B, B), pair i, i true."""
+
+    def kl(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        return F.kl_div(F.log_softmax(student / temperature, dim=1), F.log_softmax(teacher / temperature, dim=1), reduction="batchmean", log_target=True)
+
+    return 0.5 * temperature**2 * (kl(scores, teacher_scores) + kl(scores.T, teacher_scores.T))
 
 
 def learning_rate(recipe: Recipe, progress: float) -> float:
@@ -174,18 +148,45 @@ def learning_rate(recipe: Recipe, progress: float) -> float:
     return recipe.learning_rate * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
 
 
+class Teacher:
+    """A trained model that teaches a student: its features of every training half, computed once,
+    the in-batch scores it gives any batch, and the hard negatives it mines (fixed for the whole run)."""
+
+    def __init__(self, model: Amphisbaena, images: np.ndarray, recipe: Recipe, device: str) -> None:
+        self.head = model.head.to(device).eval()
+        # The student trains against the training-time penalty weights; the teacher's scores must use the same.
+        self.head.com_weight, self.head.box_weight = recipe.model.com_weight, recipe.model.box_weight
+        left, right = split_halves(images)
+        self.left = features(model.left_arm.to(device), left)
+        self.right = features(model.right_arm.to(device), right)
+        self.confusers = confusers(self.head, self.left, self.right, recipe.hard_group)
+
+    @torch.no_grad()
+    def scores(self, batch: np.ndarray) -> torch.Tensor:
+        """(B, B) teacher scores of BATCH's lefts against its rights."""
+        index = torch.from_numpy(batch).to(self.left.device)
+        return self.head(self.left[index], self.right[index])
+
+
 def train(
     recipe: Recipe,
     run_dir: Path,
     data_dir: Path | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     device: str = "cpu",
+    teacher: Amphisbaena | None = None,
+    writers: np.ndarray | None = None,
 ) -> TrainResult:
     """Train (resuming from RUN_DIR/checkpoint.pt if present) on DEVICE and return the model (on the CPU).
-    Checkpoints always hold CPU tensors, so a run started on a GPU can be exported or resumed anywhere."""
+
+    With a TEACHER the loss adds `distillation_loss` against it and the teacher mines the hard batches;
+    without one the model mines its own from RECIPE.hard_start_epoch on. WRITERS (one id per training
+    digit) are needed for RECIPE.val_pool "writers". Checkpoints always hold CPU tensors, so a run
+    started on a GPU can be exported or resumed anywhere."""
     images, labels = load_split("train", data_dir, recipe.dataset)
-    train_images, val_images = split_train_val(images, recipe)
-    train_images = with_half_turns(train_images, split_train_val(labels, recipe)[0], recipe.half_turn_classes)
+    train_index, val_index = split_train_val(len(images), recipe, writers)
+    val_images = images[val_index]
+    train_images = with_half_turns(images[train_index], labels[train_index], recipe.half_turn_classes)
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(recipe.seed)
 
@@ -202,13 +203,18 @@ def train(
         start_epoch, val_accuracy = state["epoch"], state["val_accuracy"]
     elif recipe.init_from is not None:
         model.load_state_dict(torch.load(recipe.init_from, weights_only=True, map_location=device)["model"])
+    taught = Teacher(teacher, train_images, recipe, device) if teacher is not None and start_epoch < recipe.epochs else None
 
     for epoch in range(start_epoch, recipe.epochs):
         rng = np.random.default_rng([recipe.seed, epoch])
         torch.manual_seed(recipe.seed * 1000 + epoch)
         generator = torch.Generator().manual_seed(recipe.seed * 1000 + epoch)
-        if epoch >= recipe.hard_start_epoch:
-            batches = hard_batches(model, train_images, recipe, rng)
+        if taught is not None:
+            batches = grouped_batches(taught.confusers, recipe.batch_size, rng)
+        elif epoch >= recipe.hard_start_epoch:
+            model.eval()
+            confused = confusers(model.head, *(features(arm, half) for arm, half in zip((model.left_arm, model.right_arm), split_halves(train_images))), recipe.hard_group)
+            batches = grouped_batches(confused, recipe.batch_size, rng)
         else:
             batches = random_batches(len(train_images), recipe.batch_size, rng)
         model.train()
@@ -223,6 +229,8 @@ def train(
                 geometry_from=(clean[:, :, :HALF_WIDTH], clean[:, :, HALF_WIDTH:]),
             )
             loss = contrastive_loss(scores)
+            if taught is not None:
+                loss = loss + recipe.distill_weight * distillation_loss(scores, taught.scores(batch), recipe.distill_temperature)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

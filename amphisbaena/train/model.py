@@ -70,8 +70,7 @@ def geometry_penalty(left: torch.Tensor, right: torch.Tensor, com_weight: float,
     (amphisbaena.geometry).
 
     Written for the exported head's speed: whatever can be is computed per half (torques about the
-    centre, extents shifted by the box side) so that few operations run per pair (measured: 2.2x
-    fewer per-pair ONNX nodes than the min/max-by-abs form it replaced, same values)."""
+    centre, extents shifted by the box side) so that few operations run per pair."""
     mass = torch.clamp(left[..., 0] + right[..., 0], min=MIN_MASS)
     row_torque = (left[..., 1] - CENTRE * left[..., 0]) + (right[..., 1] - CENTRE * right[..., 0])
     col_torque = (left[..., 2] - CENTRE * left[..., 0]) + (right[..., 2] - CENTRE * right[..., 0])
@@ -95,6 +94,7 @@ class ModelConfig:
     dropout: float = 0.3
     seam_channels: int = 16  # per-row features of the columns next to the cut (0: no seam term)
     seam_columns: int = 4  # how many columns next to the cut the seam convolution reads
+    seam_width: int = 48  # channels inside the seam convolution
     com_weight: float = 50.0  # penalty per pixel the joined digit's centre of mass lies outside 14 +- 0.5
     box_weight: float = 10.0  # penalty per pixel the joined digit's larger side differs from 20
 
@@ -124,7 +124,7 @@ class Seam(nn.Module):
     def __init__(self, config: ModelConfig, side: str) -> None:
         super().__init__()
         self.columns = slice(14 - config.seam_columns, 14) if side == "left" else slice(0, config.seam_columns)
-        width = 48
+        width = config.seam_width
         self.strip = nn.Conv2d(1, width, kernel_size=(7, config.seam_columns), padding=(3, 0))
         self.rows = nn.Sequential(
             nn.GELU(),
@@ -223,7 +223,7 @@ class PairHead(nn.Module):
     def learned(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         """The learned part over whole feature rows: one GEMM with per-feature coefficients (zero on
         the geometry, so no tile is sliced) plus the two per-half square terms, each a matrix-vector
-        product written as [Tr, D] x [D, 1] (onnxruntime runs that 5x faster than a 1-D MatMul)."""
+        product written as [Tr, D] x [D, 1] (onnxruntime runs that faster than a 1-D MatMul)."""
         weights = self._hidden_weights()
         no_geometry = weights.new_zeros(GEOMETRY_SIZE)
         pair = torch.cat([self.log_scale.exp().expand(self.embedding), 2 * weights, no_geometry])

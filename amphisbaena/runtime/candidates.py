@@ -1,145 +1,32 @@
-"""Arm features once per half, then the head over tiles of features.
+"""Candidates: the best k partners of every left and every right, streamed tile by tile from the head.
 
-Memory stays bounded by the tile: the head's hidden tensor is at most
-Tl x Tr x H, never N x N x H. For large N the score matrix itself is not kept
-either: `stream_candidates` keeps only the best k partners of every left and
-every right while the tiles go by.
+The full score matrix is never held. Each row and column keeps its best k + 1 entries while the tiles go
+by; the union of every row's and column's best k becomes the candidate graph, and each one's (k+1)-th
+best bounds every pair it left out (`graph`). With a pruner, pairs whose geometry bound falls below
+PRUNE_FLOOR are never scored, and their bounds join the graph's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from functools import partial
-from typing import TypeVar
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from amphisbaena.engines.base import Backend
-from amphisbaena.runtime.assignment import CandidateGraph, SparseSolution
-from amphisbaena.runtime.pruning import GeometryPruner
+from amphisbaena.runtime.graph import CandidateGraph
+from amphisbaena.runtime.overlap import one_ahead
+from amphisbaena.shapes import kept_per_item
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from amphisbaena.runtime.scorer import PairScorer
 
-ARM_BATCH = 2048
-TILE_ROWS = 256
-TILE_COLS = 2048
-TOPK_TILE = 1024  # rows and columns of a head_topk tile: large tiles amortise the per-call cost
-CORE_K = 8  # of each row's and column's candidates, the best this many form the graph's core (assignment._potentials; measured 4, 8, 16: 8 fastest at 10k and 60k)
+CORE_K = 8  # of each row's and column's candidates, the best this many form the graph's core
 PRUNE_FLOOR = -20.0  # pairs whose score bound is below this are not scored (well under a row's 33rd best)
 
 
-def arm_features(backend: Backend, side: str, halves: np.ndarray, batch: int = ARM_BATCH) -> np.ndarray:
-    """Features of every half of SIDE, computed in batches and kept for all later tiles."""
-    parts = [backend.arm(side, halves[i : i + batch]) for i in range(0, len(halves), batch)]
-    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
-
-
-def both_arms(backend: Backend, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Features of the lefts and of the rights; the two arms run side by side where the backend
-    allows threads (onnxruntime gives each arm half the threads: 10k halves 0.8 s -> 0.6 s on 2 cores)."""
-    if not backend.any_thread:
-        return arm_features(backend, "left", left), arm_features(backend, "right", right)
-    with ThreadPoolExecutor(max_workers=1) as worker:
-        right_features = worker.submit(arm_features, backend, "right", right)
-        return arm_features(backend, "left", left), right_features.result()
-
-
-def score_strips(
-    backend: Backend,
-    left_features: np.ndarray,
-    right_features: np.ndarray,
-    tile_rows: int = TILE_ROWS,
-    tile_cols: int = TILE_COLS,
-) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (first_row, scores[rows, all columns]) strip by strip, each strip filled tile by tile."""
-    strip = np.empty((tile_rows, len(right_features)), dtype=np.float32)
-    for r0 in range(0, len(left_features), tile_rows):
-        rows = left_features[r0 : r0 + tile_rows]
-        for c0 in range(0, len(right_features), tile_cols):
-            strip[: len(rows), c0 : c0 + tile_cols] = backend.head(rows, right_features[c0 : c0 + tile_cols])
-        yield r0, strip[: len(rows)]
-
-
-def score_all(backend: Backend, left_features: np.ndarray, right_features: np.ndarray) -> np.ndarray:
-    """The dense (Nl, Nr) score matrix; only for N small enough to hold it."""
-    scores = np.empty((len(left_features), len(right_features)), dtype=np.float32)
-    for r0, strip in score_strips(backend, left_features, right_features):
-        scores[r0 : r0 + len(strip)] = strip
-    return scores
-
-
-def score_rows(backend: Backend, left_features: np.ndarray, right_features: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Exact scores of the given left rows against every right, for the optimality check."""
-    return score_all(backend, left_features[rows], right_features)
-
-
-def _score_columns(
-    backend: Backend, left_rows: np.ndarray, right_features: np.ndarray, cols: np.ndarray, tile_cols: int = TILE_COLS
-) -> np.ndarray:
-    """Exact scores (len(left_rows), len(cols)) of some lefts against the rights COLS, in tiles."""
-    scores = np.empty((len(left_rows), len(cols)), dtype=np.float32)
-    for c0 in range(0, len(cols), tile_cols):
-        scores[:, c0 : c0 + tile_cols] = backend.head(left_rows, right_features[cols[c0 : c0 + tile_cols]])
-    return scores
-
-
-def one_ahead(calls: Iterable[Callable[[], T]], threaded: bool = True) -> Iterator[T]:
-    """The results of CALLS in order, each computed in a worker thread while the caller digests the
-    one before (THREADED; else simply in turn). The head runs in onnxruntime and the digesting in
-    large numpy operations, both of which release the GIL, so neither waits for the other
-    (measured: README, "Tests and benchmarks")."""
-    if not threaded:
-        yield from (call() for call in calls)
-        return
-    with ThreadPoolExecutor(max_workers=1) as worker:
-        pending = None
-        for call in calls:
-            future = worker.submit(call)
-            if pending is not None:
-                yield pending.result()
-            pending = future
-        if pending is not None:
-            yield pending.result()
-
-
-def _scored_block(
-    backend: Backend, left_features: np.ndarray, right_features: np.ndarray, members: np.ndarray, cols: np.ndarray, tile_cols: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return members, cols, _score_columns(backend, left_features[members], right_features, cols, tile_cols)
-
-
-def rescore_rows(
-    backend: Backend,
-    left_features: np.ndarray,
-    right_features: np.ndarray,
-    rows: np.ndarray,
-    solution: SparseSolution,
-    pruner: GeometryPruner | None,
-) -> tuple[np.ndarray, int]:
-    """Scores of whole ROWS for the optimality check, and how many pairs were scored.
-
-    Without a pruner every pair is scored. With one, the rows are split into small groups of
-    similar geometry, and a pair whose group bound is at most what the duals certify
-    (u_i + w_j) needs no score: the bound stands in for it, which both certifies it and
-    bounds what the row leaves out."""
-    if pruner is None:
-        exact = score_rows(backend, left_features, right_features, rows)
-        return exact, exact.size
-    certified = solution.row_potential[rows, None] + solution.col_potential[None, :]
-    subgroups = pruner.subgroups(rows)
-    values = np.empty((len(rows), len(right_features)))
-    scored = 0
-    for members, upper in zip(subgroups, pruner.bounds([rows[members] for members in subgroups])):
-        values[members] = upper
-        cols = np.flatnonzero(upper > certified[members].min(axis=0))
-        values[np.ix_(members, cols)] = _score_columns(backend, left_features[rows[members]], right_features, cols)
-        scored += len(members) * len(cols)
-    return values, scored
-
-
-class _BestPerItem:
+class BestPerItem:
     """The best COUNT (score, partner) pairs of every item, kept best first in dense arrays.
 
     Batches are ragged lists of entries; only the items they touch are re-sorted.
@@ -184,14 +71,13 @@ class _BestPerItem:
         return items, self.partner[:, :kept].ravel(), self.score[:, :kept].ravel().astype(np.float64), rank, bound
 
 
-class _BestPerItemFromBlocks:
+class BestPerItemFromBlocks:
     """The best COUNT (score, partner) pairs of every item, gathered from dense blocks of scores.
 
     Each item has 2 * COUNT slots, unsorted. A block offers each of its items only its entries at
     or above the item's floor (its COUNT-th best so far, a lower bound on its final COUNT-th best),
     and at most its own best COUNT of them. An item whose slots would overflow is first cut back to
-    its best COUNT. Sorting happens once, at the end (measured at 10k: rows and columns 0.36 s,
-    against 0.49 s merging every block into the kept lists)."""
+    its best COUNT. Sorting happens once, at the end, instead of merging every block into sorted lists."""
 
     def __init__(self, items: int, count: int) -> None:
         self.count = count
@@ -248,11 +134,11 @@ class _BestPerItemFromBlocks:
         self.fill[items] = self.count
         self.floor[items] = np.maximum(self.floor[items], kept_score.min(axis=1))
 
-    def best_first(self) -> _BestPerItem:
+    def best_first(self) -> BestPerItem:
         """Sorted lists, best first, ties going to the lower partner; empty slots last."""
         partner_key = np.where(np.isneginf(self.score), np.iinfo(np.int64).max, self.partner)
         order = np.lexsort((partner_key, -self.score), axis=1)[:, : self.count]
-        best = _BestPerItem(len(self.score), self.count)
+        best = BestPerItem(len(self.score), self.count)
         best.score = np.take_along_axis(self.score, order, axis=1)
         best.partner = np.take_along_axis(self.partner, order, axis=1)
         return best
@@ -266,8 +152,10 @@ def _floor_from(scores: np.ndarray, count: int, axis: int) -> np.ndarray:
     return np.partition(scores, size - count, axis=axis).take(size - count, axis=axis)
 
 
-def _graph_from(by_row: _BestPerItem, by_col: _BestPerItem, k: int, n_right: int) -> CandidateGraph:
-    """The union of every row's and every column's best k, its core marked (`CandidateGraph.core`)."""
+def graph_from(by_row: BestPerItem, by_col: BestPerItem, k: int, n_right: int) -> CandidateGraph:
+    """The union of every row's and every column's best k, its core marked: each row's and column's best
+    CORE_K edges, where the duals are found first (`duals`). Each row's and column's (k+1)-th best
+    becomes its bound on every pair left out."""
     row_item, row_partner, row_score, row_rank, row_bound = by_row.kept_and_bound(k)
     col_item, col_partner, col_score, col_rank, col_bound = by_col.kept_and_bound(k)
     all_rows = np.concatenate([row_item, col_partner])
@@ -280,33 +168,25 @@ def _graph_from(by_row: _BestPerItem, by_col: _BestPerItem, k: int, n_right: int
     return CandidateGraph(all_rows[unique], all_cols[unique], scores[unique], row_bound, col_bound, core=rank[unique] < CORE_K)
 
 
-def stream_candidates(
-    backend: Backend,
-    left_features: np.ndarray,
-    right_features: np.ndarray,
-    k: int,
-    tile_rows: int | None = None,
-    tile_cols: int | None = None,
-    pruner: GeometryPruner | None = None,
-) -> CandidateGraph:
+
+
+def stream(scorer: PairScorer, k: int) -> CandidateGraph:
     """Top-k partners of every left and every right, with bounds on every score left out.
 
-    Memory is O(N * k + tile_rows * N); the full score matrix is never kept.
-    With a PRUNER (`pruning.pruner_for`), pairs the geometry rules out are never scored
-    (`stream_pruned_candidates`). Otherwise backends with a head_topk graph reduce
-    every tile to its candidates inside the graph (`_stream_device_topk`); others
-    return whole tiles and are filtered here.
+    Memory is O(N * k + tile rows * N). With the scorer's pruner, pairs the geometry rules out are
+    never scored (`_stream_pruned`). Otherwise backends with a head_topk graph reduce every tile to
+    its candidates inside the graph (`_stream_device_topk`); others return whole tiles, filtered here.
     """
-    n_left, n_right = len(left_features), len(right_features)
-    if pruner is not None:
-        return stream_pruned_candidates(backend, left_features, right_features, k, pruner, tile_cols=tile_cols or TILE_COLS)
+    n_left, n_right = scorer.size
+    backend = scorer.backend
+    if scorer.pruner is not None:
+        return _stream_pruned(scorer, k)
     if backend.topk is not None and k + 1 <= backend.topk <= min(n_left, n_right):
-        return _stream_device_topk(backend, left_features, right_features, k, tile_rows or TOPK_TILE, tile_cols or TOPK_TILE)
-    tile_rows, tile_cols = tile_rows or TILE_ROWS, tile_cols or TILE_COLS
-    by_row = _BestPerItem(n_left, min(k + 1, n_right))
-    by_col = _BestPerItem(n_right, min(k + 1, n_left))
-    probe = min(n_right, max(tile_cols, 4 * (k + 1)))
-    for r0, strip in score_strips(backend, left_features, right_features, tile_rows, tile_cols):
+        return _stream_device_topk(scorer, k)
+    by_row = BestPerItem(n_left, kept_per_item(k, n_right))
+    by_col = BestPerItem(n_right, kept_per_item(k, n_left))
+    probe = min(n_right, max(scorer.tiles.cols, 4 * (k + 1)))
+    for r0, strip in scorer.strips():
         # Entries below both floors can enter neither a row's nor a column's top-(k+1).
         row_floor = _floor_from(strip[:, :probe], by_row.count, axis=1)
         col_floor = by_col.threshold
@@ -314,7 +194,7 @@ def stream_candidates(
             col_floor = np.maximum(col_floor, _floor_from(strip, by_col.count, axis=0))
         r, c = np.nonzero((strip >= row_floor[:, None]) | (strip >= col_floor[None, :]))
         _feed(by_row, by_col, r + r0, c, strip[r, c], row_floor[r], col_floor[c])
-    return _graph_from(by_row, by_col, k, n_right)
+    return graph_from(by_row, by_col, k, n_right)
 
 
 def _windows(n: int, size: int, minimum: int) -> Iterator[tuple[int, int, int]]:
@@ -325,16 +205,15 @@ def _windows(n: int, size: int, minimum: int) -> Iterator[tuple[int, int, int]]:
         yield min(fresh, max(0, stop - minimum)), stop, fresh
 
 
-def _stream_device_topk(
-    backend: Backend, left_features: np.ndarray, right_features: np.ndarray, k: int, tile_rows: int, tile_cols: int
-) -> CandidateGraph:
+def _stream_device_topk(scorer: PairScorer, k: int) -> CandidateGraph:
     """The same top-k from tiles reduced on the device (head_topk): only each tile's best `topk` per
     row and per column come back. A row's best k + 1 overall are among its best k + 1 within any
     tile that holds them, so merging the tiles' lists on the host is exact."""
-    n_left, n_right = len(left_features), len(right_features)
-    by_row = _BestPerItem(n_left, min(k + 1, n_right))
-    by_col = _BestPerItem(n_right, min(k + 1, n_left))
-    tile_rows, tile_cols = max(tile_rows, backend.topk), max(tile_cols, backend.topk)
+    backend, left_features, right_features = scorer.backend, scorer.left, scorer.right
+    n_left, n_right = scorer.size
+    by_row = BestPerItem(n_left, kept_per_item(k, n_right))
+    by_col = BestPerItem(n_right, kept_per_item(k, n_left))
+    tile_rows, tile_cols = max(scorer.tiles.topk_rows, backend.topk), max(scorer.tiles.topk_cols, backend.topk)
     for r0, r1, fresh_row in _windows(n_left, tile_rows, backend.topk):
         for c0, c1, fresh_col in _windows(n_right, tile_cols, backend.topk):
             row_scores, row_partners, col_scores, col_partners = backend.head_topk(left_features[r0:r1], right_features[c0:c1])
@@ -346,33 +225,24 @@ def _stream_device_topk(
             partners = col_partners.ravel().astype(np.int64) + r0
             new = (cols >= fresh_col) & (partners >= fresh_row)
             by_col.add(cols[new], partners[new], col_scores.ravel()[new])
-    return _graph_from(by_row, by_col, k, n_right)
+    return graph_from(by_row, by_col, k, n_right)
 
 
-def _feed(by_row: _BestPerItem, by_col: _BestPerItem, rows, cols, scores, row_floor, col_floor) -> None:
+def _feed(by_row: BestPerItem, by_col: BestPerItem, rows, cols, scores, row_floor, col_floor) -> None:
     for_rows = scores >= row_floor
     by_row.add(rows[for_rows], cols[for_rows], scores[for_rows])
     for_cols = scores >= col_floor
     by_col.add(cols[for_cols], rows[for_cols], scores[for_cols])
 
 
-def stream_pruned_candidates(
-    backend: Backend,
-    left_features: np.ndarray,
-    right_features: np.ndarray,
-    k: int,
-    pruner: GeometryPruner,
-    floor: float | None = None,
-    tile_cols: int = TILE_COLS,
-) -> CandidateGraph:
+def _stream_pruned(scorer: PairScorer, k: int) -> CandidateGraph:
     """The top-k of every left and right among the pairs the geometry does not rule out, with
     bounds on every pair left out (see `pruning`). Each group of lefts is scored against the
-    rights whose bound reaches FLOOR (default PRUNE_FLOOR), and always against at least its k + 1
-    most promising."""
-    floor = PRUNE_FLOOR if floor is None else floor
-    n_left, n_right = len(left_features), len(right_features)
-    by_row = _BestPerItemFromBlocks(n_left, min(k + 1, n_right))
-    by_col = _BestPerItemFromBlocks(n_right, min(k + 1, n_left))
+    rights whose bound reaches PRUNE_FLOOR, and always against at least its k + 1 most promising."""
+    pruner, floor = scorer.pruner, PRUNE_FLOOR
+    n_left, n_right = scorer.size
+    by_row = BestPerItemFromBlocks(n_left, kept_per_item(k, n_right))
+    by_col = BestPerItemFromBlocks(n_right, kept_per_item(k, n_left))
     row_left_out = np.full(n_left, -np.inf)
     col_left_out = np.full(n_right, -np.inf)
 
@@ -385,14 +255,14 @@ def stream_pruned_candidates(
             if len(cols) < n_right:
                 row_left_out[members] = upper[~keep].max()
                 np.maximum(col_left_out, np.where(keep, -np.inf, upper), out=col_left_out)
-            yield partial(_scored_block, backend, left_features, right_features, members, cols, tile_cols)
+            yield partial(scorer.block, members, cols)
 
     scored = 0
-    for members, cols, scores in one_ahead(blocks(), backend.any_thread):
+    for members, cols, scores in one_ahead(blocks(), scorer.backend.any_thread):
         scored += scores.size
         by_row.add_block(members, cols, scores)
         by_col.add_block(cols, members, np.ascontiguousarray(scores.T))
-    graph = _graph_from(by_row.best_first(), by_col.best_first(), k, n_right)
+    graph = graph_from(by_row.best_first(), by_col.best_first(), k, n_right)
     return replace(
         graph, row_bound=np.maximum(graph.row_bound, row_left_out), col_bound=np.maximum(graph.col_bound, col_left_out), scored_pairs=scored
     )

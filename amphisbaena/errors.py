@@ -1,0 +1,5 @@
+"""The one error type a user sees: bad input, printed by the CLI as one line with exit status 2."""
+
+
+class InputError(Exception):
+    """A problem with the user's input (a file, an option, the data); the message names it in one line."""

@@ -1,0 +1,194 @@
+"""The sparse solver and its certificate: the optimal matching of a candidate graph and its duals.
+
+`solve_sparse`
+solves on a candidate graph (top-k per row and per column), then *proves* the
+result is also optimal for the full matrix with LP duality:
+
+    potentials u (rows) and w (columns) with u_i + w_j >= s_ij for every pair,
+    and u_i + w_j == s_ij on the chosen pairs, certify a maximum-score matching.
+
+On the candidate edges the potentials come from shortest paths in the residual
+graph of the optimal sparse matching. For an excluded pair (i, j), s_ij is at
+most min(row_bound_i, col_bound_j), the (k+1)-th best score of row i and of
+column j; where even that bound could exceed u_i + w_j the caller rescores the
+row exactly, any true violation becomes a new candidate edge, and the row's
+bound tightens to its largest excluded score.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
+from amphisbaena.runtime.graph import CandidateGraph, SparseSolution
+
+
+def _matching(rows: np.ndarray, cols: np.ndarray, costs: np.ndarray, n: int) -> np.ndarray | None:
+    """Minimum-cost perfect matching of N rows and N columns on the edges (ROWS, COLS) with COSTS,
+    or None if none exists."""
+    # Costs must be strictly positive: csgraph treats stored zeros as missing edges.
+    matrix = csr_matrix((costs - costs.min() + 1.0, (rows, cols)), shape=(n, n))
+    try:
+        _, right_for_left = min_weight_full_bipartite_matching(matrix)
+    except ValueError:
+        return None
+    return right_for_left.astype(np.int64)
+
+
+def _potentials_by_shortest_paths(
+    rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, right_for_left: np.ndarray, start: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Dual potentials (u, w) with u_i + w_j >= s_ij on every edge and equality on the matching.
+
+    Shortest paths from a virtual source to every node of the residual graph
+    (row -> column along unmatched edges with cost -s, column -> row along
+    matched edges with cost +s); optimality means it has no negative cycle, so a
+    vectorised Bellman-Ford converges. Each sweep relaxes only the edges leaving
+    nodes whose distance changed in the sweep before, so late sweeps, which touch
+    a few long paths, cost little. These are the extreme duals that load
+    everything onto the columns.
+
+    START (column potentials w of an earlier, nearly feasible solution) replaces the
+    virtual source: label correcting from any start converges to *some* feasible
+    potentials when there is no negative cycle, and from nearly feasible ones in a
+    few cheap sweeps.
+    """
+    n = len(right_for_left)
+    matched = right_for_left[rows] == cols
+    # Nodes 0..n-1 are rows, n..2n-1 are columns; edges sorted by tail, so a node's edges are one run.
+    tails = np.where(matched, cols + n, rows)
+    order = np.argsort(tails, kind="stable")
+    tails, heads = tails[order], np.where(matched, rows, cols + n)[order]
+    weights = np.where(matched, scores, -scores)[order]
+    nodes = np.arange(2 * n)
+    first, last = np.searchsorted(tails, nodes, side="left"), np.searchsorted(tails, nodes, side="right")
+    matched_score = np.empty(n)
+    matched_score[rows[matched]] = scores[matched]
+    distance = np.zeros(2 * n)
+    active = nodes
+    if start is not None:
+        distance[n:] = -start
+        distance[:n] = -start[right_for_left] + matched_score  # matched edges tight from the start
+        # Only the tails of edges the start violates can improve anything at first; any other
+        # edge becomes violated only once its tail's distance drops, which makes the tail active.
+        active = np.unique(tails[distance[tails] + weights < distance[heads] - 1e-12])
+    for _ in range(2 * n + 1):
+        counts = last[active] - first[active]
+        edges = np.arange(counts.sum()) + np.repeat(first[active] - (np.cumsum(counts) - counts), counts)
+        relaxed = distance[tails[edges]] + weights[edges]
+        improved = relaxed < distance[heads[edges]] - 1e-12
+        if not improved.any():
+            break
+        np.minimum.at(distance, heads[edges[improved]], relaxed[improved])
+        active = np.unique(heads[edges[improved]])
+    else:
+        raise RuntimeError("residual graph has a negative cycle: the sparse matching is not optimal")
+    w = -distance[n:]
+    return matched_score - w[right_for_left], w  # u tight on the matching
+
+
+def _potentials(
+    graph: CandidateGraph, right_for_left: np.ndarray, start: SparseSolution | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Central optimal duals: the mean of the column-heavy and the row-heavy extremes.
+
+    Any convex combination of optimal duals is optimal. The extremes put all the
+    slack on one side, so excluded pairs fail the bound check there; the mean
+    keeps both u and w comfortable, which is what certifies excluded pairs.
+    From START (an earlier round's central duals) both passes only correct what
+    changed, so their mean stays near the earlier centre. The two passes run in two
+    threads: their large array operations release the GIL.
+
+    Without START, a graph that marks its core (each row's and column's best few edges)
+    gets its duals there first, where the shortest paths take an eighth of the edges
+    (k = 64), and then only corrected on the whole graph, where few edges are violated
+    (docs/performance.md).
+    """
+    core = None if start is not None or graph.core is None else graph.core | (right_for_left[graph.rows] == graph.cols)
+    if core is not None and not core.all():
+        inner = CandidateGraph(graph.rows[core], graph.cols[core], graph.scores[core], graph.row_bound, graph.col_bound)
+        start = SparseSolution(right_for_left, *_potentials(inner, right_for_left))
+    scores = graph.scores.astype(np.float64)
+    left_for_right = np.empty_like(right_for_left)
+    left_for_right[right_for_left] = np.arange(len(right_for_left))
+    start_w, start_u = (None, None) if start is None else (start.col_potential, start.row_potential)
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        row_heavy = worker.submit(_potentials_by_shortest_paths, graph.cols, graph.rows, scores, left_for_right, start_u)
+        u_cols, w_cols = _potentials_by_shortest_paths(graph.rows, graph.cols, scores, right_for_left, start_w)
+        w_rows, u_rows = row_heavy.result()
+    return (u_cols + u_rows) / 2, (w_cols + w_rows) / 2
+
+
+def solve_sparse(graph: CandidateGraph, previous: SparseSolution | None = None) -> SparseSolution | None:
+    """Optimal matching on the candidate graph with its dual potentials; None if no perfect matching.
+
+    PREVIOUS, an optimal solution of a graph with the same nodes and a subset of these edges,
+    makes a re-solve cheap (`_matching_near`, and potentials corrected from its duals)."""
+    if previous is None:
+        right_for_left = _matching(graph.rows, graph.cols, -graph.scores, graph.size)
+    else:
+        right_for_left = _matching_near(graph, previous)
+    if right_for_left is None:
+        return None
+    u, w = _potentials(graph, right_for_left, previous)
+    return SparseSolution(right_for_left, u, w)
+
+
+def _matching_near(graph: CandidateGraph, previous: SparseSolution) -> np.ndarray:
+    """The optimal matching of GRAPH, given PREVIOUS, optimal for a subgraph of it (edges added since).
+
+    Under PREVIOUS's duals every old edge has slack u_i + w_j - s_ij >= 0, zero on its matching,
+    and the added edges that matter have negative slack; let D be the sum of those. An optimal
+    matching differs from the previous one by alternating cycles, each gaining minus the sum of
+    the slacks of its unmatched edges, which is >= 0, so no edge on them has slack above D.
+    Solving on the edges with slack <= D (the previous matching among them) is therefore exact.
+    The slacks themselves are the costs: they differ from the scores by row and column constants,
+    and the solver's initial reductions then find the previous matching almost whole, leaving
+    only the few rows the added edges touch to augment.
+    """
+    slack = previous.row_potential[graph.rows] + previous.col_potential[graph.cols] - graph.scores
+    allowed = np.maximum(-slack, 0.0).sum() + 2 * graph.tolerance
+    near = (slack <= allowed) | (previous.right_for_left[graph.rows] == graph.cols)
+    return _matching(graph.rows[near], graph.cols[near], slack[near], graph.size)
+
+
+def rows_needing_rescore(graph: CandidateGraph, solution: SparseSolution) -> np.ndarray:
+    """Rows i for which some excluded pair (i, j) might have s_ij > u_i + w_j.
+
+    Uses s_ij <= min(row_bound_i, col_bound_j) and checks all N^2 pairs in
+    O(N log N): for each row, the worst column among those whose bound is at
+    least the row's (suffix minimum of w) and among those below it (prefix
+    minimum of w - col_bound).
+    """
+    u, w = solution.row_potential, solution.col_potential
+    order = np.argsort(graph.col_bound)
+    sorted_bound = graph.col_bound[order]
+    suffix_min_w = np.minimum.accumulate(w[order][::-1])[::-1]
+    prefix_min_slack = np.minimum.accumulate(w[order] - sorted_bound)
+    split = np.searchsorted(sorted_bound, graph.row_bound, side="left")  # columns [split:] have bound >= row's
+    slack = np.full(graph.size, np.inf)
+    high = split < graph.size
+    slack[high] = u[high] + suffix_min_w[split[high]] - graph.row_bound[high]
+    low = split > 0
+    slack[low] = np.minimum(slack[low], u[low] + prefix_min_slack[split[low] - 1])
+    return np.flatnonzero(slack < -graph.tolerance)
+
+
+def confidence_margins(graph: CandidateGraph, right_for_left: np.ndarray) -> np.ndarray:
+    """Per left i: its chosen score minus the best alternative, for its row or for its chosen column.
+
+    Exact, because each row's and column's best k (k >= 2) are candidate edges, so the runner-up
+    of every row and column is among them; where it is not, the (k+1)-th-best bound stands in.
+    """
+    n = graph.size
+    chosen = graph.chosen(right_for_left)
+    chosen_score = np.empty(n)
+    chosen_score[graph.rows[chosen]] = graph.scores[chosen]
+    row_alternative = graph.row_bound.copy()
+    np.maximum.at(row_alternative, graph.rows[~chosen], graph.scores[~chosen])
+    col_alternative = graph.col_bound.copy()
+    np.maximum.at(col_alternative, graph.cols[~chosen], graph.scores[~chosen])
+    return chosen_score - np.maximum(row_alternative, col_alternative[right_for_left])

@@ -1,0 +1,95 @@
+"""The candidate graph: the pairs the head scored and kept, and bounds on every pair it left out.
+
+Rule of the proof held here: every pair (i, j) that is not an edge scores at most
+min(row_bound[i], col_bound[j]). Streaming (`candidates`) sets the bounds from each row's and
+column's (k+1)-th best score and from the geometry bounds of pairs never scored; rescoring a whole
+row (`absorb_rows`) replaces its bound with its largest score still left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class CandidateGraph:
+    """Candidate pairs with their exact scores, plus upper bounds on every excluded pair's score."""
+
+    rows: np.ndarray  # int64 (E,)
+    cols: np.ndarray  # int64 (E,)
+    scores: np.ndarray  # float64 (E,)
+    row_bound: np.ndarray  # (N,) every excluded score in row i is <= row_bound[i] (-inf: none excluded)
+    col_bound: np.ndarray  # (N,) every excluded score in column j is <= col_bound[j]
+    scored_pairs: int | None = None  # pairs the head scored to build it; None: every pair
+    # bool (E,): each row's and column's best few edges (`_potentials`); None where not known, as after
+    # absorb_rows, whose graphs are always re-solved from the previous round's duals, which need no core
+    core: np.ndarray | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.row_bound)
+
+    @property
+    def tolerance(self) -> float:
+        """Slack allowed for float32 rounding of the scores, relative to their typical magnitude
+        (not the largest: a few heavily penalised candidates must not loosen the proof)."""
+        return 1e-5 * (1.0 + float(np.median(np.abs(self.scores))))
+
+    def chosen(self, right_for_left: np.ndarray) -> np.ndarray:
+        """Mask of the edges a matching uses (every chosen pair is a candidate edge)."""
+        return right_for_left[self.rows] == self.cols
+
+    def absorb_rows(
+        self, rows: np.ndarray, strips: Iterable[tuple[np.ndarray, int | None]], solution: SparseSolution
+    ) -> tuple[CandidateGraph, int]:
+        """Fold scores of whole ROWS back in: every pair the duals do not cover becomes an edge,
+        and each row's bound tightens to the largest score still excluded.
+
+        STRIPS yields, for consecutive slices of ROWS, (exact, scored): their (len, N) scores, where
+        an upper bound may stand in for a pair's score that the duals cover (it then only bounds the
+        row), and how many pairs were actually scored (None: all). Strips come one at a time, so
+        memory stays at one strip; the graph is rebuilt once. Returns it and the edges it gained."""
+        n, tol = self.size, self.tolerance
+        position = np.full(n, -1)
+        position[rows] = np.arange(len(rows))
+        on_rows = position[self.rows] >= 0
+        held_position, held_col = position[self.rows[on_rows]], self.cols[on_rows]
+        order = np.argsort(held_position, kind="stable")
+        held_position, held_col = held_position[order], held_col[order]
+        row_bound = self.row_bound.copy()
+        new_rows, new_cols, new_scores, scored_total, start = [], [], [], 0, 0
+        for exact, scored in strips:
+            stop = start + len(exact)
+            chunk = rows[start:stop]
+            lo, hi = np.searchsorted(held_position, [start, stop])
+            excluded = np.ones(exact.shape, dtype=bool)
+            excluded[held_position[lo:hi] - start, held_col[lo:hi]] = False
+            covered = exact <= solution.row_potential[chunk, None] + solution.col_potential[None, :] + tol
+            new_r, new_c = np.nonzero(excluded & ~covered)
+            excluded[new_r, new_c] = False
+            row_bound[chunk] = np.where(excluded, exact, -np.inf).max(axis=1)
+            new_rows.append(chunk[new_r])
+            new_cols.append(new_c)
+            new_scores.append(exact[new_r, new_c].astype(np.float64))
+            scored_total += exact.size if scored is None else scored
+            start = stop
+        gained = sum(len(part) for part in new_rows)
+        graph = CandidateGraph(
+            np.concatenate([self.rows, *new_rows]),
+            np.concatenate([self.cols, *new_cols]),
+            np.concatenate([self.scores, *new_scores]),
+            row_bound,
+            self.col_bound,
+            None if self.scored_pairs is None else self.scored_pairs + scored_total,
+        )
+        return graph, gained
+
+
+@dataclass
+class SparseSolution:
+    right_for_left: np.ndarray
+    row_potential: np.ndarray
+    col_potential: np.ndarray

@@ -1,0 +1,119 @@
+"""PairScorer: everything that scores pairs of one restore, held once.
+
+The backend, both sides' features, the tile plan and the geometry pruner travel together through
+every stage that runs the head: streaming candidates, scoring blocks and strips, and rescoring rows
+for the proof. Memory stays bounded by a tile: the head's hidden tensor is at most rows x cols x H,
+never N x N x H.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from amphisbaena.engines.base import Backend
+from amphisbaena.runtime import candidates
+from amphisbaena.runtime.graph import CandidateGraph, SparseSolution
+from amphisbaena.runtime.pruning import GeometryPruner, pruner_for
+from amphisbaena.shapes import TILE_COLS, TILE_ROWS, TOPK_TILE
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """Tile shapes of head calls: (rows, cols) for exact score tiles, (topk_rows, topk_cols) for head_topk."""
+
+    rows: int = TILE_ROWS
+    cols: int = TILE_COLS
+    topk_rows: int = TOPK_TILE
+    topk_cols: int = TOPK_TILE
+
+
+class PairScorer:
+    """Scores (left, right) pairs of one restore with BACKEND.
+
+    left, right: (Nl, D) and (Nr, D) float32 arm features. pruner: the geometry bounds
+    (`pruning.GeometryPruner`), or None to score every pair."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        left: np.ndarray,
+        right: np.ndarray,
+        pruner: GeometryPruner | None = None,
+        tiles: TilePlan | None = None,
+    ) -> None:
+        self.backend = backend
+        self.left = left
+        self.right = right
+        self.pruner = pruner
+        self.tiles = tiles or TilePlan()
+
+    @classmethod
+    def pruned(cls, backend: Backend, left: np.ndarray, right: np.ndarray, prune: bool = True) -> PairScorer:
+        """A scorer with the geometry pruner where the head has a penalty to prune with (and PRUNE)."""
+        return cls(backend, left, right, pruner_for(backend, left, right) if prune else None)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return len(self.left), len(self.right)
+
+    def candidates(self, k: int) -> CandidateGraph:
+        """The candidate graph of every left's and right's best k (`candidates.stream`)."""
+        return candidates.stream(self, k)
+
+    def strips(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(first_row, scores (rows, Nr)) strip by strip, each strip filled tile by tile; the strip's
+        buffer is reused, so a caller keeps a copy of what it needs."""
+        rows_per_strip, cols_per_tile = self.tiles.rows, self.tiles.cols
+        strip = np.empty((rows_per_strip, len(self.right)), dtype=np.float32)
+        for r0 in range(0, len(self.left), rows_per_strip):
+            rows = self.left[r0 : r0 + rows_per_strip]
+            for c0 in range(0, len(self.right), cols_per_tile):
+                strip[: len(rows), c0 : c0 + cols_per_tile] = self.backend.head(rows, self.right[c0 : c0 + cols_per_tile])
+            yield r0, strip[: len(rows)]
+
+    def all(self) -> np.ndarray:
+        """The dense (Nl, Nr) score matrix; only for N small enough to hold it."""
+        scores = np.empty(self.size, dtype=np.float32)
+        for r0, strip in self.strips():
+            scores[r0 : r0 + len(strip)] = strip
+        return scores
+
+    def rows(self, rows: np.ndarray) -> np.ndarray:
+        """Exact scores (len(ROWS), Nr) of the given lefts against every right."""
+        return PairScorer(self.backend, self.left[rows], self.right, tiles=self.tiles).all()
+
+    def columns(self, lefts: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Exact scores (len(LEFTS), len(COLS)) of the lefts LEFTS against the rights COLS, in tiles."""
+        left_rows = self.left[lefts]
+        scores = np.empty((len(lefts), len(cols)), dtype=np.float32)
+        for c0 in range(0, len(cols), self.tiles.cols):
+            scores[:, c0 : c0 + self.tiles.cols] = self.backend.head(left_rows, self.right[cols[c0 : c0 + self.tiles.cols]])
+        return scores
+
+    def block(self, lefts: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(LEFTS, COLS, their scores): one block of the pruned stream, computed in a worker thread."""
+        return lefts, cols, self.columns(lefts, cols)
+
+    def rescore_rows(self, rows: np.ndarray, solution: SparseSolution) -> tuple[np.ndarray, int]:
+        """Scores (len(ROWS), Nr) of whole ROWS for the proof, and how many pairs were scored.
+
+        Without a pruner every pair is scored. With one, the rows are split into small groups of
+        similar geometry, and a pair whose group bound is at most what the duals certify
+        (u_i + w_j) needs no score: the bound stands in for it, which both certifies it and
+        bounds what the row leaves out."""
+        if self.pruner is None:
+            exact = self.rows(rows)
+            return exact, exact.size
+        certified = solution.row_potential[rows, None] + solution.col_potential[None, :]
+        subgroups = self.pruner.subgroups(rows)
+        values = np.empty((len(rows), len(self.right)))
+        scored = 0
+        for members, upper in zip(subgroups, self.pruner.bounds([rows[members] for members in subgroups])):
+            values[members] = upper
+            cols = np.flatnonzero(upper > certified[members].min(axis=0))
+            values[np.ix_(members, cols)] = self.columns(rows[members], cols)
+            scored += len(members) * len(cols)
+        return values, scored
