@@ -117,6 +117,7 @@ def restore(
 ) -> None:
     """Pair every left half with its right half using the model and a global assignment."""
     from amphisbaena.engines.select import BackendChoice
+    from amphisbaena.progress import for_terminal
     from amphisbaena.runtime.outputs import OutputTargets
     from amphisbaena.runtime.session import RestoreRequest, run_restore
 
@@ -124,7 +125,7 @@ def restore(
         halves, key, OutputTargets(out, grid, report_png), BackendChoice(backend, precision, threads, engine_cache),
         model_dir, dataset, assignment, k, allow_unmatched, no_partner_score,
     )
-    summary, lines = run_restore(request)
+    summary, lines = run_restore(request, for_terminal(quiet=as_json))
     _echo([json.dumps(summary, indent=2)] if as_json else lines)
 
 

@@ -18,11 +18,6 @@ from amphisbaena.runtime.scorer import PairScorer
 
 
 @pytest.fixture(scope="module")
-def shipped() -> OnnxRuntimeBackend:
-    return OnnxRuntimeBackend(load_model_files())
-
-
-@pytest.fixture(scope="module")
 def features(shipped: OnnxRuntimeBackend, test_digits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     left, right, _ = make_halves(test_digits[:1500], seed=3)
     return arm_features(shipped, "left", left), arm_features(shipped, "right", right)

@@ -4,47 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import DeviceTopKBackend, NumpyBackend, random_halves
 
 from amphisbaena.runtime import candidates, duals, overlap
 from amphisbaena.runtime import graph as graphs
 from amphisbaena.runtime.features import arm_features, both_arms
 from amphisbaena.runtime.restore import restore
 from amphisbaena.runtime.scorer import PairScorer, TilePlan
-
-
-class NumpyBackend:
-    """Features are the flattened halves projected at random; the head is a bilinear form plus a relu term."""
-
-    name = "numpy"
-    precision = "fp32"
-    topk = None  # no in-graph top-k: stream_candidates filters whole tiles
-    layout = None  # not Amphisbaena's head: nothing to prune
-    model = None  # no model files behind it
-    any_thread = True
-
-    def __init__(self, seed: int = 0, dim: int = 24, hidden: int = 4, sharpness: float = 1.0) -> None:
-        rng = np.random.default_rng(seed)
-        self.projection = {side: rng.normal(size=(28 * 14, dim)).astype(np.float32) / 40 for side in ("left", "right")}
-        self.hidden = hidden
-        self.feature_size = dim
-        self.out = rng.normal(size=hidden).astype(np.float32)
-        self.sharpness = sharpness
-        self.head_calls = 0
-
-    def arm(self, side: str, halves: np.ndarray) -> np.ndarray:
-        return halves.reshape(len(halves), -1).astype(np.float32) / 255 @ self.projection[side]
-
-    def head(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        self.head_calls += 1
-        h = self.hidden
-        bilinear = left[:, h:] @ right[:, h:].T
-        pairwise = np.maximum(left[:, None, :h] + right[None, :, :h], 0) @ self.out
-        return (self.sharpness * bilinear + pairwise).astype(np.float32)
-
-
-def random_halves(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, (n, 28, 14), dtype=np.uint8), rng.integers(0, 256, (n, 28, 14), dtype=np.uint8)
 
 
 def test_tiled_scores_equal_one_shot() -> None:
@@ -253,20 +219,6 @@ def test_accuracy_by_coverage_keeps_the_most_confident() -> None:
     assert [m["left"] for m in result.least_confident(2)] == [3, 0]
 
 
-class DeviceTopKBackend(NumpyBackend):
-    """NumpyBackend plus a head_topk that reduces each tile to its best TOPK per row and column,
-    as head_topk.onnx does on a GPU."""
-
-    topk = 7
-
-    def head_topk(self, left: np.ndarray, right: np.ndarray):
-        assert len(left) >= self.topk and len(right) >= self.topk  # the graph's contract
-        scores = self.head(left, right)
-        rows = np.argsort(-scores, axis=1, kind="stable")[:, : self.topk]
-        cols = np.argsort(-scores.T, axis=1, kind="stable")[:, : self.topk]
-        return np.take_along_axis(scores, rows, 1), rows, np.take_along_axis(scores.T, cols, 1), cols
-
-
 @pytest.mark.parametrize("n_left, n_right, tile_rows, tile_cols", [(100, 100, 32, 40), (61, 83, 16, 30), (50, 9, 8, 8)])
 def test_device_topk_streaming_equals_exact_streaming(n_left: int, n_right: int, tile_rows: int, tile_cols: int) -> None:
     """Tiles whose last window is shorter than topk reach back into the previous one; nothing is counted twice."""
@@ -290,20 +242,37 @@ def test_device_topk_path_restores_like_dense() -> None:
     np.testing.assert_array_equal(sparse.right_for_left, dense.right_for_left)
 
 
+def brute_force_regrets(full: np.ndarray, right_for_left: np.ndarray) -> np.ndarray:
+    """What the optimal total loses when each chosen pair in turn is forbidden, by re-solving."""
+    from scipy.optimize import linear_sum_assignment
+
+    best = full[np.arange(len(full)), right_for_left].sum()
+    regrets = np.empty(len(full))
+    for i, j in enumerate(right_for_left):
+        forbidden = full.copy()
+        forbidden[i, j] = -1e9
+        rows, cols = linear_sum_assignment(forbidden, maximize=True)
+        regrets[i] = best - forbidden[rows, cols].sum()
+    return regrets
+
+
 @pytest.mark.parametrize("backend_type", [NumpyBackend, DeviceTopKBackend])
-def test_confidence_margins_are_exact(backend_type) -> None:
+def test_confidence_is_the_regret_exact_on_the_full_graph_and_a_lower_bound_on_candidates(backend_type) -> None:
+    """Dense (every pair a candidate, k >= N): the regret of every match, exactly (up to the cap).
+    Sparse (k = 4): a proven lower bound, >= 0; with every pair a candidate, exact."""
+    from amphisbaena.runtime.confidence import REGRET_LIMIT
+
     backend = backend_type(seed=5)
-    left, right = random_halves(300, 5)
-    sparse = restore(backend, left, right, method="sparse", k=4)
+    left, right = random_halves(60, 5)
     dense = restore(backend, left, right, method="dense")
-    fl, fr = arm_features(backend, "left", left), arm_features(backend, "right", right)
-    full = backend.head(fl, fr).astype(np.float64)
-    chosen = full[np.arange(300), dense.right_for_left]
-    others = full.copy()
-    others[np.arange(300), dense.right_for_left] = -np.inf
-    expected = chosen - np.maximum(others.max(axis=1), others.max(axis=0)[dense.right_for_left])
-    np.testing.assert_allclose(dense.confidence, expected, atol=1e-4)
-    np.testing.assert_allclose(sparse.confidence, expected, atol=1e-4)
+    sparse = restore(backend, left, right, method="sparse", k=4)
+    full = backend.head(arm_features(backend, "left", left), arm_features(backend, "right", right)).astype(np.float64)
+    expected = np.minimum(brute_force_regrets(full, dense.right_for_left), REGRET_LIMIT)
+    np.testing.assert_allclose(dense.confidence, expected, atol=1e-3)
+    np.testing.assert_array_equal(sparse.right_for_left, dense.right_for_left)
+    assert (sparse.confidence >= 0).all() and (sparse.confidence <= expected + 1e-3).all()
+    every_pair = restore(backend, left, right, method="sparse", k=60)  # every pair a candidate: exact again
+    np.testing.assert_allclose(every_pair.confidence, expected, atol=1e-3)
 
 
 @pytest.mark.parametrize("ties", [False, True])

@@ -13,17 +13,11 @@ from test_cli import cli
 
 from amphisbaena.datasets import DATASETS, resolve_data_dir
 from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
-from amphisbaena.export.manifest import load_model_files
 from amphisbaena.halves import drop_partners, load_key, make_halves
 from amphisbaena.runtime.features import arm_features
 from amphisbaena.runtime.match import top_partners
 from amphisbaena.runtime.partial import solve_with_no_partner
 from amphisbaena.runtime.scorer import PairScorer
-
-
-@pytest.fixture(scope="module")
-def shipped() -> OnnxRuntimeBackend:
-    return OnnxRuntimeBackend(load_model_files())
 
 
 def _best_with_no_partner(scores: np.ndarray, alone: float) -> float:

@@ -186,14 +186,16 @@ def stream(scorer: PairScorer, k: int) -> CandidateGraph:
     by_row = BestPerItem(n_left, kept_per_item(k, n_right))
     by_col = BestPerItem(n_right, kept_per_item(k, n_left))
     probe = min(n_right, max(scorer.tiles.cols, 4 * (k + 1)))
-    for r0, strip in scorer.strips():
-        # Entries below both floors can enter neither a row's nor a column's top-(k+1).
-        row_floor = _floor_from(strip[:, :probe], by_row.count, axis=1)
-        col_floor = by_col.threshold
-        if r0 == 0:
-            col_floor = np.maximum(col_floor, _floor_from(strip, by_col.count, axis=0))
-        r, c = np.nonzero((strip >= row_floor[:, None]) | (strip >= col_floor[None, :]))
-        _feed(by_row, by_col, r + r0, c, strip[r, c], row_floor[r], col_floor[c])
+    with scorer.progress.stage(f"head: strips of lefts (k={k})", total=-(-n_left // scorer.tiles.rows)) as stage:
+        for r0, strip in scorer.strips():
+            # Entries below both floors can enter neither a row's nor a column's top-(k+1).
+            row_floor = _floor_from(strip[:, :probe], by_row.count, axis=1)
+            col_floor = by_col.threshold
+            if r0 == 0:
+                col_floor = np.maximum(col_floor, _floor_from(strip, by_col.count, axis=0))
+            r, c = np.nonzero((strip >= row_floor[:, None]) | (strip >= col_floor[None, :]))
+            _feed(by_row, by_col, r + r0, c, strip[r, c], row_floor[r], col_floor[c])
+            stage.advance()
     return graph_from(by_row, by_col, k, n_right)
 
 
@@ -258,10 +260,12 @@ def _stream_pruned(scorer: PairScorer, k: int) -> CandidateGraph:
             yield partial(scorer.block, members, cols)
 
     scored = 0
-    for members, cols, scores in one_ahead(blocks(), scorer.backend.any_thread):
-        scored += scores.size
-        by_row.add_block(members, cols, scores)
-        by_col.add_block(cols, members, np.ascontiguousarray(scores.T))
+    with scorer.progress.stage(f"head: groups of lefts (k={k})", total=len(pruner.groups)) as stage:
+        for members, cols, scores in one_ahead(blocks(), scorer.backend.any_thread):
+            scored += scores.size
+            by_row.add_block(members, cols, scores)
+            by_col.add_block(cols, members, np.ascontiguousarray(scores.T))
+            stage.advance()
     graph = graph_from(by_row.best_first(), by_col.best_first(), k, n_right)
     return replace(
         graph, row_bound=np.maximum(graph.row_bound, row_left_out), col_bound=np.maximum(graph.col_bound, col_left_out), scored_pairs=scored

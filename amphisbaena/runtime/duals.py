@@ -90,7 +90,7 @@ def _potentials_by_shortest_paths(
     return matched_score - w[right_for_left], w  # u tight on the matching
 
 
-def _potentials(
+def potentials(
     graph: CandidateGraph, right_for_left: np.ndarray, start: SparseSolution | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Central optimal duals: the mean of the column-heavy and the row-heavy extremes.
@@ -110,7 +110,7 @@ def _potentials(
     core = None if start is not None or graph.core is None else graph.core | (right_for_left[graph.rows] == graph.cols)
     if core is not None and not core.all():
         inner = CandidateGraph(graph.rows[core], graph.cols[core], graph.scores[core], graph.row_bound, graph.col_bound)
-        start = SparseSolution(right_for_left, *_potentials(inner, right_for_left))
+        start = SparseSolution(right_for_left, *potentials(inner, right_for_left))
     scores = graph.scores.astype(np.float64)
     left_for_right = np.empty_like(right_for_left)
     left_for_right[right_for_left] = np.arange(len(right_for_left))
@@ -133,7 +133,7 @@ def solve_sparse(graph: CandidateGraph, previous: SparseSolution | None = None) 
         right_for_left = _matching_near(graph, previous)
     if right_for_left is None:
         return None
-    u, w = _potentials(graph, right_for_left, previous)
+    u, w = potentials(graph, right_for_left, previous)
     return SparseSolution(right_for_left, u, w)
 
 
@@ -155,13 +155,12 @@ def _matching_near(graph: CandidateGraph, previous: SparseSolution) -> np.ndarra
     return _matching(graph.rows[near], graph.cols[near], slack[near], graph.size)
 
 
-def rows_needing_rescore(graph: CandidateGraph, solution: SparseSolution) -> np.ndarray:
-    """Rows i for which some excluded pair (i, j) might have s_ij > u_i + w_j.
+def excluded_slack(graph: CandidateGraph, solution: SparseSolution) -> np.ndarray:
+    """(N,) per row i, a lower bound on u_i + w_j - s_ij over every pair (i, j) left out of the graph.
 
-    Uses s_ij <= min(row_bound_i, col_bound_j) and checks all N^2 pairs in
-    O(N log N): for each row, the worst column among those whose bound is at
-    least the row's (suffix minimum of w) and among those below it (prefix
-    minimum of w - col_bound).
+    Uses s_ij <= min(row_bound_i, col_bound_j) and covers all N^2 pairs in O(N log N): for each
+    row, the worst column among those whose bound is at least the row's (suffix minimum of w) and
+    among those below it (prefix minimum of w - col_bound).
     """
     u, w = solution.row_potential, solution.col_potential
     order = np.argsort(graph.col_bound)
@@ -174,21 +173,9 @@ def rows_needing_rescore(graph: CandidateGraph, solution: SparseSolution) -> np.
     slack[high] = u[high] + suffix_min_w[split[high]] - graph.row_bound[high]
     low = split > 0
     slack[low] = np.minimum(slack[low], u[low] + prefix_min_slack[split[low] - 1])
-    return np.flatnonzero(slack < -graph.tolerance)
+    return slack
 
 
-def confidence_margins(graph: CandidateGraph, right_for_left: np.ndarray) -> np.ndarray:
-    """Per left i: its chosen score minus the best alternative, for its row or for its chosen column.
-
-    Exact, because each row's and column's best k (k >= 2) are candidate edges, so the runner-up
-    of every row and column is among them; where it is not, the (k+1)-th-best bound stands in.
-    """
-    n = graph.size
-    chosen = graph.chosen(right_for_left)
-    chosen_score = np.empty(n)
-    chosen_score[graph.rows[chosen]] = graph.scores[chosen]
-    row_alternative = graph.row_bound.copy()
-    np.maximum.at(row_alternative, graph.rows[~chosen], graph.scores[~chosen])
-    col_alternative = graph.col_bound.copy()
-    np.maximum.at(col_alternative, graph.cols[~chosen], graph.scores[~chosen])
-    return chosen_score - np.maximum(row_alternative, col_alternative[right_for_left])
+def rows_needing_rescore(graph: CandidateGraph, solution: SparseSolution) -> np.ndarray:
+    """Rows i for which some excluded pair (i, j) might have s_ij > u_i + w_j (`excluded_slack`)."""
+    return np.flatnonzero(excluded_slack(graph, solution) < -graph.tolerance)

@@ -24,13 +24,17 @@ class CandidateGraph:
     row_bound: np.ndarray  # (N,) every excluded score in row i is <= row_bound[i] (-inf: none excluded)
     col_bound: np.ndarray  # (N,) every excluded score in column j is <= col_bound[j]
     scored_pairs: int | None = None  # pairs the head scored to build it; None: every pair
-    # bool (E,): each row's and column's best few edges (`_potentials`); None where not known, as after
+    # bool (E,): each row's and column's best few edges (`potentials`); None where not known, as after
     # absorb_rows, whose graphs are always re-solved from the previous round's duals, which need no core
     core: np.ndarray | None = None
 
     @property
     def size(self) -> int:
         return len(self.row_bound)
+
+    def transposed(self) -> CandidateGraph:
+        """The same graph with the rights as rows (for bounds by column)."""
+        return CandidateGraph(self.cols, self.rows, self.scores, self.col_bound, self.row_bound, self.scored_pairs)
 
     @property
     def tolerance(self) -> float:

@@ -16,6 +16,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 from amphisbaena.engines.base import Backend
+from amphisbaena.progress import Progress
 from amphisbaena.runtime.features import both_arms
 from amphisbaena.runtime.memory import check_memory
 from amphisbaena.runtime.results import Stopwatch
@@ -143,15 +144,16 @@ def restore_partial(
     no_partner_score: float,
     key: np.ndarray | None = None,
     k: int | None = None,
+    progress: Progress | None = None,
 ) -> PartialResult:
     """Pair lefts with rights where the score beats NO_PARTNER_SCORE, each half at most once
     (on the top-K candidates of every half, default DEFAULT_K)."""
     k = DEFAULT_K if k is None else k
     check_memory(max(len(left), len(right)), backend.feature_size, "sparse", k)
     watch = Stopwatch()
-    left_features, right_features = both_arms(backend, left, right)
+    left_features, right_features = both_arms(backend, left, right, progress)
     watch.lap("arms")
-    graph = PairScorer.pruned(backend, left_features, right_features).candidates(k)
+    graph = PairScorer.pruned(backend, left_features, right_features, progress=progress).candidates(k)
     watch.lap("head")
     right_for_left = solve_with_no_partner(graph.rows, graph.cols, graph.scores, len(left), len(right), no_partner_score)
     scores = np.full(len(left), np.nan)

@@ -1,9 +1,11 @@
 """A one-page visual report of a restore run (matplotlib, an optional dependency).
 
-Panels: restored digits; the least confident matches beside their runner-up;
-with a key, the score distributions of true pairs against the best wrong
-partner and against random pairs (an embedding collapse shows as overlap);
-and the score matrix of a small sample, true partners on the diagonal.
+Panels: restored digits (with a key, wrong ones framed in red); the least
+confident matches beside their runner-up; with a key, wrong matches beside
+their true partners with both scores, and the score distributions of true
+pairs against the best wrong partner and against random pairs (an embedding
+collapse shows as overlap); the score matrix of a small sample, true partners
+on the diagonal; and the confidence (regret) of right and wrong matches.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from amphisbaena.runtime.results import RestoreResult
 from amphisbaena.runtime.scorer import PairScorer
 
 LEAST_CONFIDENT = 8
+WRONG_SHOWN = 8
 HEATMAP_SIZE = 24
 SAMPLE_ROWS = 1_000
 
@@ -49,22 +52,25 @@ def write_report(
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise InputError("--report needs matplotlib: pip install 'amphisbaena[report]'") from None
+        from amphisbaena.runtime.session import REPORT_HINT
+
+        raise InputError(f"--report needs matplotlib: {REPORT_HINT}") from None
     rng = np.random.default_rng(seed)
     left_features, right_features = result.features  # computed once by restore(), reused here
     n = len(left)
     chosen = result.right_for_left
 
-    figure = plt.figure(figsize=(16, 11), layout="constrained")
-    grid = figure.add_gridspec(2, 3)
+    figure = plt.figure(figsize=(21, 11), layout="constrained")
+    grid = figure.add_gridspec(2, 4)
     accuracy = f", accuracy {result.accuracy:.2%}" if result.accuracy is not None else ""
     figure.suptitle(f"Amphisbaena restore report: {n} pairs, {result.backend} ({result.precision}){accuracy}", fontsize=14)
 
-    # 1. Restored digits.
-    mosaic = digit_grid(join_halves(left, right, chosen)[:100], columns=10)
+    # 1. Restored digits, wrong ones framed in red where a key tells.
+    wrong = None if result.correct is None else ~result.correct[:100]
+    mosaic = digit_grid(join_halves(left, right, chosen)[:100], wrong, columns=10)
     axis = figure.add_subplot(grid[0, 0])
-    axis.imshow(mosaic, cmap="gray_r")
-    axis.set_title("first 100 restored digits")
+    axis.imshow(mosaic, cmap="gray")
+    axis.set_title("first 100 restored digits" + ("" if wrong is None else f" ({int(wrong.sum())} wrong, framed in red)"))
     axis.axis("off")
 
     # 2. Least confident matches beside their runner-up (the best other right for that left).
@@ -79,8 +85,8 @@ def write_report(
         tiles[row * 30 + 1 : row * 30 + 29, 37:65] = np.concatenate([left[i], right[j_other]], axis=1)
     axis.imshow(tiles, cmap="gray_r", aspect="equal")
     for row, i in enumerate(least):
-        verdict = "" if key is None else ("  right" if chosen[i] == key[i] else "  WRONG")
-        axis.text(70, row * 30 + 16, f"left {i}: margin {result.confidence[i]:.2f}{verdict}", fontsize=8, va="center")
+        verdict = "" if key is None else ("  correct" if chosen[i] == key[i] else "  WRONG")
+        axis.text(70, row * 30 + 16, f"left {i}: confidence {result.confidence[i]:.3f}{verdict}", fontsize=8, va="center")
     axis.set_xlim(0, 135)
     axis.set_title(f"{LEAST_CONFIDENT} least confident: chosen | runner-up")
     axis.axis("off")
@@ -112,7 +118,7 @@ def write_report(
     axis.set_xlabel("score")
     axis.legend(fontsize=8)
 
-    # 4. Accuracy against coverage (keyed), else how many matches clear each margin.
+    # 4. Accuracy against coverage (keyed), else the confidence each coverage needs.
     axis = figure.add_subplot(grid[1, 0])
     order = np.argsort(-result.confidence, kind="stable")
     coverage = np.arange(1, n + 1) / n
@@ -122,8 +128,8 @@ def write_report(
         axis.set_title("accuracy against coverage")
     else:
         axis.plot(coverage, result.confidence[order])
-        axis.set_ylabel("smallest margin kept")
-        axis.set_title("margin against coverage")
+        axis.set_ylabel("smallest confidence kept")
+        axis.set_title("confidence against coverage")
     axis.set_xlabel("fraction of matches kept (most confident first)")
     axis.grid(alpha=0.3)
 
@@ -139,17 +145,38 @@ def write_report(
     axis.set_ylabel("left half")
     axis.set_title(f"score matrix of {len(lefts)} sampled pairs")
 
-    # 6. Confidence margins, split by right and wrong when keyed.
+    # 6. Confidence (regret), split by correct and wrong when keyed.
     axis = figure.add_subplot(grid[1, 2])
-    bins = np.linspace(np.percentile(result.confidence, 0.5), np.percentile(result.confidence, 99.5), 60)
+    bins = np.linspace(0.0, max(float(result.confidence.max()), 1e-6), 60)
     if result.correct is not None:
-        axis.hist(result.confidence[result.correct], bins=bins, alpha=0.6, label="right matches")
+        axis.hist(result.confidence[result.correct], bins=bins, alpha=0.6, label="correct matches")
         axis.hist(result.confidence[~result.correct], bins=bins, alpha=0.6, label="wrong matches")
         axis.legend(fontsize=8)
     else:
         axis.hist(result.confidence, bins=bins)
-    axis.set_xlabel("confidence margin (chosen score minus best alternative)")
+    axis.set_xlabel("confidence: what the best total score loses if the match is forbidden (capped)")
     axis.set_ylabel("count")
-    axis.set_title("confidence margins")
+    axis.set_yscale("log")
+    axis.set_title("confidence (regret) of each match")
+
+    # 7. Wrong matches beside their true partners, with both scores.
+    axis = figure.add_subplot(grid[:, 3])
+    if result.correct is not None and (~result.correct).any():
+        wrong_lefts = np.flatnonzero(~result.correct)[:WRONG_SHOWN]
+        chosen_scores = _pair_scores(backend, left_features, right_features, wrong_lefts, chosen[wrong_lefts])
+        true_scores = _pair_scores(backend, left_features, right_features, wrong_lefts, key[wrong_lefts])
+        tiles = np.zeros((len(wrong_lefts) * 30, 2 * 30 + 6), dtype=np.uint8)
+        for row, i in enumerate(wrong_lefts):
+            tiles[row * 30 + 1 : row * 30 + 29, 1:29] = np.concatenate([left[i], right[chosen[i]]], axis=1)
+            tiles[row * 30 + 1 : row * 30 + 29, 37:65] = np.concatenate([left[i], right[key[i]]], axis=1)
+        axis.imshow(tiles, cmap="gray_r", aspect="equal")
+        for row, i in enumerate(wrong_lefts):
+            axis.text(70, row * 30 + 16, f"left {i}\nchosen {chosen_scores[row]:.2f}\ntrue {true_scores[row]:.2f}", fontsize=8, va="center")
+        axis.set_xlim(0, 110)
+        axis.set_title(f"wrong matches ({int((~result.correct).sum())}): chosen | true partner")
+    else:
+        axis.text(0.5, 0.5, "no key given, or no wrong match" if result.correct is None or result.correct.all() else "", ha="center")
+        axis.set_title("wrong matches")
+    axis.axis("off")
     figure.savefig(path, dpi=80, format="png")
     plt.close(figure)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from amphisbaena.engines.base import Backend
+from amphisbaena.progress import Progress
 from amphisbaena.runtime.assignment import assign_dense, assign_sparse
 from amphisbaena.runtime.features import both_arms
 from amphisbaena.runtime.memory import check_memory
@@ -26,24 +27,25 @@ def restore(
     method: str = "sparse",
     k: int | None = None,
     prune: bool = True,
+    progress: Progress | None = None,
 ) -> RestoreResult:
     """Pair every left half with one right half so that the total score is maximal. PRUNE: never
     score the pairs the geometry bound rules out (sparse only; the result is the same). K:
     candidates kept per left and per right (default: LARGE_K for more than LARGE_N halves where
-    pruning applies, else DEFAULT_K)."""
+    pruning applies, else DEFAULT_K). PROGRESS hears the arms, the head and the proof rounds."""
     if k is None:
         k = LARGE_K if prune and pruning_applies(backend) and len(left) > LARGE_N else DEFAULT_K
     check_memory(len(left), backend.feature_size, method, k)
     watch = Stopwatch()
-    left_features, right_features = both_arms(backend, left, right)
+    left_features, right_features = both_arms(backend, left, right, progress)
     watch.lap("arms")
     if method == "dense":
-        right_for_left, margins, report = assign_dense(PairScorer(backend, left_features, right_features), watch)
+        right_for_left, confidence, report = assign_dense(PairScorer(backend, left_features, right_features, progress=progress), watch)
     else:
-        scorer = PairScorer.pruned(backend, left_features, right_features, prune)
-        right_for_left, margins, report = assign_sparse(scorer, max(k, 2), watch)
+        scorer = PairScorer.pruned(backend, left_features, right_features, prune, progress)
+        right_for_left, confidence, report = assign_sparse(scorer, max(k, 2), watch)
     result = RestoreResult(
-        right_for_left, margins, backend.name, backend.precision, report, watch.seconds, features=(left_features, right_features)
+        right_for_left, confidence, backend.name, backend.precision, report, watch.seconds, features=(left_features, right_features)
     )
     if key is not None:
         result.correct = right_for_left == key

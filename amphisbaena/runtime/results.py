@@ -47,7 +47,7 @@ class RestoreResult:
 
     def least_confident(self, count: int = 10) -> list[dict]:
         order = np.argsort(self.confidence, kind="stable")[:count]
-        return [{"left": int(i), "right": int(self.right_for_left[i]), "margin": round(float(self.confidence[i]), 4)} for i in order]
+        return [{"left": int(i), "right": int(self.right_for_left[i]), "confidence": round(float(self.confidence[i]), 4)} for i in order]
 
     def accuracy_by_coverage(self, coverages: tuple[float, ...] = (1.0, 0.99, 0.98, 0.95, 0.9, 0.8)) -> list[dict]:
         """Accuracy of the most confident fraction of matches: which matches are worth checking by hand."""
@@ -57,7 +57,7 @@ class RestoreResult:
         rows = []
         for coverage in coverages:
             kept = order[: max(1, round(coverage * self.count))]
-            rows.append({"coverage": coverage, "accuracy": float(self.correct[kept].mean()), "min_margin": float(self.confidence[kept[-1]])})
+            rows.append({"coverage": coverage, "accuracy": float(self.correct[kept].mean()), "min_confidence": float(self.confidence[kept[-1]])})
         return rows
 
     def text(self, fallbacks: list[str]) -> list[str]:

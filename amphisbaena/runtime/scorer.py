@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from amphisbaena.engines.base import Backend
+from amphisbaena.progress import Progress
 from amphisbaena.runtime import candidates
 from amphisbaena.runtime.graph import CandidateGraph, SparseSolution
 from amphisbaena.runtime.pruning import GeometryPruner, pruner_for
@@ -43,17 +44,19 @@ class PairScorer:
         right: np.ndarray,
         pruner: GeometryPruner | None = None,
         tiles: TilePlan | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self.backend = backend
+        self.progress = progress or Progress()
         self.left = left
         self.right = right
         self.pruner = pruner
         self.tiles = tiles or TilePlan()
 
     @classmethod
-    def pruned(cls, backend: Backend, left: np.ndarray, right: np.ndarray, prune: bool = True) -> PairScorer:
+    def pruned(cls, backend: Backend, left: np.ndarray, right: np.ndarray, prune: bool = True, progress: Progress | None = None) -> PairScorer:
         """A scorer with the geometry pruner where the head has a penalty to prune with (and PRUNE)."""
-        return cls(backend, left, right, pruner_for(backend, left, right) if prune else None)
+        return cls(backend, left, right, pruner_for(backend, left, right) if prune else None, progress=progress)
 
     @property
     def size(self) -> tuple[int, int]:

@@ -15,6 +15,7 @@ from amphisbaena.engines.select import BackendChoice
 from amphisbaena.errors import InputError
 from amphisbaena.export.manifest import model_to_run
 from amphisbaena.halves import join_halves, load_halves, load_key
+from amphisbaena.progress import Progress
 from amphisbaena.runtime.outputs import OutputTargets
 
 REPORT_HINT = "pip install 'amphisbaena[report]'"  # the README's install line for the report's extra
@@ -54,8 +55,9 @@ class RestoreRequest:
                 raise InputError(f"--report needs matplotlib: {REPORT_HINT}") from None
 
 
-def run_restore(request: RestoreRequest) -> tuple[dict, list[str]]:
-    """Restore REQUEST's halves; write its outputs; return the JSON summary and the lines to print."""
+def run_restore(request: RestoreRequest, progress: Progress | None = None) -> tuple[dict, list[str]]:
+    """Restore REQUEST's halves; write its outputs; return the JSON summary and the lines to print.
+    PROGRESS hears the long stages (`progress.for_terminal`)."""
     from amphisbaena.runtime.restore import restore
 
     request.check()
@@ -64,8 +66,8 @@ def run_restore(request: RestoreRequest) -> tuple[dict, list[str]]:
     answer = load_key(request.key, len(left), partners=partners) if request.key is not None else None
     backend, fallbacks = request.backend.create(model_to_run(request.model_dir, request.dataset))
     if request.allow_unmatched:
-        return _restore_partial(request, backend, left, right, answer, fallbacks)
-    result = restore(backend, left, right, answer, method=request.assignment, k=request.k)
+        return _restore_partial(request, backend, left, right, answer, fallbacks, progress)
+    result = restore(backend, left, right, answer, method=request.assignment, k=request.k, progress=progress)
 
     def draw_report(path: Path) -> None:
         from amphisbaena.runtime.report import write_report
@@ -82,7 +84,7 @@ def run_restore(request: RestoreRequest) -> tuple[dict, list[str]]:
     return {**result.summary(), "backend_fallbacks": fallbacks}, result.text(fallbacks) + _kept(written)
 
 
-def _restore_partial(request: RestoreRequest, backend, left, right, answer, fallbacks) -> tuple[dict, list[str]]:
+def _restore_partial(request: RestoreRequest, backend, left, right, answer, fallbacks, progress) -> tuple[dict, list[str]]:
     """restore --allow-unmatched: pairs only where they beat the no-partner score."""
     from amphisbaena.runtime.partial import restore_partial
 
@@ -90,7 +92,7 @@ def _restore_partial(request: RestoreRequest, backend, left, right, answer, fall
     threshold = request.no_partner_score if request.no_partner_score is not None else backend.model.no_partner_score
     if threshold is None:
         raise InputError(f"{backend.model.directory}: the model has no calibrated no-partner score; pass --no-partner-score")
-    result = restore_partial(backend, left, right, threshold, answer, request.k)
+    result = restore_partial(backend, left, right, threshold, answer, request.k, progress)
     arrays = {
         "right_for_left": result.right_for_left,
         "images": join_halves(left, right, result.right_for_left),

@@ -1,0 +1,60 @@
+"""Progress of long stages, drawn on a terminal's stderr and nowhere else.
+
+Stages report through a `Progress`; the base class draws nothing, so library callers and piped or
+--json runs see no redraws. `for_terminal` gives a rich progress display when stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO
+
+
+class Stage:
+    """One stage of work in progress: `advance` as parts of it finish."""
+
+    def advance(self, amount: int = 1) -> None:
+        """AMOUNT more parts of the stage are done."""
+
+
+class Progress:
+    """Reports stages; this base class reports nothing."""
+
+    @contextmanager
+    def stage(self, description: str, total: int | None = None) -> Iterator[Stage]:
+        """A stage named DESCRIPTION of TOTAL parts (None: unknown), shown while the block runs."""
+        yield Stage()
+
+
+class _RichStage(Stage):
+    def __init__(self, bar, task) -> None:
+        self.bar, self.task = bar, task
+
+    def advance(self, amount: int = 1) -> None:
+        self.bar.advance(self.task, amount)
+
+
+class RichProgress(Progress):
+    """Bars on FILE (stderr by default) with rich: one line per stage, kept when the stage ends."""
+
+    def __init__(self, file: IO[str] | None = None, force_terminal: bool | None = None) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as Bars
+
+        console = Console(file=file or sys.stderr, force_terminal=force_terminal)
+        self.bars = Bars(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+
+    @contextmanager
+    def stage(self, description: str, total: int | None = None) -> Iterator[Stage]:
+        with self.bars:
+            task = self.bars.add_task(description, total=total)
+            yield _RichStage(self.bars, task)
+            self.bars.update(task, completed=total if total is not None else self.bars.tasks[task].completed, total=total or 1)
+
+
+def for_terminal(quiet: bool = False) -> Progress:
+    """Rich progress where stderr is a terminal and QUIET is not set (e.g. --json); otherwise none."""
+    return RichProgress() if sys.stderr.isatty() and not quiet else Progress()

@@ -1,0 +1,143 @@
+"""The shipped model and code against an earlier checkout, measured in one run, interleaved.
+
+    git worktree add ../amphisbaena-dd923fb dd923fb
+    python benchmarks/bench_models.py --old-checkout ../amphisbaena-dd923fb
+
+Every restore is a fresh `python -m amphisbaena restore` process, timed from start to exit, with
+its own peak RSS; old and new alternate, RUNS times each, at every size. Reported: medians with
+min and max, the old/new ratio of the medians, halves per second, pairs scored per second of head
+time, and the latency of one `match` query (a single left against a 10,000-right pool, in-process
+and warm) for both models. Writes benchmarks/results/models.json and models.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from amphisbaena.datasets import load_split
+from amphisbaena.engines.select import BackendChoice
+from amphisbaena.export.manifest import load_model_files, shipped_model_dir
+from amphisbaena.files import save_npz
+from amphisbaena.halves import make_halves
+from amphisbaena.runtime.match import top_partners
+
+HERE = Path(__file__).resolve().parent
+
+
+def spread(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": len(values)}
+
+
+def restore_process(halves: Path, key: Path, pythonpath: Path | None) -> dict:
+    """One whole `restore` process: wall seconds, peak RSS (MB) and its JSON summary."""
+    env = dict(os.environ)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
+    command = [sys.executable, "-m", "amphisbaena", "restore", str(halves), "--key", str(key), "--json"]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if status != 0:
+        raise RuntimeError(f"{' '.join(command)} failed with status {status}")
+    return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024, "summary": json.loads(output)}
+
+
+def match_latency(model_dir: Path, pool: np.ndarray, queries: np.ndarray, warmup: int = 3) -> dict:
+    """Milliseconds of one `match` query (one left against POOL's rights), in-process and warm."""
+    backend, _ = BackendChoice().create(load_model_files(model_dir, verify=False))
+    timings = []
+    for index, query in enumerate(queries):
+        started = time.perf_counter()
+        top_partners(backend, query[None], pool, "left", 5)
+        if index >= warmup:
+            timings.append(1000 * (time.perf_counter() - started))
+    return {"p50_ms": float(np.percentile(timings, 50)), "p99_ms": float(np.percentile(timings, 99)), "queries": len(timings)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--old-checkout", type=Path, required=True, help="a checkout of the earlier code with its shipped model")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[20, 10_000, 60_000])
+    parser.add_argument("--match-queries", type=int, default=53)
+    parser.add_argument("--out-dir", type=Path, default=HERE / "results")
+    args = parser.parse_args()
+    old = args.old_checkout.resolve()
+    report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "processor": platform.processor()}, "sizes": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in args.sizes:
+            digits = load_split("test")[0] if size <= 10_000 else load_split("train")[0]
+            left, right, key = make_halves(digits[:size], seed=0)
+            halves_path, key_path = Path(tmp) / f"h{size}.npz", Path(tmp) / f"k{size}.npz"
+            save_npz(halves_path, left=left, right=right)
+            save_npz(key_path, right_for_left=key)
+            runs: dict[str, list[dict]] = {"old": [], "new": []}
+            for run in range(args.runs):
+                for name, path in (("old", old), ("new", None)) if run % 2 == 0 else (("new", None), ("old", old)):
+                    runs[name].append(restore_process(halves_path, key_path, path))
+                    print(f"{size} {name} run {run + 1}: {runs[name][-1]['seconds']:.2f} s", flush=True)
+            entry = {}
+            for name, measured in runs.items():
+                summary = measured[-1]["summary"]
+                head = statistics.median(m["summary"]["seconds"]["head"] for m in measured)
+                wall = spread([m["seconds"] for m in measured])
+                entry[name] = {
+                    "seconds": wall,
+                    "peak_rss_mb": spread([m["peak_rss_mb"] for m in measured]),
+                    "stages_median": {stage: statistics.median(m["summary"]["seconds"][stage] for m in measured) for stage in summary["seconds"]},
+                    "accuracy": summary["accuracy"],
+                    "precision": summary["precision"],
+                    "halves_per_second": 2 * size / wall["median"],
+                    "scored_pairs_per_head_second": summary["assignment"].get("scored_pairs", size * size) / head,
+                    "assignment": {key: summary["assignment"].get(key) for key in ("k", "rounds", "candidate_edges", "rescored_rows", "scored_pairs")},
+                }
+            entry["speedup"] = entry["old"]["seconds"]["median"] / entry["new"]["seconds"]["median"]
+            report["sizes"][str(size)] = entry
+        pool = make_halves(load_split("test")[0], seed=0)[1]
+        queries = make_halves(load_split("test")[0][: args.match_queries], seed=1)[0]
+        report["match_latency"] = {
+            "old model": match_latency(old / "amphisbaena" / "models" / "mnist", pool, queries),
+            "new model": match_latency(shipped_model_dir("mnist"), pool, queries),
+            "note": "one left against the 10,000 test rights, in-process and warm, with this checkout's code for both models",
+        }
+    args.out_dir.mkdir(exist_ok=True)
+    (args.out_dir / "models.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out_dir / "models.md").write_text(markdown(report))
+    print(markdown(report))
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        "| halves | old s (median, min-max) | new s (median, min-max) | speed-up | old / new peak RSS MB | new halves/s | new pairs scored/s of head time | accuracy old / new |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for size, entry in report["sizes"].items():
+        old, new = entry["old"], entry["new"]
+        lines.append(
+            f"| {int(size):,} | {old['seconds']['median']:.2f} ({old['seconds']['min']:.2f}-{old['seconds']['max']:.2f}) "
+            f"| {new['seconds']['median']:.2f} ({new['seconds']['min']:.2f}-{new['seconds']['max']:.2f}) | {entry['speedup']:.2f}x "
+            f"| {old['peak_rss_mb']['median']:.0f} / {new['peak_rss_mb']['median']:.0f} | {new['halves_per_second']:,.0f} "
+            f"| {new['scored_pairs_per_head_second']:.3g} | {old['accuracy']:.4f} / {new['accuracy']:.4f} |"
+        )
+    latency = report["match_latency"]
+    lines += ["", "| match query | p50 ms | p99 ms |", "| --- | --- | --- |"]
+    for name in ("old model", "new model"):
+        lines.append(f"| {name} | {latency[name]['p50_ms']:.1f} | {latency[name]['p99_ms']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
