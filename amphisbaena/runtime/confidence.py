@@ -68,7 +68,7 @@ def regrets(graph: CandidateGraph, solution: SparseSolution, limit: float = REGR
         np.minimum.at(best, row_of[heads[closing]], cycle)
         # ... or leave the graph from any left r the source reaches (r = i itself included): that pair
         # costs at least leave[r], and the cycle still has to enter right_for_left[i] (it may be the same pair).
-        reached_source, reached = np.nonzero(np.isfinite(distance))  # few: the search stops at LIMIT
+        reached_source, reached = np.nonzero(np.isfinite(distance))  # the lefts each search reached within LIMIT
         route = distance[reached_source, reached] + np.maximum(leave[reached], enter_cheapest[right_for_left[sources[reached_source]]])
         np.minimum.at(best, reached_source, route)
         regret[sources] = np.maximum(np.minimum(best, limit), regret[sources])
