@@ -41,6 +41,8 @@ def main() -> None:
     result = restore(backend, left, right, key)
     seconds = time.perf_counter() - started
     classes = labels[left_order]
+    first = make_halves(images[:2000], seed=0)
+    first_2000 = restore(backend, first[0], first[1], first[2]).accuracy  # the pool tests/test_user_tools.py restores
     report = {
         "dataset": args.dataset,
         "model_dir": str(model_dir),
@@ -48,6 +50,7 @@ def main() -> None:
         "precision": backend.precision,
         "halves": "make-halves --split test --seed 0 (all 10,000)",
         "accuracy": result.accuracy,
+        "accuracy_first_2000": first_2000,
         "per_class": {int(c): float(result.correct[classes == c].mean()) for c in np.unique(classes)},
         "accuracy_by_coverage": result.accuracy_by_coverage(),
         "in_process_seconds": seconds,

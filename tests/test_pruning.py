@@ -67,7 +67,8 @@ def test_a_single_lefts_bound_carries_the_heads_exact_penalty(shipped: OnnxRunti
 
 
 def test_groups_partition_the_lefts(features) -> None:
-    bound = pruning.LearnedBound(1.0, np.zeros(512), load_model_files().layout)
+    layout = load_model_files().layout
+    bound = pruning.LearnedBound(1.0, np.zeros(layout.geometry.start - layout.embedding), layout)
     statistics = pruning.half_statistics(features[0], bound)
     groups = pruning.group_lefts(statistics, 100)
     assert sorted(np.concatenate(groups).tolist()) == list(range(1500))

@@ -172,3 +172,23 @@ def test_new_commands_reject_bad_input_in_one_line(args: list[str], message: str
     assert done.returncode == 2, done.stderr
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert not (tmp_path / "out.npz").exists() and not (tmp_path / "r.png").exists()
+
+
+def test_shipped_fashion_model_restores_2000_fashion_test_halves() -> None:
+    """The shipped Fashion-MNIST model on the first 2,000 Fashion test digits, against the figure in
+    benchmarks/results/test-accuracy-fashion-mnist-student.json (accuracy_first_2000), less a point."""
+    from amphisbaena.datasets import load_split
+    from amphisbaena.engines.select import BackendChoice
+    from amphisbaena.export.manifest import load_model_files, shipped_model_dir
+    from amphisbaena.halves import make_halves
+    from amphisbaena.runtime.restore import restore
+
+    directory = Path("/usr/share/datasets/fashion-mnist")
+    if not directory.is_dir():
+        pytest.skip("Debian package dataset-fashion-mnist is not installed (.ci/run installs it where apt can)")
+    documented = json.loads((Path(__file__).parents[1] / "benchmarks/results/test-accuracy-fashion-mnist-student.json").read_text())
+    images, _ = load_split("test", directory, "fashion-mnist")
+    left, right, key = make_halves(images[:2000], seed=0)
+    backend, _ = BackendChoice().create(load_model_files(shipped_model_dir("fashion-mnist")))
+    result = restore(backend, left, right, key)
+    assert result.accuracy >= documented["accuracy_first_2000"] - 0.01
