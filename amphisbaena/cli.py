@@ -126,6 +126,9 @@ def restore(
         model_dir, dataset, assignment, k, allow_unmatched, no_partner_score,
     )
     summary, lines = run_restore(request, for_terminal(quiet=as_json))
+    if _Settings.debug:
+        for reason in summary["backend_fallbacks"]:
+            typer.echo(f"backend skipped: {reason}", err=True)
     _echo([json.dumps(summary, indent=2)] if as_json else lines)
 
 
@@ -196,9 +199,11 @@ def export(
 ) -> None:
     """Export the left arm, right arm and head as ONNX models, validate each variant, build TensorRT engines."""
     from amphisbaena.export.pipeline import ExportRequest, run_export
+    from amphisbaena.progress import for_terminal
 
     precisions = tuple(name for name, wanted in (("fp16", fp16), ("int8", int8)) if wanted)
-    run_export(ExportRequest(run_dir, out_dir, from_model, precisions, (com_weight, box_weight), engines, engine_cache, data_dir), say=typer.echo)
+    request = ExportRequest(run_dir, out_dir, from_model, precisions, (com_weight, box_weight), engines, engine_cache, data_dir)
+    run_export(request, say=typer.echo, progress=for_terminal())
 
 
 @app.command("check-data")

@@ -29,6 +29,7 @@ from amphisbaena.export.onnx_export import (
 from amphisbaena.export.quantize import feature_drift, quantize_arms
 from amphisbaena.export.tensorrt_build import EngineUnavailable, build_engines
 from amphisbaena.halves import make_halves
+from amphisbaena.progress import Progress
 from amphisbaena.runtime.calibrate import calibrate_no_partner
 from amphisbaena.runtime.restore import restore
 from amphisbaena.train.loop import CHECKPOINT, assignment_accuracy, split_train_val
@@ -97,7 +98,7 @@ class ExportRequest:
     data_dir: Path | None = None
 
 
-def run_export(request: ExportRequest, say: Callable[[str], None]) -> list[Path]:
+def run_export(request: ExportRequest, say: Callable[[str], None], progress: Progress | None = None) -> list[Path]:
     """Load the weights, find their validation pool, export every variant (`export_model`)."""
     if request.out_dir.exists() and not request.out_dir.is_dir():
         raise InputError(f"{request.out_dir}: --out-dir exists and is not a directory")
@@ -107,7 +108,7 @@ def run_export(request: ExportRequest, say: Callable[[str], None]) -> list[Path]
         writers = load_writer_ids(find_writer_file(resolve_data_dir(request.data_dir)))
     val_images, split = validation_pool(weights.recipe, request.data_dir, writers)
     return export_model(
-        weights, request.out_dir, val_images, split, request.precisions, request.penalty_weights, request.engines, request.engine_cache, say
+        weights, request.out_dir, val_images, split, request.precisions, request.penalty_weights, request.engines, request.engine_cache, say, progress
     )
 
 
@@ -128,6 +129,7 @@ def export_model(
     engines: bool = True,
     engine_cache: Path | None = None,
     say: Callable[[str], None] = lambda line: None,
+    progress: Progress | None = None,
 ) -> list[Path]:
     """Write WEIGHTS as ONNX variants of PRECISIONS into OUT_DIR (fp32) and its subdirectories, each
     checked for parity, validated on VAL_IMAGES through its own graphs and calibrated; then TensorRT
@@ -159,10 +161,10 @@ def export_model(
         say(f"wrote {manifest['precision']} model to {directory} ({check}: " + ", ".join(f"{name} {value:.2e}" for name, value in diffs.items()) + ")")
         backend = OnnxRuntimeBackend(load_model_files(directory))
         pool_left, pool_right, key = make_halves(val_images, seed=0)
-        accuracy = float(restore(backend, pool_left, pool_right, key).accuracy)
+        accuracy = float(restore(backend, pool_left, pool_right, key, progress=progress).accuracy)
         record_validation(directory, {**validation, "assignment_accuracy": accuracy, "measured_with": f"these {precision} graphs, onnxruntime CPU"})
         say(f"  {precision} validation assignment accuracy: {accuracy:.4f}")
-        calibration = calibrate_no_partner(OnnxRuntimeBackend(load_model_files(directory)), val_images)
+        calibration = calibrate_no_partner(OnnxRuntimeBackend(load_model_files(directory)), val_images, progress=progress)
         record_calibration(directory, "no_partner", {**calibration, "split": split})
         say(f"  no-partner score {calibration['score']:.3f}: precision {calibration['precision']:.4f}, recall {calibration['recall']:.4f}")
         written.append(directory)

@@ -12,6 +12,7 @@ import numpy as np
 
 from amphisbaena.engines.base import Backend
 from amphisbaena.halves import drop_partners, make_halves
+from amphisbaena.progress import Progress
 from amphisbaena.runtime.features import both_arms
 from amphisbaena.runtime.partial import precision_recall, solve_with_no_partner
 from amphisbaena.runtime.scorer import PairScorer
@@ -20,12 +21,12 @@ from amphisbaena.shapes import DEFAULT_K
 QUANTILES = np.linspace(0.0, 0.3, 31)  # of each left's best candidate score
 
 
-def calibrate_no_partner(backend: Backend, images: np.ndarray, drop: float = 0.05, seed: int = 0) -> dict:
+def calibrate_no_partner(backend: Backend, images: np.ndarray, drop: float = 0.05, seed: int = 0, progress: Progress | None = None) -> dict:
     """Sweep thresholds over the low tail of the best-candidate scores; keep the best F1."""
     left, right, key = make_halves(images, seed)
     left, right, key = drop_partners(left, right, key, drop, drop, seed)
-    left_features, right_features = both_arms(backend, left, right)
-    graph = PairScorer.pruned(backend, left_features, right_features).candidates(DEFAULT_K)
+    left_features, right_features = both_arms(backend, left, right, progress)
+    graph = PairScorer.pruned(backend, left_features, right_features, progress=progress).candidates(DEFAULT_K)
     best_per_left = np.full(len(left), -np.inf)
     np.maximum.at(best_per_left, graph.rows, graph.scores)
     best = {"f1": -1.0}
