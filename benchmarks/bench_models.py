@@ -39,14 +39,13 @@ def spread(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": len(values)}
 
 
-def restore_process(halves: Path, key: Path, pythonpath: Path | None) -> dict:
-    """One whole `restore` process: wall seconds, peak RSS (MB) and its JSON summary."""
-    env = dict(os.environ)
-    if pythonpath is not None:
-        env["PYTHONPATH"] = str(pythonpath)
+def restore_process(halves: Path, key: Path, checkout: Path) -> dict:
+    """One whole `restore` process of CHECKOUT's code and shipped model: wall seconds, peak RSS (MB) and
+    its JSON summary. It runs in CHECKOUT, whose package `python -m` finds first."""
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
     command = [sys.executable, "-m", "amphisbaena", "restore", str(halves), "--key", str(key), "--json"]
     started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, env=env, cwd=checkout, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     output = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
@@ -74,6 +73,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[20, 10_000, 60_000])
     parser.add_argument("--match-queries", type=int, default=53)
     parser.add_argument("--out-dir", type=Path, default=HERE / "results")
+    parser.add_argument("--name", default="models", help="result files NAME.json and NAME.md")
     args = parser.parse_args()
     old = args.old_checkout.resolve()
     report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "processor": platform.processor()}, "sizes": {}}
@@ -86,7 +86,7 @@ def main() -> None:
             save_npz(key_path, right_for_left=key)
             runs: dict[str, list[dict]] = {"old": [], "new": []}
             for run in range(args.runs):
-                for name, path in (("old", old), ("new", None)) if run % 2 == 0 else (("new", None), ("old", old)):
+                for name, path in (("old", old), ("new", HERE.parent)) if run % 2 == 0 else (("new", HERE.parent), ("old", old)):
                     runs[name].append(restore_process(halves_path, key_path, path))
                     print(f"{size} {name} run {run + 1}: {runs[name][-1]['seconds']:.2f} s", flush=True)
             entry = {}
@@ -114,8 +114,8 @@ def main() -> None:
             "note": "one left against the 10,000 test rights, in-process and warm, with this checkout's code for both models",
         }
     args.out_dir.mkdir(exist_ok=True)
-    (args.out_dir / "models.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out_dir / "models.md").write_text(markdown(report))
+    (args.out_dir / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out_dir / f"{args.name}.md").write_text(markdown(report))
     print(markdown(report))
 
 

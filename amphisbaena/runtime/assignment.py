@@ -74,9 +74,9 @@ def assign_dense(scorer: PairScorer, watch: Stopwatch, reason: str = "") -> tupl
     scores = scorer.all()
     watch.lap("head")
     right_for_left = solve_dense(scores)
-    watch.lap("assignment")
     total = float(scores[np.arange(len(scores)), right_for_left].astype(np.float64).sum())
     confidence = regrets(*certified_graph(scores, right_for_left))
+    watch.lap("assignment")
     return right_for_left, confidence, AssignmentReport("dense", fallback_reason=reason, total_score=total)
 
 

@@ -17,74 +17,97 @@ does so at some left r it reached along candidates, so
 where e is the cheapest way into right_for_left[i] other than its chosen pair,
 
 a proven lower bound (exact where no cycle would leave the candidates). Searches stop at LIMIT: a
-regret reported as LIMIT is at least LIMIT.
+regret reported as LIMIT is at least LIMIT. Before any search, the cheapest pair leaving left i plus the
+cheapest entering its right bound the regret from below; where the searches would exceed SEARCH_CELLS
+distances (large pools of look-alike halves), the matches left unsearched keep that bound.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import dijkstra
+from scipy.sparse.csgraph import connected_components, dijkstra
 
 from amphisbaena.runtime.duals import excluded_slack
 from amphisbaena.runtime.graph import CandidateGraph, SparseSolution
 
 REGRET_LIMIT = 1.0  # score units: regrets above it are reported as 1 (at least 1)
-SOURCES_PER_BATCH = 512  # lefts searched at once: a (512, N) block of distances
+BATCH_CELLS = 1 << 22  # distances one search batch may hold
+SEARCH_CELLS = 1 << 24  # distances all searches together may compute; past it, the cheap bound stands
 
 
 def regrets(graph: CandidateGraph, solution: SparseSolution, limit: float = REGRET_LIMIT) -> np.ndarray:
     """(N,) lower bound on the regret of every chosen pair, capped at LIMIT (see the module docstring).
 
-    GRAPH: the candidate graph the proof holds for; SOLUTION: its optimal matching and duals."""
+    GRAPH: the candidate graph the proof holds for; SOLUTION: its optimal matching and duals. Only pairs
+    with slack under LIMIT can lie on a cycle cheaper than LIMIT, and they join few lefts: the searches run
+    on that sparse graph, one group of its connected components at a time."""
     n = graph.size
     right_for_left, u, w = solution.right_for_left, solution.row_potential, solution.col_potential
     left_for_right = np.empty(n, dtype=np.int64)
     left_for_right[right_for_left] = np.arange(n)
     unchosen = right_for_left[graph.rows] != graph.cols
-    tails, heads = graph.rows[unchosen], left_for_right[graph.cols[unchosen]]
-    slack = np.maximum(u[graph.rows[unchosen]] + w[graph.cols[unchosen]] - graph.scores[unchosen], 0.0)
-    # csgraph drops explicit zeros; a slack of exactly 0 (a tie) is kept as the smallest positive step
-    steps = csr_matrix((np.maximum(slack, np.finfo(np.float64).tiny), (tails, heads)), shape=(n, n))
+    rows, cols = graph.rows[unchosen], graph.cols[unchosen]
+    all_slack = np.maximum(u[rows] + w[cols] - graph.scores[unchosen], 0.0)
     leave = np.maximum(excluded_slack(graph, solution), 0.0)  # cost of the first pair outside the graph
     # Any cycle through i leaves left i along one unchosen pair and enters right_for_left[i] along
     # another, so the cheapest of each bounds the regret from below; only lefts whose bound is
     # under LIMIT need a search.
     enter = np.maximum(excluded_slack(graph.transposed(), SparseSolution(right_for_left, w, u)), 0.0)
     leave_cheapest, enter_cheapest = leave.copy(), enter.copy()
-    np.minimum.at(leave_cheapest, graph.rows[unchosen], slack)
-    np.minimum.at(enter_cheapest, graph.cols[unchosen], slack)
+    np.minimum.at(leave_cheapest, rows, all_slack)
+    np.minimum.at(enter_cheapest, cols, all_slack)
     regret = np.minimum(leave_cheapest + enter_cheapest[right_for_left], limit)
     searched = np.flatnonzero(regret < limit)
-    for start in range(0, len(searched), SOURCES_PER_BATCH):
-        sources = searched[start : start + SOURCES_PER_BATCH]
-        row_of = np.full(n, -1)
-        row_of[sources] = np.arange(len(sources))
-        distance = dijkstra(steps, directed=True, indices=sources, limit=limit)  # inf beyond LIMIT
-        # Close the cycle of source i along an unchosen candidate (r, right_for_left[i]) ...
-        closing = row_of[heads] >= 0
-        cycle = distance[row_of[heads[closing]], tails[closing]] + slack[closing]
+    useful = all_slack < limit
+    tails, heads, slack = rows[useful], left_for_right[cols[useful]], all_slack[useful]
+    # Number the lefts component by component, so that every search stays inside one contiguous range.
+    _, component = connected_components(csr_matrix((np.ones(len(tails)), (tails, heads)), shape=(n, n)), connection="weak")
+    order = np.argsort(component, kind="stable")
+    place = np.empty(n, dtype=np.int64)
+    place[order] = np.arange(n)
+    ends = np.searchsorted(component[order], np.arange(component.max() + 2))
+    # csgraph drops explicit zeros; a slack of exactly 0 (a tie) is kept as the smallest positive step
+    steps = csr_matrix((np.maximum(slack, np.finfo(np.float64).tiny), (place[tails], place[heads])), shape=(n, n))
+    closing_into = np.full(n, -1)  # for each searched left, nothing yet
+    searched = searched[np.argsort(place[searched], kind="stable")]
+    for sources, low, high in _batches(searched, component, ends):
         best = np.full(len(sources), np.inf)
-        np.minimum.at(best, row_of[heads[closing]], cycle)
-        # ... or leave the graph from any left r the source reaches (r = i itself included): that pair
-        # costs at least leave[r], and the cycle still has to enter right_for_left[i] (it may be the same pair).
-        reached_source, reached = np.nonzero(np.isfinite(distance))  # the lefts each search reached within LIMIT
-        route = distance[reached_source, reached] + np.maximum(leave[reached], enter_cheapest[right_for_left[sources[reached_source]]])
+        distance = dijkstra(steps[low:high, low:high], directed=True, indices=place[sources] - low, limit=limit)
+        # Close the cycle of source i along an unchosen pair (r, right_for_left[i]) from a left r it reaches ...
+        closing_into[sources] = np.arange(len(sources))
+        closing = closing_into[heads] >= 0
+        cycle = distance[closing_into[heads[closing]], place[tails[closing]] - low] + slack[closing]
+        np.minimum.at(best, closing_into[heads[closing]], cycle)
+        closing_into[sources] = -1
+        # ... or leave the graph from any left r it reaches (r = i itself included): that pair costs at
+        # least leave[r], and the cycle still has to enter right_for_left[i] (it may be the same pair).
+        reached_source, reached = np.nonzero(np.isfinite(distance))
+        route = distance[reached_source, reached] + np.maximum(leave[order[low + reached]], enter_cheapest[right_for_left[sources[reached_source]]])
         np.minimum.at(best, reached_source, route)
         regret[sources] = np.maximum(np.minimum(best, limit), regret[sources])
     return np.minimum(regret, limit)
 
 
-def margins(graph: CandidateGraph, right_for_left: np.ndarray) -> np.ndarray:
-    """The earlier confidence, kept to compare against (benchmarks/confidence.py): per left i, its
-    chosen score minus the best alternative for its row or its chosen column. Negative wherever the
-    row holds a higher score that the assignment gave to another left."""
-    n = graph.size
-    chosen = graph.chosen(right_for_left)
-    chosen_score = np.empty(n)
-    chosen_score[graph.rows[chosen]] = graph.scores[chosen]
-    row_alternative = graph.row_bound.copy()
-    np.maximum.at(row_alternative, graph.rows[~chosen], graph.scores[~chosen])
-    col_alternative = graph.col_bound.copy()
-    np.maximum.at(col_alternative, graph.cols[~chosen], graph.scores[~chosen])
-    return chosen_score - np.maximum(row_alternative, col_alternative[right_for_left])
+def _batches(
+    sources: np.ndarray, component: np.ndarray, ends: np.ndarray, cells: int = BATCH_CELLS, budget: int = SEARCH_CELLS
+) -> Iterator[tuple[np.ndarray, int, int]]:
+    """SOURCES (ordered by their component's place) in batches (sources, low, high) whose lefts are numbered
+    low..high-1: consecutive small components share a batch, a large one's sources are split, and each
+    batch's distance block holds about CELLS entries at most. Stops once BUDGET entries are spent: the
+    sources left over keep their cheap bound."""
+    start = spent = 0
+    while start < len(sources) and spent < budget:
+        first = component[sources[start]]
+        low, high = ends[first], ends[first + 1]
+        stop = start + 1
+        while stop < len(sources):
+            next_high = ends[component[sources[stop]] + 1]
+            if (stop + 1 - start) * (next_high - low) > cells:
+                break
+            stop, high = stop + 1, next_high
+        yield sources[start:stop], low, high
+        spent += (stop - start) * (high - low)
+        start = stop
