@@ -198,12 +198,15 @@ def export(
     data_dir: DataDir = None,
 ) -> None:
     """Export the left arm, right arm and head as ONNX models, validate each variant, build TensorRT engines."""
+    from functools import partial
+
     from amphisbaena.export.pipeline import ExportRequest, run_export
     from amphisbaena.progress import for_terminal
+    from amphisbaena.runtime.validation import validate_variant
 
     precisions = tuple(name for name, wanted in (("fp16", fp16), ("int8", int8)) if wanted)
     request = ExportRequest(run_dir, out_dir, from_model, precisions, (com_weight, box_weight), engines, engine_cache, data_dir)
-    run_export(request, say=typer.echo, progress=for_terminal())
+    run_export(request, say=typer.echo, validate=partial(validate_variant, progress=for_terminal()))
 
 
 @app.command("check-data")

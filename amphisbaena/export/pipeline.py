@@ -14,7 +14,6 @@ import numpy as np
 import torch
 
 from amphisbaena.datasets import load_split, resolve_data_dir
-from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
 from amphisbaena.errors import InputError
 from amphisbaena.export.manifest import FP16, FP32, INT8, load_model_files, record_calibration, record_validation
 from amphisbaena.export.onnx_export import (
@@ -29,14 +28,16 @@ from amphisbaena.export.onnx_export import (
 from amphisbaena.export.quantize import feature_drift, quantize_arms
 from amphisbaena.export.tensorrt_build import EngineUnavailable, build_engines
 from amphisbaena.halves import make_halves
-from amphisbaena.progress import Progress
-from amphisbaena.runtime.calibrate import calibrate_no_partner
-from amphisbaena.runtime.restore import restore
 from amphisbaena.train.loop import CHECKPOINT, assignment_accuracy, split_train_val
 from amphisbaena.train.model import Amphisbaena
 from amphisbaena.train.recipe import Recipe
 from amphisbaena.train.session import Teacher
 from amphisbaena.train.writers import find_writer_file, load_writer_ids
+
+# Restores a held-out pool through an exported variant's own graphs: (directory, images) ->
+# (assignment accuracy, no-partner calibration). The runtime provides it (`runtime.validation`); export
+# does not import the runtime, which comes after it.
+Validator = Callable[[Path, np.ndarray], tuple[float, dict]]
 
 
 @dataclass
@@ -98,7 +99,7 @@ class ExportRequest:
     data_dir: Path | None = None
 
 
-def run_export(request: ExportRequest, say: Callable[[str], None], progress: Progress | None = None) -> list[Path]:
+def run_export(request: ExportRequest, say: Callable[[str], None], validate: Validator | None = None) -> list[Path]:
     """Load the weights, find their validation pool, export every variant (`export_model`)."""
     if request.out_dir.exists() and not request.out_dir.is_dir():
         raise InputError(f"{request.out_dir}: --out-dir exists and is not a directory")
@@ -108,7 +109,7 @@ def run_export(request: ExportRequest, say: Callable[[str], None], progress: Pro
         writers = load_writer_ids(find_writer_file(resolve_data_dir(request.data_dir)))
     val_images, split = validation_pool(weights.recipe, request.data_dir, writers)
     return export_model(
-        weights, request.out_dir, val_images, split, request.precisions, request.penalty_weights, request.engines, request.engine_cache, say, progress
+        weights, request.out_dir, val_images, split, request.precisions, request.penalty_weights, request.engines, request.engine_cache, say, validate
     )
 
 
@@ -129,10 +130,10 @@ def export_model(
     engines: bool = True,
     engine_cache: Path | None = None,
     say: Callable[[str], None] = lambda line: None,
-    progress: Progress | None = None,
+    validate: Validator | None = None,
 ) -> list[Path]:
     """Write WEIGHTS as ONNX variants of PRECISIONS into OUT_DIR (fp32) and its subdirectories, each
-    checked for parity, validated on VAL_IMAGES through its own graphs and calibrated; then TensorRT
+    checked for parity, validated on VAL_IMAGES through its own graphs and calibrated (VALIDATE); then TensorRT
     engines where a GPU is present. SAY hears one line per step. Returns the directories written."""
     geometry_on = weights.recipe.model.com_weight > 0 or weights.recipe.model.box_weight > 0  # off for Fashion-MNIST
     com_weight, box_weight = penalty_weights
@@ -159,12 +160,12 @@ def export_model(
             manifest = export_onnx(model, directory, weights.recipe.to_dict(), validation, fp16=precision == FP16, weights_from=weights.weights_from)
             check, diffs = "parity max abs diff vs PyTorch", parity(half_precision_copy(model) if precision == FP16 else model, directory, left, right)
         say(f"wrote {manifest['precision']} model to {directory} ({check}: " + ", ".join(f"{name} {value:.2e}" for name, value in diffs.items()) + ")")
-        backend = OnnxRuntimeBackend(load_model_files(directory))
-        pool_left, pool_right, key = make_halves(val_images, seed=0)
-        accuracy = float(restore(backend, pool_left, pool_right, key, progress=progress).accuracy)
+        if validate is None:
+            written.append(directory)
+            continue
+        accuracy, calibration = validate(directory, val_images)
         record_validation(directory, {**validation, "assignment_accuracy": accuracy, "measured_with": f"these {precision} graphs, onnxruntime CPU"})
         say(f"  {precision} validation assignment accuracy: {accuracy:.4f}")
-        calibration = calibrate_no_partner(OnnxRuntimeBackend(load_model_files(directory)), val_images, progress=progress)
         record_calibration(directory, "no_partner", {**calibration, "split": split})
         say(f"  no-partner score {calibration['score']:.3f}: precision {calibration['precision']:.4f}, recall {calibration['recall']:.4f}")
         written.append(directory)
