@@ -14,14 +14,13 @@ import argparse
 import json
 from pathlib import Path
 
-from amphisbaena.datasets import load_split, resolve_data_dir
+from amphisbaena.datasets import load_split
 from amphisbaena.engines.select import BackendChoice
 from amphisbaena.export.manifest import load_model_files
 from amphisbaena.halves import make_halves
 from amphisbaena.runtime.restore import restore
 from amphisbaena.train.loop import split_train_val
 from amphisbaena.train.recipe import Recipe
-from amphisbaena.train.writers import find_writer_file, load_writer_ids
 
 HERE = Path(__file__).resolve().parent
 
@@ -31,8 +30,7 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, required=True)
     args = parser.parse_args()
     images, _ = load_split("train")
-    writers = load_writer_ids(find_writer_file(resolve_data_dir(None)))
-    train_index, pool_index = split_train_val(len(images), Recipe(val_size=5000, val_pool="writers"), writers)
+    _, pool_index = split_train_val(len(images), Recipe(val_size=5000, val_pool="writers"))
     left, right, key = make_halves(images[pool_index], seed=0)
     report = {"pool": "5,000 writer-disjoint held-out training digits (val_pool writers)", "teacher_trained_on_pool_digits": int((pool_index < len(images) - 500).sum())}
     for precision in ("fp32", "int8"):

@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from amphisbaena.datasets import check_dataset_name
 from amphisbaena.errors import InputError
 from amphisbaena.files import atomic_path
 from amphisbaena.geometry import GeometrySpec
@@ -141,9 +142,7 @@ def model_to_run(model_dir: Path | None, dataset: str) -> ModelFiles:
     verified) only when a backend loads them: a run on the int8 variant never reads the fp32 graphs."""
     if model_dir is not None:
         return load_model_files(model_dir, verify=False)
-    if dataset not in ("mnist", "fashion-mnist"):
-        raise InputError(f"--dataset must be one of mnist, fashion-mnist, got {dataset!r}")
-    return load_model_files(shipped_model_dir(dataset), verify=False)
+    return load_model_files(shipped_model_dir(check_dataset_name(dataset)), verify=False)
 
 
 def load_variant(model: ModelFiles, precision: str) -> ModelFiles:

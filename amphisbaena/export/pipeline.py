@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from amphisbaena.datasets import load_split, resolve_data_dir
+from amphisbaena.datasets import load_split
 from amphisbaena.errors import InputError
 from amphisbaena.export.manifest import FP16, FP32, INT8, load_model_files, record_calibration, record_validation
 from amphisbaena.export.onnx_export import (
@@ -32,7 +32,6 @@ from amphisbaena.train.loop import CHECKPOINT, assignment_accuracy, split_train_
 from amphisbaena.train.model import Amphisbaena
 from amphisbaena.train.recipe import Recipe
 from amphisbaena.train.session import Teacher
-from amphisbaena.train.writers import find_writer_file, load_writer_ids
 
 # Restores a held-out pool through an exported variant's own graphs: (directory, images) ->
 # (assignment accuracy, no-partner calibration). The runtime provides it (`runtime.validation`); export
@@ -104,19 +103,16 @@ def run_export(request: ExportRequest, say: Callable[[str], None], validate: Val
     if request.out_dir.exists() and not request.out_dir.is_dir():
         raise InputError(f"{request.out_dir}: --out-dir exists and is not a directory")
     weights = weights_from_export(request.from_model) if request.from_model is not None else weights_from_checkpoint(request.run_dir)
-    writers = None
-    if weights.recipe.val_pool == "writers":
-        writers = load_writer_ids(find_writer_file(resolve_data_dir(request.data_dir)))
-    val_images, split = validation_pool(weights.recipe, request.data_dir, writers)
+    val_images, split = validation_pool(weights.recipe, request.data_dir)
     return export_model(
         weights, request.out_dir, val_images, split, request.precisions, request.penalty_weights, request.engines, request.engine_cache, say, validate
     )
 
 
-def validation_pool(recipe: Recipe, data_dir: Path | None, writers: np.ndarray | None) -> tuple[np.ndarray, str]:
+def validation_pool(recipe: Recipe, data_dir: Path | None) -> tuple[np.ndarray, str]:
     """The held-out training digits of RECIPE (never the test set), and how they were chosen."""
     images, _ = load_split("train", data_dir, recipe.dataset)
-    pool = images[split_train_val(len(images), recipe, writers)[1]]
+    pool = images[split_train_val(len(images), recipe, data_dir)[1]]
     return pool, "train (held out, writer-disjoint)" if recipe.val_pool == "writers" else "train (held out)"
 
 

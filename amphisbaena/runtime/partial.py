@@ -19,7 +19,7 @@ from amphisbaena.engines.base import Backend
 from amphisbaena.progress import Progress
 from amphisbaena.runtime.features import both_arms
 from amphisbaena.runtime.memory import check_memory
-from amphisbaena.runtime.results import Stopwatch
+from amphisbaena.runtime.results import Stopwatch, backend_line, seconds_line
 from amphisbaena.runtime.scorer import PairScorer
 from amphisbaena.shapes import DEFAULT_K
 
@@ -77,11 +77,11 @@ class PartialResult:
 
     def text(self, fallbacks: list[str]) -> list[str]:
         """What the CLI prints; FALLBACKS: why faster backends were skipped (in full in --json)."""
-        skipped = "; no GPU backend available, see --json" if fallbacks else ""
+        made = f"{len(self.right_for_left)} lefts, {self.n_right} rights: made {int(self.matched.sum())} pairs"
         lines = [
-            f"{len(self.right_for_left)} lefts, {self.n_right} rights: made {int(self.matched.sum())} pairs with {self.backend} ({self.precision}){skipped}",
+            backend_line(made, self.backend, self.precision, fallbacks),
             f"no partner (score below {self.no_partner_score:.3f}): {len(self.unmatched_left)} lefts, {len(self.unmatched_right)} rights",
-            "seconds: " + ", ".join(f"{stage} {value:.2f}" for stage, value in self.seconds.items()),
+            seconds_line(self.seconds),
         ]
         quality = self.quality()
         if quality is not None:

@@ -21,10 +21,23 @@ from amphisbaena.runtime.png import digit_grid
 from amphisbaena.runtime.results import RestoreResult
 from amphisbaena.runtime.scorer import PairScorer
 
+REPORT_HINT = "pip install 'amphisbaena[report]'"  # the README's install line for the report's extra
 LEAST_CONFIDENT = 8
 WRONG_SHOWN = 8
 HEATMAP_SIZE = 24
 SAMPLE_ROWS = 1_000
+
+
+def require_matplotlib():
+    """matplotlib.pyplot on the Agg backend; a one-line error with the install hint where it is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise InputError(f"--report needs matplotlib: {REPORT_HINT}") from None
+    return plt
 
 
 def _pair_scores(backend: Backend, left_features: np.ndarray, right_features: np.ndarray, lefts: np.ndarray, rights: np.ndarray) -> np.ndarray:
@@ -46,15 +59,7 @@ def write_report(
     seed: int = 0,
 ) -> None:
     """Render the report to PATH (PNG)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        from amphisbaena.runtime.session import REPORT_HINT
-
-        raise InputError(f"--report needs matplotlib: {REPORT_HINT}") from None
+    plt = require_matplotlib()
     rng = np.random.default_rng(seed)
     left_features, right_features = result.features  # computed once by restore(), reused here
     n = len(left)

@@ -8,6 +8,15 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 
+def backend_line(count_phrase: str, backend: str, precision: str, fallbacks: list[str]) -> str:
+    """'COUNT_PHRASE with BACKEND (PRECISION)', and one clause where faster backends were skipped."""
+    return f"{count_phrase} with {backend} ({precision})" + ("; no GPU backend available, see --json" if fallbacks else "")
+
+
+def seconds_line(seconds: dict[str, float]) -> str:
+    return "seconds: " + ", ".join(f"{stage} {value:.2f}" for stage, value in seconds.items())
+
+
 @dataclass
 class AssignmentReport:
     """How the assignment was found and, for the sparse path, the optimality certificate."""
@@ -64,15 +73,14 @@ class RestoreResult:
         """What the CLI prints: the backend in one line, how the pairing was found, the time, the accuracy.
         FALLBACKS: why faster backends were skipped (shown in full by --json)."""
         report = self.assignment
-        skipped = "; no GPU backend available, see --json" if fallbacks else ""
-        lines = [f"restored {self.count} pairs with {self.backend} ({self.precision}){skipped}"]
+        lines = [backend_line(f"restored {self.count} pairs", self.backend, self.precision, fallbacks)]
         if report.method == "sparse":
             lines.append(f"assignment: sparse on {report.candidate_edges} candidate pairs (k={report.k}), proven optimal for all {self.count}^2 pairs")
             if report.scored_pairs is not None:
                 lines.append(f"scored {report.scored_pairs / self.count**2:.1%} of all pairs; the geometry bound rules out the rest")
         else:
             lines.append("assignment: dense" + (f" ({report.fallback_reason})" if report.fallback_reason else ""))
-        lines.append("seconds: " + ", ".join(f"{stage} {value:.2f}" for stage, value in self.seconds.items()))
+        lines.append(seconds_line(self.seconds))
         if self.accuracy is not None:
             lines.append(f"accuracy: {self.accuracy:.4f} ({int(self.correct.sum())}/{self.count})")
             lines.append("accuracy of the most confident: " + ", ".join(f"{row['coverage']:.0%} {row['accuracy']:.4f}" for row in self.accuracy_by_coverage()))

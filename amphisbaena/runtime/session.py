@@ -18,8 +18,6 @@ from amphisbaena.halves import join_halves, load_halves, load_key
 from amphisbaena.progress import Progress
 from amphisbaena.runtime.outputs import OutputTargets
 
-REPORT_HINT = "pip install 'amphisbaena[report]'"  # the README's install line for the report's extra
-
 
 @dataclass(frozen=True)
 class RestoreRequest:
@@ -49,10 +47,9 @@ class RestoreRequest:
         if self.allow_unmatched and self.outputs.report is not None:
             raise InputError("--report is for one-to-one restores; drop it or --allow-unmatched")
         if self.outputs.report is not None:
-            try:
-                import matplotlib  # noqa: F401
-            except ImportError:
-                raise InputError(f"--report needs matplotlib: {REPORT_HINT}") from None
+            from amphisbaena.runtime.report import require_matplotlib
+
+            require_matplotlib()
 
 
 def run_restore(request: RestoreRequest, progress: Progress | None = None) -> tuple[dict, list[str]]:

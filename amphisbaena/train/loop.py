@@ -21,7 +21,7 @@ from amphisbaena.halves import HALF_WIDTH, make_halves, split_halves
 from amphisbaena.train.augment import augment, warp, with_half_turns
 from amphisbaena.train.model import Amphisbaena, geometry_penalty
 from amphisbaena.train.recipe import Recipe
-from amphisbaena.train.writers import writer_disjoint_split
+from amphisbaena.train.writers import writer_disjoint_split, writer_ids_near
 
 CHECKPOINT = "checkpoint.pt"
 HISTORY = "history.jsonl"
@@ -36,20 +36,19 @@ class TrainResult:
     epochs_done: int
 
 
-def split_train_val(count: int, recipe: Recipe, writers: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def split_train_val(count: int, recipe: Recipe, data_dir: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(training, validation) indices into the first COUNT training digits (after LIMIT); never the test set.
 
-    RECIPE.val_pool "last" holds out the last VAL_SIZE digits; "writers" holds out whole writers (WRITERS:
-    one id per digit, `writers.load_writer_ids`), so no validation digit's writer wrote a training digit."""
+    RECIPE.val_pool "last" holds out the last VAL_SIZE digits; "writers" holds out whole writers (their
+    QMNIST ids found beside the training files in DATA_DIR), so no validation digit's writer wrote a
+    training digit."""
     if recipe.limit is not None:
         count = min(count, recipe.limit)
     val_size = min(recipe.val_size, count // 5)
     if val_size < 2:
         raise InputError(f"need at least 10 training digits, got {count}")
     if recipe.val_pool == "writers":
-        if writers is None:
-            raise InputError("val_pool 'writers' needs the QMNIST writer ids")
-        return writer_disjoint_split(writers[:count], val_size)
+        return writer_disjoint_split(writer_ids_near(data_dir)[:count], val_size)
     if recipe.val_pool != "last":
         raise InputError(f"val_pool must be 'last' or 'writers', got {recipe.val_pool!r}")
     return np.arange(count - val_size), np.arange(count - val_size, count)
@@ -175,16 +174,14 @@ def train(
     progress: Callable[[str, int, int], None] | None = None,
     device: str = "cpu",
     teacher: Amphisbaena | None = None,
-    writers: np.ndarray | None = None,
 ) -> TrainResult:
     """Train (resuming from RUN_DIR/checkpoint.pt if present) on DEVICE and return the model (on the CPU).
 
     With a TEACHER the loss adds `distillation_loss` against it and the teacher mines the hard batches;
-    without one the model mines its own from RECIPE.hard_start_epoch on. WRITERS (one id per training
-    digit) are needed for RECIPE.val_pool "writers". Checkpoints always hold CPU tensors, so a run
+    without one the model mines its own from RECIPE.hard_start_epoch on. Checkpoints always hold CPU tensors, so a run
     started on a GPU can be exported or resumed anywhere."""
     images, labels = load_split("train", data_dir, recipe.dataset)
-    train_index, val_index = split_train_val(len(images), recipe, writers)
+    train_index, val_index = split_train_val(len(images), recipe, data_dir)
     val_images = images[val_index]
     train_images = with_half_turns(images[train_index], labels[train_index], recipe.half_turn_classes)
     run_dir.mkdir(parents=True, exist_ok=True)

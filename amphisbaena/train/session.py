@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from amphisbaena.datasets import check_dataset_name, resolve_data_dir
+from amphisbaena.datasets import check_dataset_name
 from amphisbaena.errors import InputError
 from amphisbaena.train.model import Amphisbaena
 from amphisbaena.train.recipe import Recipe
@@ -62,13 +62,11 @@ def run_training(request: TrainRequest, teacher: Teacher | None = None) -> list[
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from amphisbaena.train.loop import train
-    from amphisbaena.train.writers import find_writer_file, load_writer_ids
 
     if request.run_dir.exists() and not request.run_dir.is_dir():
         raise InputError(f"{request.run_dir}: --run-dir exists and is not a directory")
     recipe = recipe_for(request, teacher)
     device = torch_device(request.device)
-    writers = load_writer_ids(find_writer_file(resolve_data_dir(request.data_dir))) if recipe.val_pool == "writers" else None
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, disable=not sys.stderr.isatty()) as bar:
         task = bar.add_task("training", total=None)
@@ -80,7 +78,7 @@ def run_training(request: TrainRequest, teacher: Teacher | None = None) -> list[
                 bar.update(task, description=message, completed=done, total=total)
 
         model = None if teacher is None else teacher.model
-        result = train(recipe, request.run_dir, request.data_dir, report, device=device, teacher=model, writers=writers)
+        result = train(recipe, request.run_dir, request.data_dir, report, device=device, teacher=model)
     return [
         f"trained {result.epochs_done} epochs; validation assignment accuracy {result.val_accuracy:.4f} on {result.val_size} held-out training digits",
         f"wrote {request.run_dir / 'checkpoint.pt'} and {request.run_dir / 'history.jsonl'}",

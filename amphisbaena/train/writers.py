@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from amphisbaena.datasets import resolve_data_dir
 from amphisbaena.errors import InputError
 
 QMNIST_TRAIN_LABELS = "qmnist-train-labels.tsv.gz"
@@ -38,6 +39,11 @@ def load_writer_ids(path: Path) -> np.ndarray:
     if table.shape != (TRAIN_DIGITS, 8):
         raise InputError(f"{path}: expected {TRAIN_DIGITS} rows of 8 columns, got {table.shape}")
     return table[:, 1] * 100_000 + table[:, 2]
+
+
+def writer_ids_near(data_dir: Path | None) -> np.ndarray:
+    """The writer ids of the MNIST training digits, from QMNIST's metadata beside the MNIST files."""
+    return load_writer_ids(find_writer_file(resolve_data_dir(data_dir)))
 
 
 def writer_disjoint_split(writers: np.ndarray, pool_size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
