@@ -166,9 +166,10 @@ def train(
     init_from: Annotated[Path | None, typer.Option("--init-from", help="Start from this checkpoint's weights")] = None,
     learning_rate: Annotated[float | None, typer.Option(help="Override the recipe's peak learning rate")] = None,
     recipe_file: Annotated[Path | None, typer.Option("--recipe", help="JSON file of recipe fields laid over the dataset's defaults")] = None,
-    teacher: Annotated[Path | None, typer.Option("--teacher", help="Distil from this fp32 model directory (e.g. a shipped model)")] = None,
+    teacher: Annotated[Path | None, typer.Option("--teacher", help="Distil from this fp32 (or fp16) model directory, e.g. a shipped model")] = None,
     dataset: Dataset = "mnist",
     device: Annotated[str, typer.Option(help="torch device to train on: cpu, cuda, cuda:1, ...")] = "cpu",
+    validate_every: Annotated[int, typer.Option(help="Validate every N epochs (and after the last)")] = 1,
     data_dir: DataDir = None,
 ) -> None:
     """Train the two arms and the head on the training set (never the test set)."""
@@ -180,7 +181,7 @@ def train(
 
         taught_by = load_teacher(teacher)
     overrides = {"epochs": epochs, "limit": limit, "seed": seed, "learning_rate": learning_rate, "init_from": init_from}
-    _echo(run_training(TrainRequest(run_dir, dataset, recipe_file, overrides, device, data_dir), taught_by))
+    _echo(run_training(TrainRequest(run_dir, dataset, recipe_file, overrides, device, data_dir, validate_every), taught_by))
 
 
 @app.command()

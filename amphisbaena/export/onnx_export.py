@@ -20,7 +20,7 @@ import torch
 from onnx import numpy_helper
 
 from amphisbaena.errors import InputError
-from amphisbaena.export.manifest import FP32, MANIFEST, MODEL_FILES, ModelFiles, sha256_of
+from amphisbaena.export.manifest import FP16, FP32, MANIFEST, MODEL_FILES, ModelFiles, sha256_of
 from amphisbaena.files import atomic_path
 from amphisbaena.geometry import GEOMETRY_SIZE
 from amphisbaena.shapes import TOPK
@@ -173,19 +173,22 @@ def _parameters(graph_model: onnx.ModelProto) -> dict[str, torch.Tensor]:
     return parameters
 
 
-def model_from_onnx(model_files: ModelFiles) -> tuple[Amphisbaena, Recipe]:
+def model_from_onnx(model_files: ModelFiles, allow_fp16: bool = False) -> tuple[Amphisbaena, Recipe]:
     """The PyTorch model an fp32 model directory was exported from, and its recorded recipe.
 
     The exporter keeps every parameter as an initializer under its state-dict name, so the weights
     come back exactly. This lets a shipped model be re-exported when the graphs change (a faster
-    head, another precision) without retraining it; the head keeps the exported penalty weights."""
-    if model_files.manifest.get("precision") != FP32:
-        raise InputError(f"{model_files.directory}: re-export needs the fp32 model, this one is {model_files.manifest.get('precision')}")
+    head, another precision) without retraining it; the head keeps the exported penalty weights.
+    With ALLOW_FP16 an fp16 directory gives its fp16 weights widened to fp32: half the bytes to move
+    a teacher to a training machine, for a teacher only (a re-export must start from fp32)."""
+    precisions = (FP32, FP16) if allow_fp16 else (FP32,)
+    if model_files.manifest.get("precision") not in precisions:
+        raise InputError(f"{model_files.directory}: needs the {' or '.join(precisions)} model, this one is {model_files.manifest.get('precision')}")
     recipe = Recipe.from_dict(model_files.manifest["recipe"])
     model = Amphisbaena(recipe.model)
     state = {}
     for prefix, graph in (("left_arm.", "left"), ("right_arm.", "right"), ("head.", "head")):
-        state.update({prefix + name: tensor for name, tensor in _parameters(onnx.load(str(model_files.path(graph)))).items()})
+        state.update({prefix + name: tensor.float() for name, tensor in _parameters(onnx.load(str(model_files.path(graph)))).items()})
     wanted = model.state_dict()
     missing = sorted(set(wanted) - set(state))
     if missing:

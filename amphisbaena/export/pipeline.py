@@ -78,9 +78,9 @@ def weights_from_export(model_dir: Path) -> Weights:
 
 
 def load_teacher(model_dir: Path) -> Teacher:
-    """The fp32 model in MODEL_DIR as a teacher for distillation (its weights recovered exactly)."""
+    """The fp32 (or fp16) model in MODEL_DIR as a teacher for distillation (its weights recovered exactly)."""
     files = load_model_files(model_dir)
-    return Teacher(model_dir, model_from_onnx(files)[0], files.manifest["sha256"])
+    return Teacher(model_dir, model_from_onnx(files, allow_fp16=True)[0], files.manifest["sha256"])
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ class TrainRequest:
     overrides: dict = field(default_factory=dict)
     device: str = "cpu"
     data_dir: Path | None = None
+    validate_every: int = 1
 
 
 def recipe_for(request: TrainRequest, teacher: Teacher | None) -> Recipe:
@@ -66,6 +67,8 @@ def run_training(request: TrainRequest, teacher: Teacher | None = None) -> list[
     if request.run_dir.exists() and not request.run_dir.is_dir():
         raise InputError(f"{request.run_dir}: --run-dir exists and is not a directory")
     recipe = recipe_for(request, teacher)
+    if request.validate_every < 1:
+        raise InputError(f"--validate-every must be at least 1, got {request.validate_every}")
     device = torch_device(request.device)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, disable=not sys.stderr.isatty()) as bar:
@@ -78,7 +81,7 @@ def run_training(request: TrainRequest, teacher: Teacher | None = None) -> list[
                 bar.update(task, description=message, completed=done, total=total)
 
         model = None if teacher is None else teacher.model
-        result = train(recipe, request.run_dir, request.data_dir, report, device=device, teacher=model)
+        result = train(recipe, request.run_dir, request.data_dir, report, device=device, teacher=model, validate_every=request.validate_every)
     return [
         f"trained {result.epochs_done} epochs; validation assignment accuracy {result.val_accuracy:.4f} on {result.val_size} held-out training digits",
         f"wrote {request.run_dir / 'checkpoint.pt'} and {request.run_dir / 'history.jsonl'}",
