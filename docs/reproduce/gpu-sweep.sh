@@ -33,11 +33,11 @@ if [ "${SWEEP:-1}" = 1 ]; then  # sizes and 20 against 60 epochs
   job fashion-m576-e60-final fashion-mnist gpu-fashion-m576-e60-final
 else  # sweep 2: 150 epochs for the sizes sweep 1 chose
   job mnist-m-t4-e150 mnist gpu-m-t4-e150 "${teacher[@]}"
-  job mnist-m-t4-e150-final mnist gpu-m-t4-e150-final "${teacher[@]}"
+  job mnist-m-t4-e150-final mnist mnist-student "${teacher[@]}"
   job fashion-m-e150 fashion-mnist gpu-fashion-m-e150
   job fashion-m-e150-final fashion-mnist gpu-fashion-m-e150-final
   job fashion-m576-e150 fashion-mnist gpu-fashion-m576-e150
-  job fashion-m576-e150-final fashion-mnist gpu-fashion-m576-e150-final
+  job fashion-m576-e150-final fashion-mnist fashion-mnist-student
 fi
 while [ -n "$(jobs -r)" ] && [ $((SECONDS - start)) -lt "$deadline" ]; do
   sleep 10
