@@ -269,6 +269,8 @@ CASES["train/epochs negative"] = lambda tmp, out: ["train", "--run-dir", str(out
 CASES["train/limit too small"] = lambda tmp, out: ["train", "--run-dir", str(out / "run"), "--limit", "5"]
 CASES["train/limit negative"] = lambda tmp, out: ["train", "--run-dir", str(out / "run"), "--limit", "-100"]
 CASES["train/run dir is a file"] = lambda tmp, out: ["train", "--run-dir", str((tmp / "file").write_text("x") and tmp / "file")]
+CASES["train/validate every zero"] = lambda tmp, out: ["train", "--run-dir", str(out / "run"), "--validate-every", "0"]
+CASES["train/teacher is the int8 variant"] = lambda tmp, out: ["train", "--run-dir", str(out / "run"), "--teacher", str(SHIPPED_MODEL_DIR / "int8")]
 CASES["train/data dir without files, offline"] = lambda tmp, out: ["train", "--run-dir", str(out / "run"), "--data-dir", str(tmp / "empty")]
 
 

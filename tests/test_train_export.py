@@ -160,6 +160,35 @@ def test_reexport_refuses_a_non_fp32_model(tmp_path: Path) -> None:
         model_from_onnx(load_model_files(SHIPPED_MODEL_DIR / "int8"))
 
 
+def test_a_teacher_can_be_read_from_an_fp16_model_directory() -> None:
+    """`train --teacher` accepts the fp16 variant (half the bytes to carry to a GPU machine): its weights
+    come back as the fp32 weights rounded to fp16, widened back to fp32; re-export still refuses it."""
+    from amphisbaena.errors import InputError
+    from amphisbaena.export.manifest import SHIPPED_MODEL_DIR
+    from amphisbaena.export.onnx_export import model_from_onnx
+    from amphisbaena.export.pipeline import load_teacher
+
+    full, _ = model_from_onnx(load_model_files(SHIPPED_MODEL_DIR))
+    teacher = load_teacher(SHIPPED_MODEL_DIR / "fp16")
+    rounded = 0
+    for (name, exact), widened in zip(full.state_dict().items(), teacher.model.state_dict().values()):
+        assert widened.dtype == torch.float32, name
+        if not torch.equal(exact, widened):
+            assert torch.equal(exact.half().float(), widened), name
+            rounded += 1
+    assert rounded > 0  # the trunks really came from fp16
+    with pytest.raises(InputError, match="needs the fp32 model, this one is fp16"):
+        model_from_onnx(load_model_files(SHIPPED_MODEL_DIR / "fp16"))
+
+
+def test_validation_runs_every_n_epochs_and_after_the_last(mnist_dir: Path, tmp_path: Path) -> None:
+    recipe = Recipe(epochs=3, limit=1000, val_size=200, batch_size=256, model=SMALL)
+    result = train(recipe, tmp_path, mnist_dir, validate_every=2)
+    history = [json.loads(line) for line in (tmp_path / HISTORY).read_text().splitlines()]
+    assert [h["epoch"] for h in history if "val_accuracy" in h] == [2, 3]
+    assert result.val_accuracy == history[-1]["val_accuracy"]
+
+
 def test_geometry_penalty_is_the_rule_on_the_joined_digit(test_digits: np.ndarray) -> None:
     """The head's penalty, from per-half statistics, equals the rule measured on the joined image:
     centre of mass within 14 +- 0.5 on both axes, larger side of the inked box 20 pixels."""
