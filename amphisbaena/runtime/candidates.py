@@ -74,10 +74,10 @@ class BestPerItem:
 class BestPerItemFromBlocks:
     """The best COUNT (score, partner) pairs of every item, gathered from dense blocks of scores.
 
-    Each item has 2 * COUNT slots, unsorted. A block offers each of its items only its entries at
-    or above the item's floor (its COUNT-th best so far, a lower bound on its final COUNT-th best),
-    and at most its own best COUNT of them. An item whose slots would overflow is first cut back to
-    its best COUNT. Sorting happens once, at the end, instead of merging every block into sorted lists."""
+    Each item has 2 * COUNT slots, unsorted. A block offers each of its items only its entries at or
+    above the item's floor (a lower bound on its final COUNT-th best), and at most its own best COUNT of
+    them. An item whose slots would overflow is first cut back to its best COUNT. Sorting happens once,
+    at the end, instead of merging every block into sorted lists."""
 
     def __init__(self, items: int, count: int) -> None:
         self.count = count
@@ -86,39 +86,79 @@ class BestPerItemFromBlocks:
         self.fill = np.zeros(items, dtype=np.int64)
         self.floor = np.full(items, -np.inf, dtype=np.float32)
 
-    def add_block(self, items: np.ndarray, partners: np.ndarray, scores: np.ndarray) -> None:
-        """SCORES[a, b] (C-contiguous) is the score of (ITEMS[a], PARTNERS[b]); ITEMS are distinct, and
-        no (item, partner) pair comes in more than one block.
-
-        Entries below an item's floor are dropped in one pass. Only items left with more than COUNT
-        (early blocks, before their floors rose) are partitioned down to the block's best COUNT."""
-        width = scores.shape[1]
+    def add_block(self, items: np.ndarray, partners: np.ndarray, scores: np.ndarray, transposed: bool = False) -> None:
+        """SCORES[a, b] is the score of (ITEMS[a], PARTNERS[b]); with TRANSPOSED, SCORES[b, a] is (the
+        same block read from the partners' side, without a copy). ITEMS are distinct, and no (item,
+        partner) pair comes in more than one block."""
+        item_axis = 1 if transposed else 0
         fresh = np.isneginf(self.floor[items])
-        seen = np.flatnonzero(~fresh)
-        a, b = np.divmod(np.flatnonzero(scores[seen] >= self.floor[items[seen], None]), width)
-        a = seen[a]
-        if width > self.count:
-            is_crowded = fresh | (np.bincount(a, minlength=len(items)) > self.count)
-            crowded = np.flatnonzero(is_crowded)
-            block = scores if len(crowded) == len(items) else scores[crowded]
-            best = np.argpartition(block, width - self.count, axis=1)[:, width - self.count :]
-            self.floor[items[crowded]] = np.maximum(self.floor[items[crowded]], np.take_along_axis(block, best, axis=1).min(axis=1))
-            sparse = ~is_crowded[a]
-            a = np.concatenate([a[sparse], np.repeat(crowded, self.count)])
-            b = np.concatenate([b[sparse], best.ravel()])
-        else:  # a block no wider than COUNT: fresh items take all of it
-            rows = np.flatnonzero(fresh)
-            a = np.concatenate([a, np.repeat(rows, width)])
-            b = np.concatenate([b, np.tile(np.arange(width), len(rows))])
+        floor = self.entry_floors(items, scores, item_axis)
+        first, second = np.nonzero(scores >= (floor[None, :] if transposed else floor[:, None]))
+        a, b = (second, first) if transposed else (first, second)
+        self.add_entries(items, partners, scores, item_axis, floor, fresh, a, b, scores[first, second])
+
+    def entry_floors(self, items: np.ndarray, scores: np.ndarray, item_axis: int) -> np.ndarray:
+        """The floor of each of ITEMS for this block (their axis of SCORES: ITEM_AXIS): entries below it
+        cannot enter. An item seen for the first time takes its floor from this block (`_chunk_floor`),
+        so one compare over the block lets through about COUNT entries per item, not the whole row."""
+        floor = self.floor[items]
+        if scores.shape[1 - item_axis] > self.count:
+            self._raise_floors(floor, items, np.flatnonzero(np.isneginf(floor)), scores, item_axis)
+        return floor
+
+    def add_entries(
+        self, items: np.ndarray, partners: np.ndarray, scores: np.ndarray, item_axis: int, floor: np.ndarray,
+        fresh: np.ndarray, a: np.ndarray, b: np.ndarray, values: np.ndarray,
+    ) -> None:
+        """Add a block's entries (ITEMS[A], PARTNERS[B], VALUES), all at or above FLOOR (`entry_floors`;
+        FRESH marks the items whose floor came from this block). A seen item that still gets more than
+        COUNT has its floor raised from the block (SCORES, items on ITEM_AXIS) and its entries filtered
+        again; items left with more than COUNT keep their best COUNT."""
         new = np.bincount(a, minlength=len(items))
+        crowded = np.flatnonzero((new > self.count) & ~fresh)
+        if len(crowded) and scores.shape[1 - item_axis] > self.count:
+            self._raise_floors(floor, items, crowded, scores, item_axis)
+            above = values >= floor[a]
+            a, b, values = a[above], b[above], values[above]
+            new = np.bincount(a, minlength=len(items))
+        if new.max(initial=0) > self.count:
+            a, b, values = self._best_of_crowded(items, a, b, values, new)
+            new = np.bincount(a, minlength=len(items))
         self._cut(items[self.fill[items] + new > self.score.shape[1]])
-        order = np.argsort(a, kind="stable")
-        a, b = a[order], b[order]
+        order = np.argsort(a.astype(np.uint16) if len(items) <= 1 << 16 else a, kind="stable")  # 16-bit keys: a radix sort
+        a, b, values = a[order], b[order], values[order]
         rank = np.arange(len(a)) - np.repeat(np.cumsum(new) - new, new)
         slot = self.fill[items[a]] + rank
-        self.score[items[a], slot] = scores[a, b]
+        self.score[items[a], slot] = values
         self.partner[items[a], slot] = partners[b]
         self.fill[items] += new
+
+    def _raise_floors(self, floor: np.ndarray, items: np.ndarray, which: np.ndarray, scores: np.ndarray, item_axis: int) -> None:
+        """Raise the floors of ITEMS[WHICH] (in FLOOR, the block's copy, and in self) to what this block
+        proves about them (`_chunk_floor`)."""
+        raised = np.maximum(floor[which], _chunk_floor(scores, which, len(items), self.count, item_axis))
+        floor[which] = raised
+        self.floor[items[which]] = raised
+
+    def _best_of_crowded(
+        self, items: np.ndarray, a: np.ndarray, b: np.ndarray, values: np.ndarray, new: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The entries (A, B, VALUES) with every item that has more than COUNT of them cut to its best
+        COUNT; each such item's floor rises to the COUNT-th of them."""
+        crowded = new[a] > self.count
+        ca, cb, cv = a[crowded], b[crowded], values[crowded]
+        order = np.lexsort((-cv, ca))
+        ca, cb, cv = ca[order], cb[order], cv[order]
+        starts = np.flatnonzero(np.r_[True, ca[1:] != ca[:-1]])
+        rank = np.arange(len(ca)) - np.repeat(starts, np.diff(np.r_[starts, len(ca)]))
+        keep = rank < self.count
+        last = keep & (rank == self.count - 1)
+        self.floor[items[ca[last]]] = np.maximum(self.floor[items[ca[last]]], cv[last])
+        return (
+            np.concatenate([a[~crowded], ca[keep]]),
+            np.concatenate([b[~crowded], cb[keep]]),
+            np.concatenate([values[~crowded], cv[keep]]),
+        )
 
     def _cut(self, items: np.ndarray) -> None:
         """Keep only the best COUNT of ITEMS' slots; their floor rises to the COUNT-th of them."""
@@ -150,6 +190,23 @@ def _floor_from(scores: np.ndarray, count: int, axis: int) -> np.ndarray:
     if size < count:
         return np.full(scores.shape[1 - axis], -np.inf, dtype=np.float32)
     return np.partition(scores, size - count, axis=axis).take(size - count, axis=axis)
+
+
+CHUNKS_PER_COUNT = 4  # chunks per kept entry when a fresh item's floor comes from its chunk maxima
+
+
+def _chunk_floor(scores: np.ndarray, fresh: np.ndarray, n_items: int, count: int, item_axis: int) -> np.ndarray:
+    """For the items FRESH (positions along ITEM_AXIS of SCORES, which holds N_ITEMS of them), the
+    COUNT-th largest of their chunk maxima: the partner axis is cut into at least COUNT chunks, and the
+    maxima of COUNT different chunks are COUNT different entries, so this is at most the item's COUNT-th
+    best in the block, hence a lower bound on its final COUNT-th best. Costs one max pass over the block."""
+    width = scores.shape[1 - item_axis]
+    chunk = max(1, width // (CHUNKS_PER_COUNT * count))
+    starts = np.arange(0, width, chunk)
+    block = scores if len(fresh) == n_items else np.take(scores, fresh, axis=item_axis)
+    maxima = block if chunk == 1 else np.maximum.reduceat(block, starts, axis=1 - item_axis)
+    chunks = len(starts)
+    return np.partition(maxima, chunks - count, axis=1 - item_axis).take(chunks - count, axis=1 - item_axis)
 
 
 def graph_from(by_row: BestPerItem, by_col: BestPerItem, k: int, n_right: int) -> CandidateGraph:
@@ -237,6 +294,20 @@ def _feed(by_row: BestPerItem, by_col: BestPerItem, rows, cols, scores, row_floo
     by_col.add(cols[for_cols], rows[for_cols], scores[for_cols])
 
 
+def _add_pair_block(by_row: BestPerItemFromBlocks, by_col: BestPerItemFromBlocks, lefts: np.ndarray, rights: np.ndarray, scores: np.ndarray) -> None:
+    """SCORES (len(LEFTS), len(RIGHTS)) offered to both sides in one pass over the block: an entry is
+    looked at only if it reaches its row's or its column's floor."""
+    fresh_rows, fresh_cols = np.isneginf(by_row.floor[lefts]), np.isneginf(by_col.floor[rights])
+    row_floor = by_row.entry_floors(lefts, scores, 0)
+    col_floor = by_col.entry_floors(rights, scores, 1)
+    r, c = np.nonzero((scores >= row_floor[:, None]) | (scores >= col_floor[None, :]))
+    values = scores[r, c]
+    for_rows = values >= row_floor[r]
+    by_row.add_entries(lefts, rights, scores, 0, row_floor, fresh_rows, r[for_rows], c[for_rows], values[for_rows])
+    for_cols = values >= col_floor[c]
+    by_col.add_entries(rights, lefts, scores, 1, col_floor, fresh_cols, c[for_cols], r[for_cols], values[for_cols])
+
+
 def _stream_pruned(scorer: PairScorer, k: int) -> CandidateGraph:
     """The top-k of every left and right among the pairs the geometry does not rule out, with
     bounds on every pair left out (see `pruning`). Each group of lefts is scored against the
@@ -263,8 +334,7 @@ def _stream_pruned(scorer: PairScorer, k: int) -> CandidateGraph:
     with scorer.progress.stage(f"head: groups of lefts (k={k})", total=len(pruner.groups)) as stage:
         for members, cols, scores in one_ahead(blocks(), scorer.backend.any_thread):
             scored += scores.size
-            by_row.add_block(members, cols, scores)
-            by_col.add_block(cols, members, np.ascontiguousarray(scores.T))
+            _add_pair_block(by_row, by_col, members, cols, scores)
             stage.advance()
     graph = graph_from(by_row.best_first(), by_col.best_first(), k, n_right)
     return replace(
