@@ -13,7 +13,7 @@ import numpy as np
 
 from amphisbaena.runtime.confidence import regrets
 from amphisbaena.runtime.duals import potentials, rows_needing_rescore, solve_sparse
-from amphisbaena.runtime.graph import CandidateGraph, SparseSolution
+from amphisbaena.runtime.graph import CandidateGraph, RescoredStrip, SparseSolution
 from amphisbaena.runtime.overlap import one_ahead
 from amphisbaena.runtime.results import AssignmentReport, Stopwatch
 from amphisbaena.runtime.scorer import PairScorer
@@ -64,7 +64,7 @@ def certified_graph(scores: np.ndarray, right_for_left: np.ndarray) -> tuple[Can
         suspects = rows_needing_rescore(graph, solution)
         if len(suspects) == 0:
             break
-        graph, _ = graph.absorb_rows(suspects, [(scores[suspects].astype(np.float64), None)], solution)
+        graph, _ = graph.absorb_rows(suspects, [RescoredStrip.dense(scores[suspects])], solution)
         solution = SparseSolution(right_for_left, *potentials(graph, right_for_left, solution))
     return graph, solution
 

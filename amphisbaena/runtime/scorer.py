@@ -16,7 +16,7 @@ import numpy as np
 from amphisbaena.engines.base import Backend
 from amphisbaena.progress import Progress
 from amphisbaena.runtime import candidates
-from amphisbaena.runtime.graph import CandidateGraph, SparseSolution
+from amphisbaena.runtime.graph import CandidateGraph, RescoredBlock, RescoredStrip, SparseSolution
 from amphisbaena.runtime.pruning import GeometryPruner, pruner_for
 from amphisbaena.shapes import TILE_COLS, TILE_ROWS, TOPK_TILE
 
@@ -100,23 +100,22 @@ class PairScorer:
         """(LEFTS, COLS, their scores): one block of the pruned stream, computed in a worker thread."""
         return lefts, cols, self.columns(lefts, cols)
 
-    def rescore_rows(self, rows: np.ndarray, solution: SparseSolution) -> tuple[np.ndarray, int]:
-        """Scores (len(ROWS), Nr) of whole ROWS for the proof, and how many pairs were scored.
+    def rescore_rows(self, rows: np.ndarray, solution: SparseSolution) -> RescoredStrip:
+        """ROWS scored for the proof: every pair, or the pairs their bounds cannot settle.
 
         Without a pruner every pair is scored. With one, the rows are split into small groups of
         similar geometry, and a pair whose group bound is at most what the duals certify
         (u_i + w_j) needs no score: the bound stands in for it, which both certifies it and
         bounds what the row leaves out."""
         if self.pruner is None:
-            exact = self.rows(rows)
-            return exact, exact.size
+            return RescoredStrip.dense(self.rows(rows))
         certified = solution.row_potential[rows, None] + solution.col_potential[None, :]
         subgroups = self.pruner.subgroups(rows)
-        values = np.empty((len(rows), len(self.right)))
-        scored = 0
+        blocks, scored = [], 0
         for members, upper in zip(subgroups, self.pruner.bounds([rows[members] for members in subgroups])):
-            values[members] = upper
-            cols = np.flatnonzero(upper > certified[members].min(axis=0))
-            values[np.ix_(members, cols)] = self.columns(rows[members], cols)
+            needed = upper > certified[members].min(axis=0)
+            cols = np.flatnonzero(needed)
+            unscored = upper[~needed].max(initial=-np.inf)
+            blocks.append(RescoredBlock(members, cols, self.columns(rows[members], cols), unscored))
             scored += len(members) * len(cols)
-        return values, scored
+        return RescoredStrip(len(rows), blocks, scored)
