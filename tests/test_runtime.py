@@ -275,9 +275,10 @@ def test_confidence_is_the_regret_exact_on_the_full_graph_and_a_lower_bound_on_c
     np.testing.assert_allclose(every_pair.confidence, expected, atol=1e-3)
 
 
+@pytest.mark.parametrize("partner_group_count", [9, 150])  # blocks wider than 4 * COUNT, and narrower than COUNT
 @pytest.mark.parametrize("transposed", [False, True])
 @pytest.mark.parametrize("ties", [False, True])
-def test_best_per_item_from_blocks_is_the_true_top_count(ties: bool, transposed: bool) -> None:
+def test_best_per_item_from_blocks_is_the_true_top_count(ties: bool, transposed: bool, partner_group_count: int) -> None:
     """Blocks of ragged item and partner sets (each pair offered once, as the pruned stream does),
     in any order and read from either side, leave every item its true best COUNT: scores, and
     partners that hold them. Some blocks are wider than 4 * COUNT, so floors come from chunk maxima."""
@@ -287,7 +288,7 @@ def test_best_per_item_from_blocks_is_the_true_top_count(ties: bool, transposed:
     if ties:
         full = np.round(full * 2) / 2  # few distinct values: ties at every floor
     item_groups = np.array_split(rng.permutation(n_items), 7)
-    partner_groups = np.array_split(rng.permutation(n_partners), 9)
+    partner_groups = np.array_split(rng.permutation(n_partners), partner_group_count)
     blocks = [(i, p) for i in item_groups for p in partner_groups if rng.random() < 0.8]
     seen = np.full((n_items, n_partners), -np.inf, dtype=np.float32)
     best = candidates.BestPerItemFromBlocks(n_items, count)
