@@ -275,59 +275,34 @@ def test_confidence_is_the_regret_exact_on_the_full_graph_and_a_lower_bound_on_c
     np.testing.assert_allclose(every_pair.confidence, expected, atol=1e-3)
 
 
-@pytest.mark.parametrize("partner_group_count", [9, 150])  # blocks wider than 4 * COUNT, and narrower than COUNT
-@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("partner_group_count", [1, 9, 150])  # each left in one block; blocks wider than 4 * COUNT; narrower than COUNT
 @pytest.mark.parametrize("ties", [False, True])
-def test_best_per_item_from_blocks_is_the_true_top_count(ties: bool, transposed: bool, partner_group_count: int) -> None:
-    """Blocks of ragged item and partner sets (each pair offered once, as the pruned stream does),
-    in any order and read from either side, leave every item its true best COUNT: scores, and
-    partners that hold them. Some blocks are wider than 4 * COUNT, so floors come from chunk maxima."""
+def test_pair_blocks_leave_rows_and_columns_their_true_top_count(ties: bool, partner_group_count: int) -> None:
+    """Blocks of ragged left and right sets (each pair offered once, as the pruned stream does), in any
+    order and each read once for both sides (`_add_pair_block`), leave every row and every column its true
+    best COUNT: scores, and distinct partners that hold them. Wide blocks take first floors from chunk
+    maxima; items seen again get more than COUNT entries and have their floors raised."""
     rng = np.random.default_rng(7)
-    n_items, n_partners, count = 300, 900, 9
-    full = rng.normal(size=(n_items, n_partners)).astype(np.float32)
-    if ties:
-        full = np.round(full * 2) / 2  # few distinct values: ties at every floor
-    item_groups = np.array_split(rng.permutation(n_items), 7)
-    partner_groups = np.array_split(rng.permutation(n_partners), partner_group_count)
-    blocks = [(i, p) for i in item_groups for p in partner_groups if rng.random() < 0.8]
-    seen = np.full((n_items, n_partners), -np.inf, dtype=np.float32)
-    best = candidates.BestPerItemFromBlocks(n_items, count)
-    for block in rng.permutation(len(blocks)):
-        items, partners = blocks[block]
-        scores = np.ascontiguousarray(full[np.ix_(items, partners)])
-        if transposed:
-            best.add_block(items, partners, np.ascontiguousarray(scores.T), transposed=True)
-        else:
-            best.add_block(items, partners, scores)
-        seen[np.ix_(items, partners)] = scores
-    result = best.best_first()
-    np.testing.assert_array_equal(result.score, -np.sort(-seen, axis=1)[:, :count])
-    held = np.isfinite(result.score)
-    assert np.all(result.partner[~held] == -1)
-    np.testing.assert_array_equal(seen[np.nonzero(held)[0], result.partner[held]], result.score[held])
-    for row in range(n_items):  # partners are distinct within a row
-        kept = result.partner[row][result.partner[row] >= 0]
-        assert len(set(kept.tolist())) == len(kept)
-
-
-@pytest.mark.parametrize("ties", [False, True])
-def test_pair_blocks_give_rows_and_columns_their_true_top_count(ties: bool) -> None:
-    """One pass over each block (`_add_pair_block`, as the pruned stream runs it) leaves every row and
-    every column its true best COUNT among the pairs offered."""
-    rng = np.random.default_rng(11)
-    n_left, n_right, count = 400, 700, 7
+    n_left, n_right, count = 300, 900, 9
     full = rng.normal(size=(n_left, n_right)).astype(np.float32)
     if ties:
-        full = np.round(full * 2) / 2
+        full = np.round(full * 2) / 2  # few distinct values: ties at every floor
+    left_groups = np.array_split(rng.permutation(n_left), 7)
+    right_groups = np.array_split(rng.permutation(n_right), partner_group_count)
+    blocks = [(lefts, rights) for lefts in left_groups for rights in right_groups if rng.random() < 0.8]
     offered = np.full_like(full, -np.inf)
     by_row = candidates.BestPerItemFromBlocks(n_left, count)
     by_col = candidates.BestPerItemFromBlocks(n_right, count)
-    for lefts in np.array_split(rng.permutation(n_left), 6):  # every left in one block, as groups are
-        rights = np.sort(rng.permutation(n_right)[: rng.integers(count + 1, n_right)])
-        block = np.ascontiguousarray(full[np.ix_(lefts, rights)])
-        candidates._add_pair_block(by_row, by_col, lefts, rights, block)
-        offered[np.ix_(lefts, rights)] = block
+    for block in rng.permutation(len(blocks)):
+        lefts, rights = blocks[block]
+        scores = np.ascontiguousarray(full[np.ix_(lefts, rights)])
+        candidates._add_pair_block(by_row, by_col, lefts, rights, scores)
+        offered[np.ix_(lefts, rights)] = scores
     for best, truth in ((by_row.best_first(), offered), (by_col.best_first(), np.ascontiguousarray(offered.T))):
         np.testing.assert_array_equal(best.score, -np.sort(-truth, axis=1)[:, :count])
         held = np.isfinite(best.score)
+        assert np.all(best.partner[~held] == -1)
         np.testing.assert_array_equal(truth[np.nonzero(held)[0], best.partner[held]], best.score[held])
+        for item in range(len(truth)):  # partners are distinct within an item
+            kept = best.partner[item][best.partner[item] >= 0]
+            assert len(set(kept.tolist())) == len(kept)

@@ -86,20 +86,11 @@ class BestPerItemFromBlocks:
         self.fill = np.zeros(items, dtype=np.int64)
         self.floor = np.full(items, -np.inf, dtype=np.float32)
 
-    def add_block(self, items: np.ndarray, partners: np.ndarray, scores: np.ndarray, transposed: bool = False) -> None:
-        """SCORES[a, b] is the score of (ITEMS[a], PARTNERS[b]); with TRANSPOSED, SCORES[b, a] is (the
-        same block read from the partners' side, without a copy). ITEMS are distinct, and no (item,
-        partner) pair comes in more than one block."""
-        item_axis = 1 if transposed else 0
-        fresh = np.isneginf(self.floor[items])
-        floor = self.entry_floors(items, scores, item_axis)
-        first, second = np.nonzero(scores >= (floor[None, :] if transposed else floor[:, None]))
-        a, b = (second, first) if transposed else (first, second)
-        self.add_entries(items, partners, scores, item_axis, floor, fresh, a, b, scores[first, second])
-
     def entry_floors(self, items: np.ndarray, scores: np.ndarray, item_axis: int) -> np.ndarray:
-        """The floor of each of ITEMS for this block (their axis of SCORES: ITEM_AXIS): entries below it
-        cannot enter. An item seen for the first time takes its floor from this block (`_chunk_floor`),
+        """The floor of each of ITEMS for the block SCORES, in which ITEMS run along ITEM_AXIS (0: SCORES[a, b]
+        is the score of (ITEMS[a], PARTNERS[b]); 1: SCORES[b, a], the block read from the partners' side,
+        without a copy). ITEMS are distinct, and no (item, partner) pair comes in more than one block.
+        Entries below the floor cannot enter. An item seen for the first time takes its floor from this block (`_chunk_floor`),
         so one compare over the block lets through about COUNT entries per item, not the whole row."""
         floor = self.floor[items]
         if scores.shape[1 - item_axis] > self.count:
