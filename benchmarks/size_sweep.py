@@ -1,12 +1,12 @@
 """The student size sweep: one row per exported model, measured in one sitting.
 
-    python benchmarks/size_sweep.py NAME=MODEL_DIR [NAME=MODEL_DIR ...] [--runs 5]
+    python benchmarks/size_sweep.py NAME=MODEL_DIR [NAME=MODEL_DIR ...] [--runs 5] [--out size-sweep]
 
 For each model: its validation accuracy (recorded by `export`, restored through the model's own graphs
 over its held-out pool), feature size, multiply-adds per half (arm trunk, projections and seam
 convolution, from the recorded shape), bytes of its fp32 and int8 files, and the median of RUNS
 whole-process 10,000-halves restores (`restore --key`, default precision), the models interleaved.
-Writes benchmarks/results/size-sweep.json and prints a markdown table.
+Writes benchmarks/results/OUT.json and prints a markdown table.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("models", nargs="+", help="NAME=MODEL_DIR")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--out", default="size-sweep", help="result file name, without .json")
     args = parser.parse_args()
     models = dict(item.split("=", 1) for item in args.models)
     left, right, key = make_halves(load_split("test")[0], seed=0)
@@ -81,7 +82,7 @@ def main() -> None:
             "restore_10k_seconds": {"median": statistics.median(seconds[name]), "min": min(seconds[name]), "max": max(seconds[name]), "runs": len(seconds[name])},
         })
     (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "size-sweep.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (HERE / "results" / f"{args.out}.json").write_text(json.dumps(rows, indent=2) + "\n")
     print("| model | arm (hidden x depth) | embedding / head / seam | temperature | validation fp32 / int8 | feature size | multiply-adds per half | bytes | 10k restore s (median of 5) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
