@@ -26,6 +26,16 @@ CORE_K = 8  # of each row's and column's candidates, the best this many form the
 PRUNE_FLOOR = -20.0  # pairs whose score bound is below this are not scored (well under a row's 33rd best)
 
 
+def _best_first_within_items(item: np.ndarray, score: np.ndarray, partner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(order, rank): ORDER sorts the entries by item, then best score first (ties to the lower partner);
+    RANK is each sorted entry's place within its item (0 the best)."""
+    order = np.lexsort((partner, -score, item))
+    sorted_item = item[order]
+    starts = np.flatnonzero(np.r_[True, sorted_item[1:] != sorted_item[:-1]])
+    rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    return order, rank
+
+
 class BestPerItem:
     """The best COUNT (score, partner) pairs of every item, kept best first in dense arrays.
 
@@ -45,11 +55,10 @@ class BestPerItem:
     def add(self, item: np.ndarray, partner: np.ndarray, score: np.ndarray) -> None:
         if len(item) == 0:
             return
-        order = np.lexsort((partner, -score, item))
+        order, rank = _best_first_within_items(item, score, partner)
         item, partner, score = item[order], partner[order], score[order]
-        touched, start, counts = np.unique(item, return_index=True, return_counts=True)
-        rank = np.arange(len(item)) - np.repeat(start, counts)
         useful = rank < self.count
+        touched = item[rank == 0]  # sorted, one per item
         slot = np.searchsorted(touched, item[useful])
         new_score = np.full((len(touched), self.count), -np.inf, dtype=np.float32)
         new_partner = np.full((len(touched), self.count), -1, dtype=np.int64)
@@ -86,16 +95,18 @@ class BestPerItemFromBlocks:
         self.fill = np.zeros(items, dtype=np.int64)
         self.floor = np.full(items, -np.inf, dtype=np.float32)
 
-    def entry_floors(self, items: np.ndarray, scores: np.ndarray, item_axis: int) -> np.ndarray:
+    def entry_floors(self, items: np.ndarray, scores: np.ndarray, item_axis: int) -> tuple[np.ndarray, np.ndarray]:
         """The floor of each of ITEMS for the block SCORES, in which ITEMS run along ITEM_AXIS (0: SCORES[a, b]
         is the score of (ITEMS[a], PARTNERS[b]); 1: SCORES[b, a], the block read from the partners' side,
         without a copy). ITEMS are distinct, and no (item, partner) pair comes in more than one block.
         Entries below the floor cannot enter. An item seen for the first time takes its floor from this block (`_chunk_floor`),
-        so one compare over the block lets through about COUNT entries per item, not the whole row."""
+        so one compare over the block lets through about COUNT entries per item, not the whole row.
+        Returns the floors and which items were seen for the first time."""
         floor = self.floor[items]
+        fresh = np.isneginf(floor)
         if scores.shape[1 - item_axis] > self.count:
-            self._raise_floors(floor, items, np.flatnonzero(np.isneginf(floor)), scores, item_axis)
-        return floor
+            self._raise_floors(floor, items, np.flatnonzero(fresh), scores, item_axis)
+        return floor, fresh
 
     def add_entries(
         self, items: np.ndarray, partners: np.ndarray, scores: np.ndarray, item_axis: int, floor: np.ndarray,
@@ -138,10 +149,8 @@ class BestPerItemFromBlocks:
         COUNT; each such item's floor rises to the COUNT-th of them."""
         crowded = new[a] > self.count
         ca, cb, cv = a[crowded], b[crowded], values[crowded]
-        order = np.lexsort((-cv, ca))
+        order, rank = _best_first_within_items(ca, cv, cb)
         ca, cb, cv = ca[order], cb[order], cv[order]
-        starts = np.flatnonzero(np.r_[True, ca[1:] != ca[:-1]])
-        rank = np.arange(len(ca)) - np.repeat(starts, np.diff(np.r_[starts, len(ca)]))
         keep = rank < self.count
         last = keep & (rank == self.count - 1)
         self.floor[items[ca[last]]] = np.maximum(self.floor[items[ca[last]]], cv[last])
@@ -196,8 +205,7 @@ def _chunk_floor(scores: np.ndarray, fresh: np.ndarray, n_items: int, count: int
     starts = np.arange(0, width, chunk)
     block = scores if len(fresh) == n_items else np.take(scores, fresh, axis=item_axis)
     maxima = block if chunk == 1 else np.maximum.reduceat(block, starts, axis=1 - item_axis)
-    chunks = len(starts)
-    return np.partition(maxima, chunks - count, axis=1 - item_axis).take(chunks - count, axis=1 - item_axis)
+    return _floor_from(maxima, count, axis=1 - item_axis)
 
 
 def graph_from(by_row: BestPerItem, by_col: BestPerItem, k: int, n_right: int) -> CandidateGraph:
@@ -288,9 +296,8 @@ def _feed(by_row: BestPerItem, by_col: BestPerItem, rows, cols, scores, row_floo
 def _add_pair_block(by_row: BestPerItemFromBlocks, by_col: BestPerItemFromBlocks, lefts: np.ndarray, rights: np.ndarray, scores: np.ndarray) -> None:
     """SCORES (len(LEFTS), len(RIGHTS)) offered to both sides in one pass over the block: an entry is
     looked at only if it reaches its row's or its column's floor."""
-    fresh_rows, fresh_cols = np.isneginf(by_row.floor[lefts]), np.isneginf(by_col.floor[rights])
-    row_floor = by_row.entry_floors(lefts, scores, 0)
-    col_floor = by_col.entry_floors(rights, scores, 1)
+    row_floor, fresh_rows = by_row.entry_floors(lefts, scores, 0)
+    col_floor, fresh_cols = by_col.entry_floors(rights, scores, 1)
     r, c = np.nonzero((scores >= row_floor[:, None]) | (scores >= col_floor[None, :]))
     values = scores[r, c]
     for_rows = values >= row_floor[r]
