@@ -70,14 +70,13 @@ class BestPerItem:
         self.score[touched] = np.take_along_axis(merged_score, best, axis=1)
         self.partner[touched] = np.take_along_axis(merged_partner, best, axis=1)
 
-    def kept_and_bound(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(item, partner, score, rank) of the best k per item (rank 0 the best), and each item's
-        bound on the rest: its (k+1)-th best score, or -inf where nothing was left out."""
+    def best(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Partners and scores (items, min(k, COUNT)) of every item's best k, best first (partner -1 and
+        score -inf in empty slots), and each item's bound on the rest: its (k+1)-th best score, or -inf
+        where nothing was left out."""
         kept = min(k, self.count)
-        items = np.repeat(np.arange(len(self.score)), kept)
-        rank = np.tile(np.arange(kept, dtype=np.uint8 if kept <= 256 else np.int64), len(self.score))
         bound = self.score[:, k].astype(np.float64) if self.count > k else np.full(len(self.score), -np.inf)
-        return items, self.partner[:, :kept].ravel(), self.score[:, :kept].ravel().astype(np.float64), rank, bound
+        return self.partner[:, :kept], self.score[:, :kept], bound
 
 
 class BestPerItemFromBlocks:
@@ -211,19 +210,33 @@ def _chunk_floor(scores: np.ndarray, fresh: np.ndarray, n_items: int, count: int
 def graph_from(by_row: BestPerItem, by_col: BestPerItem, k: int, n_right: int) -> CandidateGraph:
     """The union of every row's and every column's best k, its core marked: each row's and column's best
     CORE_K edges, where the duals are found first (`duals`). Each row's and column's (k+1)-th best
-    becomes its bound on every pair left out."""
-    row_item, row_partner, row_score, row_rank, row_bound = by_row.kept_and_bound(k)
-    col_item, col_partner, col_score, col_rank, col_bound = by_col.kept_and_bound(k)
-    all_rows = np.concatenate([row_item, col_partner])
-    all_cols = np.concatenate([row_partner, col_item])
-    scores = np.concatenate([row_score, col_score])
-    rank = np.concatenate([row_rank, col_rank])  # small integers: the stable sort below is a radix sort
-    held = np.flatnonzero(np.isfinite(scores))  # an item scored against fewer than k partners leaves empty slots
-    held = held[np.argsort(rank[held], kind="stable")]  # the union keeps an edge's best rank on either side
-    unique = held[np.unique(all_rows[held] * n_right + all_cols[held], return_index=True)[1]]
-    return CandidateGraph(all_rows[unique], all_cols[unique], scores[unique], row_bound, col_bound, core=rank[unique] < CORE_K)
+    becomes its bound on every pair left out. Edges come in (row, column) order.
 
-
+    A pair is in its row's list and its column's at most once each, so the union needs no general
+    deduplication: each row's list, put in partner order, gives globally sorted keys, the columns'
+    entries are sorted once, and merging the two runs puts the two copies of a pair side by side."""
+    row_partner, row_score, row_bound = by_row.best(k)
+    col_partner, col_score, col_bound = by_col.best(k)
+    stride = n_right + 1  # key of (i, j): i * stride + j + 1
+    by_partner = np.argsort(row_partner, axis=1, kind="stable")
+    row_keys = (np.arange(len(row_partner))[:, None] * stride + np.take_along_axis(row_partner, by_partner, axis=1) + 1).ravel()
+    row_held = np.flatnonzero(np.isfinite(np.take_along_axis(row_score, by_partner, axis=1).ravel()))  # empty slots (fewer than k partners) go
+    col_keys = (col_partner * stride + np.arange(len(col_partner))[:, None] + 1).ravel()
+    col_held = np.flatnonzero(np.isfinite(col_score.ravel()))
+    rows_of_held = col_partner.ravel()[col_held]  # held in column order, so a stable sort by row sorts by key
+    col_held = col_held[np.argsort(rows_of_held.astype(np.uint16) if len(row_partner) <= 1 << 16 else rows_of_held, kind="stable")]  # 16-bit: a radix sort
+    keys = np.concatenate([row_keys[row_held], col_keys[col_held]])
+    merged = np.argsort(keys, kind="stable")  # two sorted runs: a merge; a pair's row copy comes first
+    keys = keys[merged]
+    scores = np.concatenate([np.take_along_axis(row_score, by_partner, axis=1).ravel()[row_held], col_score.ravel()[col_held]])[merged]
+    rank = np.concatenate([by_partner.ravel()[row_held], col_held % col_partner.shape[1]]).astype(np.int32)[merged]  # place in the best-first list
+    copy = np.flatnonzero(keys[1:] == keys[:-1])  # the row copy; the column copy follows it
+    rank[copy] = np.minimum(rank[copy], rank[copy + 1])  # the union keeps an edge's best rank on either side
+    first = np.ones(len(keys), dtype=bool)
+    first[copy + 1] = False
+    keys, scores, rank = keys[first], scores[first].astype(np.float64), rank[first]
+    rows, cols = np.divmod(keys, stride)
+    return CandidateGraph(rows, cols - 1, scores, row_bound, col_bound, core=rank < CORE_K)
 
 
 def stream(scorer: PairScorer, k: int) -> CandidateGraph:
