@@ -306,3 +306,53 @@ def test_pair_blocks_leave_rows_and_columns_their_true_top_count(ties: bool, par
         for item in range(len(truth)):  # partners are distinct within an item
             kept = best.partner[item][best.partner[item] >= 0]
             assert len(set(kept.tolist())) == len(kept)
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_graph_from_is_the_union_of_row_and_column_lists_with_each_edges_best_rank(ties: bool) -> None:
+    """graph_from, written as a merge of sorted runs, against the union built literally: every row's and
+    column's best k (empty slots left out), each edge once, in (row, column) order, its score, core where
+    either side ranks it among its best CORE_K, and the (k+1)-th bests as bounds."""
+    rng = np.random.default_rng(11)
+    n_left, n_right, k = 40, 30, 12
+    count = k + 1
+    full = rng.normal(size=(n_left, n_right)).astype(np.float32)
+    if ties:
+        full = np.round(full * 2) / 2
+    full[rng.random(full.shape) < 0.4] = -np.inf  # pairs never scored: some items have fewer than k partners
+
+    def best_of(matrix: np.ndarray) -> candidates.BestPerItem:
+        best = candidates.BestPerItem(len(matrix), count)
+        order = np.lexsort((np.broadcast_to(np.arange(matrix.shape[1]), matrix.shape), -matrix), axis=1)[:, :count]
+        best.score = np.take_along_axis(matrix, order, axis=1)
+        best.partner = np.where(np.isfinite(best.score), order, -1)
+        return best
+
+    by_row, by_col = best_of(full), best_of(np.ascontiguousarray(full.T))
+    graph = candidates.graph_from(by_row, by_col, k, n_right)
+    rank: dict[tuple[int, int], int] = {}
+    for i in range(n_left):
+        for place, j in enumerate(by_row.partner[i, :k]):
+            if j >= 0:
+                rank[(i, int(j))] = min(rank.get((i, int(j)), place), place)
+    for j in range(n_right):
+        for place, i in enumerate(by_col.partner[j, :k]):
+            if i >= 0:
+                rank[(int(i), j)] = min(rank.get((int(i), j), place), place)
+    edges = sorted(rank)
+    assert list(zip(graph.rows.tolist(), graph.cols.tolist())) == edges
+    np.testing.assert_array_equal(graph.scores, np.array([full[e] for e in edges], dtype=np.float64))
+    np.testing.assert_array_equal(graph.core, np.array([rank[e] < candidates.CORE_K for e in edges]))
+    np.testing.assert_array_equal(graph.row_bound, by_row.score[:, k].astype(np.float64))
+    np.testing.assert_array_equal(graph.col_bound, by_col.score[:, k].astype(np.float64))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (64, 1), (1, 200), (33, 65), (0, 5), (5, 0)])
+def test_nonzero_2d_equals_np_nonzero(shape: tuple[int, int]) -> None:
+    from amphisbaena.runtime.arrays import nonzero_2d
+
+    rng = np.random.default_rng(sum(shape))
+    for density in (0.0, 0.1, 0.5, 1.0):
+        mask = rng.random(shape) < density
+        for got, want in zip(nonzero_2d(mask), np.nonzero(mask)):
+            np.testing.assert_array_equal(got, want)

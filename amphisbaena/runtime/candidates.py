@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from amphisbaena.runtime.arrays import nonzero_2d
 from amphisbaena.runtime.graph import CandidateGraph
 from amphisbaena.runtime.overlap import one_ahead
 from amphisbaena.shapes import kept_per_item
@@ -262,7 +263,7 @@ def stream(scorer: PairScorer, k: int) -> CandidateGraph:
             col_floor = by_col.threshold
             if r0 == 0:
                 col_floor = np.maximum(col_floor, _floor_from(strip, by_col.count, axis=0))
-            r, c = np.nonzero((strip >= row_floor[:, None]) | (strip >= col_floor[None, :]))
+            r, c = nonzero_2d((strip >= row_floor[:, None]) | (strip >= col_floor[None, :]))
             _feed(by_row, by_col, r + r0, c, strip[r, c], row_floor[r], col_floor[c])
             stage.advance()
     return graph_from(by_row, by_col, k, n_right)
@@ -311,7 +312,7 @@ def _add_pair_block(by_row: BestPerItemFromBlocks, by_col: BestPerItemFromBlocks
     looked at only if it reaches its row's or its column's floor."""
     row_floor, fresh_rows = by_row.entry_floors(lefts, scores, 0)
     col_floor, fresh_cols = by_col.entry_floors(rights, scores, 1)
-    r, c = np.nonzero((scores >= row_floor[:, None]) | (scores >= col_floor[None, :]))
+    r, c = nonzero_2d((scores >= row_floor[:, None]) | (scores >= col_floor[None, :]))
     values = scores[r, c]
     for_rows = values >= row_floor[r]
     by_row.add_entries(lefts, rights, scores, 0, row_floor, fresh_rows, r[for_rows], c[for_rows], values[for_rows])

@@ -30,6 +30,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 
+from amphisbaena.runtime.arrays import nonzero_2d
 from amphisbaena.runtime.duals import excluded_slack
 from amphisbaena.runtime.graph import CandidateGraph, SparseSolution
 
@@ -84,7 +85,7 @@ def regrets(graph: CandidateGraph, solution: SparseSolution, limit: float = REGR
         closing_into[sources] = -1
         # ... or leave the graph from any left r it reaches (r = i itself included): that pair costs at
         # least leave[r], and the cycle still has to enter right_for_left[i] (it may be the same pair).
-        reached_source, reached = np.nonzero(np.isfinite(distance))
+        reached_source, reached = nonzero_2d(np.isfinite(distance))
         route = distance[reached_source, reached] + np.maximum(leave[order[low + reached]], enter_cheapest[right_for_left[sources[reached_source]]])
         np.minimum.at(best, reached_source, route)
         regret[sources] = np.maximum(np.minimum(best, limit), regret[sources])

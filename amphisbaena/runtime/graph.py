@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from amphisbaena.runtime.arrays import nonzero_2d
+
 
 @dataclass
 class CandidateGraph:
@@ -78,7 +80,7 @@ class CandidateGraph:
                 excluded = np.ones(block.scores.shape, dtype=bool)
                 excluded[held_r[held], held_c[held]] = False
                 covered = block.scores <= solution.row_potential[chunk, None] + solution.col_potential[None, block.cols] + tol
-                new_r, new_c = np.nonzero(excluded & ~covered)
+                new_r, new_c = nonzero_2d(excluded & ~covered)
                 excluded[new_r, new_c] = False
                 largest = np.where(excluded, block.scores, -np.inf).max(axis=1, initial=-np.inf)
                 row_bound[chunk] = np.maximum(largest, block.unscored_bound)
