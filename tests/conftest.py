@@ -56,7 +56,7 @@ class NumpyBackend:
     def arm(self, side: str, halves: np.ndarray) -> np.ndarray:
         return halves.reshape(len(halves), -1).astype(np.float32) / 255 @ self.projection[side]
 
-    def head(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    def head(self, left: np.ndarray, right: np.ndarray, beside_host: bool = False) -> np.ndarray:
         self.head_calls += 1
         h = self.hidden
         bilinear = left[:, h:] @ right[:, h:].T

@@ -153,6 +153,22 @@ def test_head_topk_graph_reduces_tiles_exactly(test_digits: np.ndarray) -> None:
     np.testing.assert_allclose(np.take_along_axis(scores.T, col_partners, 1), col_scores, atol=1e-5)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_head_beside_the_host_scores_exactly_as_the_head(test_digits: np.ndarray, threads: int) -> None:
+    """The worker's head session (one onnxruntime thread fewer, `beside_host`) gives the same bits as the
+    main one on every tile shape the runtime uses, so the stream, the rescoring and a dense restore agree;
+    with one thread there is nothing to leave the host and the session is the same."""
+    from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
+    from amphisbaena.runtime.features import arm_features
+
+    backend = OnnxRuntimeBackend(load_model_files(), threads=threads)
+    assert (backend.head_beside_host is backend.sessions["head"]) == (threads == 1)
+    left, right = test_digits[:300, :, :14].copy(), test_digits[300:2600, :, 14:].copy()
+    fl, fr = arm_features(backend, "left", left), arm_features(backend, "right", right)
+    for rows, cols in [(300, 2300), (1, 2300), (37, 5)]:
+        np.testing.assert_array_equal(backend.head(fl[:rows], fr[:cols], beside_host=True), backend.head(fl[:rows], fr[:cols]))
+
+
 def test_head_topk_profile_never_asks_for_tiles_smaller_than_k() -> None:
     from amphisbaena.export.tensorrt_build import profile_shapes
     from amphisbaena.shapes import TOPK

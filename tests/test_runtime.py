@@ -183,7 +183,7 @@ def test_no_perfect_matching_widens_k() -> None:
     """All lefts prefer the same right: top-1 per row and column cannot match everyone."""
 
     class Popular(NumpyBackend):
-        def head(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        def head(self, left: np.ndarray, right: np.ndarray, beside_host: bool = False) -> np.ndarray:
             return (left[:, :1] * 0 + right[:, 0][None, :]).astype(np.float32) + 0.001 * (left[:, :1] @ right[:, :1].T)
 
     backend = Popular(seed=4)

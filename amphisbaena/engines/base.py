@@ -27,8 +27,10 @@ class Backend(Protocol):
         """(B, 28, 14) uint8 halves of SIDE ('left' or 'right') -> (B, D) float32 features."""
         ...
 
-    def head(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        """Feature tiles (Tl, D) and (Tr, D) -> (Tl, Tr) float32 exact scores."""
+    def head(self, left: np.ndarray, right: np.ndarray, beside_host: bool = False) -> np.ndarray:
+        """Feature tiles (Tl, D) and (Tr, D) -> (Tl, Tr) float32 exact scores. BESIDE_HOST: the call runs in a
+        worker while the host works on the last result (`overlap.one_ahead`); a CPU backend may then leave
+        the host a core. The scores are the same either way."""
         ...
 
     def head_topk(self, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

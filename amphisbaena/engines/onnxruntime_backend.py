@@ -46,6 +46,12 @@ class OnnxRuntimeBackend:
         self.sessions = {
             graph: self._session(model, graph, arm_options if graph in ARMS else options, providers) for graph in MODEL_FILES
         }
+        # Head calls that run in a worker while the host digests the last result (`overlap.one_ahead`) get
+        # one thread fewer on the CPU: with every core, onnxruntime's threads and numpy take turns on the
+        # cores, and a parallel step waits for its slowest thread (docs/performance.md).
+        self.head_beside_host = (
+            self._session(model, "head", self._options(threads - 1), providers) if name == "ort-cpu" and threads > 1 else self.sessions["head"]
+        )
         active = self.sessions["head"].get_providers()[0]
         if active != providers[0]:  # onnxruntime silently falls back when the device is missing
             raise ProviderUnavailable(f"{providers[0]} is installed but inactive (no usable GPU); onnxruntime fell back to {active}")
@@ -71,8 +77,9 @@ class OnnxRuntimeBackend:
     def arm(self, side: str, halves: np.ndarray) -> np.ndarray:
         return self.sessions[side].run(None, {"halves": halves})[0]
 
-    def head(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        return self.sessions["head"].run(None, {"left": left, "right": right})[0]
+    def head(self, left: np.ndarray, right: np.ndarray, beside_host: bool = False) -> np.ndarray:
+        session = self.head_beside_host if beside_host else self.sessions["head"]
+        return session.run(None, {"left": left, "right": right})[0]
 
     def head_topk(self, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         return tuple(self.sessions["head_topk"].run(None, {"left": left, "right": right}))

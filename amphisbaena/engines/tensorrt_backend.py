@@ -94,7 +94,7 @@ class TensorRTBackend:
     def arm(self, side: str, halves: np.ndarray) -> np.ndarray:
         return self.graphs[side].run(self.stream, {"halves": halves})
 
-    def head(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    def head(self, left: np.ndarray, right: np.ndarray, beside_host: bool = False) -> np.ndarray:
         return self.graphs["head"].run(self.stream, {"left": left, "right": right})
 
     def head_topk(self, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

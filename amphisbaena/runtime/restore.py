@@ -10,9 +10,9 @@ import numpy as np
 
 from amphisbaena.engines.base import Backend
 from amphisbaena.progress import Progress
+from amphisbaena.runtime.assignment import assign_dense, assign_sparse
 from amphisbaena.runtime.features import both_arms
 from amphisbaena.runtime.memory import check_memory
-from amphisbaena.runtime.overlap import import_in_background
 from amphisbaena.runtime.pruning import pruning_applies
 from amphisbaena.runtime.results import RestoreResult, Stopwatch
 from amphisbaena.runtime.scorer import PairScorer
@@ -37,11 +37,8 @@ def restore(
         k = LARGE_K if prune and pruning_applies(backend) and len(left) > LARGE_N else DEFAULT_K
     check_memory(len(left), backend.feature_size, method, k)
     watch = Stopwatch()
-    import_in_background()  # the solver's scipy modules load while the arms run in onnxruntime
     left_features, right_features = both_arms(backend, left, right, progress)
     watch.lap("arms")
-    from amphisbaena.runtime.assignment import assign_dense, assign_sparse  # loaded meanwhile
-
     if method == "dense":
         right_for_left, confidence, report = assign_dense(PairScorer(backend, left_features, right_features, progress=progress), watch)
     else:

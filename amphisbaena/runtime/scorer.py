@@ -88,20 +88,23 @@ class PairScorer:
         """Exact scores (len(ROWS), Nr) of the given lefts against every right."""
         return PairScorer(self.backend, self.left[rows], self.right, tiles=self.tiles).all()
 
-    def columns(self, lefts: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """Exact scores (len(LEFTS), len(COLS)) of the lefts LEFTS against the rights COLS, in tiles."""
+    def columns(self, lefts: np.ndarray, cols: np.ndarray, beside_host: bool = False) -> np.ndarray:
+        """Exact scores (len(LEFTS), len(COLS)) of the lefts LEFTS against the rights COLS, in tiles.
+        BESIDE_HOST: called from a worker while the host digests the last block (`Backend.head`)."""
         left_rows = self.left[lefts]
         scores = np.empty((len(lefts), len(cols)), dtype=np.float32)
         for c0 in range(0, len(cols), self.tiles.cols):
-            scores[:, c0 : c0 + self.tiles.cols] = self.backend.head(left_rows, self.right[cols[c0 : c0 + self.tiles.cols]])
+            right_rows = self.right[cols[c0 : c0 + self.tiles.cols]]
+            scores[:, c0 : c0 + self.tiles.cols] = self.backend.head(left_rows, right_rows, beside_host=beside_host)
         return scores
 
     def block(self, lefts: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(LEFTS, COLS, their scores): one block of the pruned stream, computed in a worker thread."""
-        return lefts, cols, self.columns(lefts, cols)
+        return lefts, cols, self.columns(lefts, cols, beside_host=True)
 
     def rescore_rows(self, rows: np.ndarray, solution: SparseSolution) -> RescoredStrip:
-        """ROWS scored for the proof: every pair, or the pairs their bounds cannot settle.
+        """ROWS scored for the proof (in a worker, beside the host's work on the last strip): every pair,
+        or the pairs their bounds cannot settle.
 
         Without a pruner every pair is scored. With one, the rows are split into small groups of
         similar geometry, and a pair whose group bound is at most what the duals certify
@@ -116,6 +119,6 @@ class PairScorer:
             needed = upper > certified[members].min(axis=0)
             cols = np.flatnonzero(needed)
             unscored = upper[~needed].max(initial=-np.inf)
-            blocks.append(RescoredBlock(members, cols, self.columns(rows[members], cols), unscored))
+            blocks.append(RescoredBlock(members, cols, self.columns(rows[members], cols, beside_host=True), unscored))
             scored += len(members) * len(cols)
         return RescoredStrip(len(rows), blocks, scored)
