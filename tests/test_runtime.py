@@ -159,6 +159,28 @@ def test_one_ahead_keeps_order_and_passes_failures_on(threaded: bool) -> None:
     assert list(overlap.one_ahead(((lambda number=number: number) for number in range(40)), threaded)) == list(range(40))
 
 
+def test_one_ahead_with_two_in_flight_keeps_order_and_bounds_the_calls_running() -> None:
+    """Two calls in flight: results still come back in call order when later calls finish first, and
+    never more than two calls run at once."""
+    import threading
+    import time
+
+    running, most, lock = [0], [0], threading.Lock()
+
+    def call(number: int) -> int:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.004 if number % 3 == 0 else 0.0005)  # every third call is slow: its successors overtake it
+        with lock:
+            running[0] -= 1
+        return number
+
+    calls = ((lambda number=number: call(number)) for number in range(30))
+    assert list(overlap.one_ahead(calls, True, in_flight=2)) == list(range(30))
+    assert most[0] == 2
+
+
 @pytest.mark.parametrize("any_thread", [True, False])
 def test_both_arms_equal_one_side_at_a_time(any_thread: bool) -> None:
     backend = NumpyBackend(seed=5)

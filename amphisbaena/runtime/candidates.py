@@ -18,7 +18,7 @@ import numpy as np
 from amphisbaena.runtime.arrays import nonzero_2d
 from amphisbaena.runtime.graph import CandidateGraph
 from amphisbaena.runtime.overlap import one_ahead
-from amphisbaena.shapes import kept_per_item
+from amphisbaena.shapes import LARGE_N, kept_per_item
 
 if TYPE_CHECKING:
     from amphisbaena.runtime.scorer import PairScorer
@@ -323,7 +323,9 @@ def _add_pair_block(by_row: BestPerItemFromBlocks, by_col: BestPerItemFromBlocks
 def _stream_pruned(scorer: PairScorer, k: int) -> CandidateGraph:
     """The top-k of every left and right among the pairs the geometry does not rule out, with
     bounds on every pair left out (see `pruning`). Each group of lefts is scored against the
-    rights whose bound reaches PRUNE_FLOOR, and always against at least its k + 1 most promising."""
+    rights whose bound reaches PRUNE_FLOOR, and always against at least its k + 1 most promising.
+    Above LARGE_N halves the blocks are large enough that the head, not the bookkeeping, is the slower
+    side: two blocks score at once (docs/performance.md)."""
     pruner, floor = scorer.pruner, PRUNE_FLOOR
     n_left, n_right = scorer.size
     by_row = BestPerItemFromBlocks(n_left, kept_per_item(k, n_right))
@@ -344,7 +346,7 @@ def _stream_pruned(scorer: PairScorer, k: int) -> CandidateGraph:
 
     scored = 0
     with scorer.progress.stage(f"head: groups of lefts (k={k})", total=len(pruner.groups)) as stage:
-        for members, cols, scores in one_ahead(blocks(), scorer.backend.any_thread):
+        for members, cols, scores in one_ahead(blocks(), scorer.backend.any_thread, in_flight=2 if n_left > LARGE_N else 1):
             scored += scores.size
             _add_pair_block(by_row, by_col, members, cols, scores)
             stage.advance()
