@@ -117,9 +117,9 @@ def assign_sparse(scorer: PairScorer, k: int, watch: Stopwatch) -> tuple[np.ndar
             watch.lap("assignment")
             if len(suspects):
                 chunks = np.array_split(suspects, range(TILE_ROWS, len(suspects), TILE_ROWS))
-                strips = one_ahead(  # a strip at a time (and the next one scoring): memory stays O(TILE_ROWS * N)
-                    (partial(scorer.rescore_rows, chunk, solution) for chunk in chunks), scorer.backend.any_thread
-                )
+                strips = one_ahead(  # a strip at a time (and the next two scoring): memory stays O(TILE_ROWS * N)
+                    (partial(scorer.rescore_rows, chunk, solution) for chunk in chunks), scorer.backend.any_thread, in_flight=2
+                )  # absorbing a strip takes a fraction of scoring one: two score at once (docs/performance.md)
                 graph, added = graph.absorb_rows(suspects, strips, solution)
                 watch.lap("head")
                 report.rescored_rows += len(suspects)

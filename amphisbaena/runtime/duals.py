@@ -75,15 +75,20 @@ def _potentials_by_shortest_paths(
         # Only the tails of edges the start violates can improve anything at first; any other
         # edge becomes violated only once its tail's distance drops, which makes the tail active.
         active = np.unique(tails[distance[tails] + weights < distance[heads] - 1e-12])
+    touched = np.zeros(2 * n, dtype=bool)  # the nodes a sweep improved, marked instead of sorted out
     for _ in range(2 * n + 1):
         counts = last[active] - first[active]
         edges = np.arange(counts.sum()) + np.repeat(first[active] - (np.cumsum(counts) - counts), counts)
-        relaxed = distance[tails[edges]] + weights[edges]
-        improved = relaxed < distance[heads[edges]] - 1e-12
+        relaxed = np.repeat(distance[active], counts) + weights[edges]  # an active node's edges all leave it
+        improved_heads = heads[edges]
+        improved = relaxed < distance[improved_heads] - 1e-12
         if not improved.any():
             break
-        np.minimum.at(distance, heads[edges[improved]], relaxed[improved])
-        active = np.unique(heads[edges[improved]])
+        improved_heads = improved_heads[improved]
+        np.minimum.at(distance, improved_heads, relaxed[improved])
+        touched[improved_heads] = True
+        active = np.flatnonzero(touched)
+        touched[active] = False
     else:
         raise RuntimeError("residual graph has a negative cycle: the sparse matching is not optimal")
     w = -distance[n:]
