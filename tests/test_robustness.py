@@ -32,11 +32,11 @@ def test_failure_in_the_middle_of_scoring_leaves_no_output(halves_1k, tmp_path: 
     calls = {"n": 0}
     real_head = OnnxRuntimeBackend.head
 
-    def failing_head(self, left, right):
+    def failing_head(self, left, right, beside_host=False):
         calls["n"] += 1
         if calls["n"] == 2:  # after both arms ran and the bound was probed, at the first tile of the head
             raise RuntimeError("injected failure in the middle of scoring")
-        return real_head(self, left, right)
+        return real_head(self, left, right, beside_host)
 
     monkeypatch.setattr(OnnxRuntimeBackend, "head", failing_head)
     result = CliRunner().invoke(app, ["restore", str(path), "--out", str(tmp_path / "r.npz"), "--grid", str(tmp_path / "g.png")])
