@@ -1,10 +1,13 @@
 """The shipped model and code against an earlier checkout, measured in one run, interleaved.
 
     git worktree add ../amphisbaena-dd923fb dd923fb
-    python benchmarks/bench_models.py --old-checkout ../amphisbaena-dd923fb
+    python3 -m venv ../venv-dd923fb && ../venv-dd923fb/bin/pip install numpy scipy onnxruntime typer rich
+    python benchmarks/bench_models.py --old-checkout ../amphisbaena-dd923fb --old-python ../venv-dd923fb/bin/python
 
 Every restore is a fresh `python -m amphisbaena restore` process, timed from start to exit, with
-its own peak RSS; old and new alternate, RUNS times each, at every size. Reported: medians with
+its own peak RSS; old and new alternate, RUNS times each, at every size. The old checkout runs in the
+interpreter --old-python (default: this one), so that each side has the dependencies its own
+pyproject.toml resolves to today (dd923fb's `typer>=0.12` brings typer 0.29 and pydantic). Reported: medians with
 min and max, the old/new ratio of the medians, halves per second, pairs scored per second of head
 time, and the latency of one `match` query (a single left against a 10,000-right pool, in-process
 and warm) for both models. Writes benchmarks/results/models.json and models.md.
@@ -39,11 +42,11 @@ def spread(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": len(values)}
 
 
-def restore_process(halves: Path, key: Path, checkout: Path) -> dict:
-    """One whole `restore` process of CHECKOUT's code and shipped model: wall seconds, peak RSS (MB) and
-    its JSON summary. It runs in CHECKOUT, whose package `python -m` finds first."""
+def restore_process(halves: Path, key: Path, checkout: Path, python: str) -> dict:
+    """One whole `restore` process of CHECKOUT's code and shipped model under the interpreter PYTHON: wall
+    seconds, peak RSS (MB) and its JSON summary. It runs in CHECKOUT, whose package `python -m` finds first."""
     env = {**os.environ, "PYTHONPATH": str(checkout)}
-    command = [sys.executable, "-m", "amphisbaena", "restore", str(halves), "--key", str(key), "--json"]
+    command = [python, "-m", "amphisbaena", "restore", str(halves), "--key", str(key), "--json"]
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, cwd=checkout, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     output = process.stdout.read()
@@ -52,6 +55,21 @@ def restore_process(halves: Path, key: Path, checkout: Path) -> dict:
     if status != 0:
         raise RuntimeError(f"{' '.join(command)} failed with status {status}")
     return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024, "summary": json.loads(output)}
+
+
+def dependency_versions(python: str) -> dict:
+    """The versions of the runtime dependencies PYTHON imports (None where one is missing)."""
+    probe = (
+        "import importlib.metadata as m, json\n"
+        "names = ['numpy', 'scipy', 'onnxruntime', 'typer', 'pydantic']\n"
+        "def version(name):\n"
+        "    try:\n"
+        "        return m.version(name)\n"
+        "    except m.PackageNotFoundError:\n"
+        "        return None\n"
+        "print(json.dumps({name: version(name) for name in names}))"
+    )
+    return json.loads(subprocess.run([python, "-c", probe], check=True, capture_output=True, text=True).stdout)
 
 
 def match_latency(model_dir: Path, pool: np.ndarray, queries: np.ndarray, warmup: int = 3) -> dict:
@@ -69,6 +87,7 @@ def match_latency(model_dir: Path, pool: np.ndarray, queries: np.ndarray, warmup
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--old-checkout", type=Path, required=True, help="a checkout of the earlier code with its shipped model")
+    parser.add_argument("--old-python", default=sys.executable, help="the interpreter (and so the dependencies) the old checkout runs with")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--sizes", type=int, nargs="+", default=[20, 10_000, 60_000])
     parser.add_argument("--match-queries", type=int, default=53)
@@ -76,7 +95,12 @@ def main() -> None:
     parser.add_argument("--name", default="models", help="result files NAME.json and NAME.md")
     args = parser.parse_args()
     old = args.old_checkout.resolve()
-    report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "processor": platform.processor()}, "sizes": {}}
+    report = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "processor": platform.processor()},
+        "interpreters": {"old": dependency_versions(args.old_python), "new": dependency_versions(sys.executable)},
+        "sizes": {},
+    }
+    interpreter = {"old": args.old_python, "new": sys.executable}
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             digits = load_split("test")[0] if size <= 10_000 else load_split("train")[0]
@@ -87,7 +111,7 @@ def main() -> None:
             runs: dict[str, list[dict]] = {"old": [], "new": []}
             for run in range(args.runs):
                 for name, path in (("old", old), ("new", HERE.parent)) if run % 2 == 0 else (("new", HERE.parent), ("old", old)):
-                    runs[name].append(restore_process(halves_path, key_path, path))
+                    runs[name].append(restore_process(halves_path, key_path, path, interpreter[name]))
                     print(f"{size} {name} run {run + 1}: {runs[name][-1]['seconds']:.2f} s", flush=True)
             entry = {}
             for name, measured in runs.items():
