@@ -12,7 +12,6 @@ import hashlib
 import os
 import shutil
 import struct
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,6 +128,8 @@ def _find_file(directory: Path, name: str) -> Path | None:
 
 def _download(spec: DatasetSpec, name: str, directory: Path) -> Path:
     """Fetch NAME.gz from the first mirror that answers and verify its md5 before keeping it."""
+    import urllib.request  # only a download needs it: 0.02 s of every command's start otherwise
+
     directory.mkdir(parents=True, exist_ok=True)
     errors = []
     for mirror in spec.mirrors:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,7 @@ def test_offline_without_files_names_directory_and_files(tmp_path: Path, monkeyp
     def offline(*args, **kwargs):
         raise OSError("network unreachable")
 
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
     with pytest.raises(InputError) as error:
         datasets.load_split("train", tmp_path / "new" / "mnist")
     message = str(error.value)
@@ -67,7 +68,7 @@ def test_offline_without_files_names_directory_and_files(tmp_path: Path, monkeyp
 
 def test_test_split_is_embedded_and_works_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mnist_dir: Path) -> None:
     """With no data directory and no network, the test split comes from the package, equal to the real files."""
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", lambda *args, **kwargs: pytest.fail("no download expected"))
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *args, **kwargs: pytest.fail("no download expected"))
     images, labels = datasets.load_split("test", tmp_path / "empty")
     real_images, real_labels = datasets.load_split("test", mnist_dir)
     assert images.shape == (10_000, 28, 28) and np.array_equal(images, real_images) and np.array_equal(labels, real_labels)
@@ -104,6 +105,6 @@ def test_download_verifies_md5(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
     spec = datasets.DatasetSpec("toy", ("m1/", "m2/"), {"toy-idx": __import__("hashlib").md5(good).hexdigest()})
     bodies = {"m1/toy-idx.gz": b"corrupted", "m2/toy-idx.gz": good}
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", lambda url, timeout: Response(bodies[url]))
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: Response(bodies[url]))
     path = datasets._download(spec, "toy-idx", tmp_path / "cache")
     assert gzip.decompress(path.read_bytes()) == good

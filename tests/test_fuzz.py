@@ -12,6 +12,7 @@ import io
 import json
 import shutil
 import struct
+import urllib.request
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,6 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from amphisbaena import datasets
 from amphisbaena.cli import app
 from amphisbaena.export.manifest import SHIPPED_MODEL_DIR
 
@@ -318,7 +318,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args, **kwargs):
         raise OSError("network disabled in tests")
 
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
