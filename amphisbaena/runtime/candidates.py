@@ -164,7 +164,7 @@ class BestPerItemFromBlocks:
         """Keep only the best COUNT of ITEMS' slots; their floor rises to the COUNT-th of them.
 
         Each item's COUNT-th best comes from a partition of the scores alone, and the slots at or above it
-        are gathered in one pass (three times faster than an argpartition that carries the partners); an
+        are gathered in one pass (faster than an argpartition that carries the partners along); an
         item with a tie at that score keeps COUNT of the tied slots by argpartition, as before."""
         if len(items) == 0:
             return
@@ -235,7 +235,8 @@ def graph_from(by_row: BestPerItem, by_col: BestPerItem, k: int, n_right: int) -
     stride = n_right + 1  # key of (i, j): i * stride + j + 1
     by_partner = np.argsort(row_partner, axis=1, kind="stable")
     row_keys = (np.arange(len(row_partner))[:, None] * stride + np.take_along_axis(row_partner, by_partner, axis=1) + 1).ravel()
-    row_held = np.flatnonzero(np.isfinite(np.take_along_axis(row_score, by_partner, axis=1).ravel()))  # empty slots (fewer than k partners) go
+    row_scores = np.take_along_axis(row_score, by_partner, axis=1).ravel()
+    row_held = np.flatnonzero(np.isfinite(row_scores))  # empty slots (an item with fewer than k partners) go
     col_keys = (col_partner * stride + np.arange(len(col_partner))[:, None] + 1).ravel()
     col_held = np.flatnonzero(np.isfinite(col_score.ravel()))
     rows_of_held = col_partner.ravel()[col_held]  # held in column order, so a stable sort by row sorts by key
@@ -243,7 +244,7 @@ def graph_from(by_row: BestPerItem, by_col: BestPerItem, k: int, n_right: int) -
     keys = np.concatenate([row_keys[row_held], col_keys[col_held]])
     merged = np.argsort(keys, kind="stable")  # two sorted runs: a merge; a pair's row copy comes first
     keys = keys[merged]
-    scores = np.concatenate([np.take_along_axis(row_score, by_partner, axis=1).ravel()[row_held], col_score.ravel()[col_held]])[merged]
+    scores = np.concatenate([row_scores[row_held], col_score.ravel()[col_held]])[merged]
     rank = np.concatenate([by_partner.ravel()[row_held], col_held % col_partner.shape[1]]).astype(np.int32)[merged]  # place in the best-first list
     copy = np.flatnonzero(keys[1:] == keys[:-1])  # the row copy; the column copy follows it
     rank[copy] = np.minimum(rank[copy], rank[copy + 1])  # the union keeps an edge's best rank on either side
