@@ -15,7 +15,7 @@ from amphisbaena.datasets import DATASETS, resolve_data_dir
 from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
 from amphisbaena.halves import drop_partners, load_key, make_halves
 from amphisbaena.runtime.features import arm_features
-from amphisbaena.runtime.match import top_partners
+from amphisbaena.runtime.match import OTHER_SIDE, PartnerPool, top_partners
 from amphisbaena.runtime.partial import solve_with_no_partner
 from amphisbaena.runtime.scorer import PairScorer
 
@@ -70,6 +70,23 @@ def test_match_top1_is_the_argmax_of_the_score_matrix(shipped: OnnxRuntimeBacken
     assert np.allclose(best, np.take_along_axis(scores, partners, axis=1)) and (np.diff(best, axis=1) <= 0).all()
     by_right, _ = top_partners(shipped, right[:600], left, "right", k=2)
     assert np.array_equal(by_right[:, 0], scores.argmax(axis=0))
+
+
+def test_partner_pool_answers_like_the_one_shot_match(shipped: OnnxRuntimeBackend, test_digits: np.ndarray) -> None:
+    """A pool kept warm (its features computed once) gives the one-shot answers, for a block of queries and
+    for queries one at a time, from either side."""
+    left, right, _ = make_halves(test_digits[:300], seed=6)
+    for side, queries, pool in (("left", left[:40], right), ("right", right[:40], left)):
+        partners, scores = top_partners(shipped, queries, pool, side, k=3)
+        warm = PartnerPool.of_halves(shipped, pool, OTHER_SIDE[side])
+        assert warm.features.shape == (300, shipped.feature_size)
+        pooled_partners, pooled_scores = warm.query(queries, 3)
+        np.testing.assert_array_equal(pooled_partners, partners)
+        np.testing.assert_allclose(pooled_scores, scores, atol=1e-5)
+        for index in (0, 7, 39):
+            single_partners, single_scores = warm.query(queries[index : index + 1], 3)
+            assert single_partners[0, 0] == partners[index, 0]
+            np.testing.assert_allclose(single_scores[0], scores[index], atol=1e-4)
 
 
 def test_match_cli(tmp_path: Path, mnist_dir: Path) -> None:

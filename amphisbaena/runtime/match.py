@@ -1,9 +1,9 @@
 """Re-identification of single halves: the top-k partners of each query in a pool of the
 other side, with scores, and no global assignment.
 
-The queries' and the pool's arm features are computed once; the tiled head then
-scores one block of queries against the whole pool at a time, so memory stays
-O(block * pool).
+The queries' and the pool's arm features are computed once (`PartnerPool` keeps the pool's for any
+number of queries); the tiled head then scores one block of queries against the whole pool at a
+time, so memory stays O(block * pool).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from amphisbaena.errors import InputError
 from amphisbaena.export.manifest import model_to_run
 from amphisbaena.files import atomic_path, write_npz
 from amphisbaena.halves import load_halves
-from amphisbaena.runtime.features import both_arms
+from amphisbaena.runtime.features import arm_features, both_arms
 from amphisbaena.runtime.scorer import PairScorer
 from amphisbaena.shapes import TILE_ROWS
 
@@ -27,30 +27,55 @@ OTHER_SIDE = {"left": "right", "right": "left"}
 SHOWN = 20  # queries printed as text; --out and --json carry all
 
 
+@dataclass(frozen=True)
+class PartnerPool:
+    """A pool of halves of one SIDE with their arm features (P, D), computed once: any number of queries
+    of the other side are then scored against it, each query running only its own arm and the head.
+    This is what a warm, in-process `match` query costs."""
+
+    backend: Backend
+    side: str
+    features: np.ndarray
+
+    @classmethod
+    def of_halves(cls, backend: Backend, halves: np.ndarray, side: str) -> PartnerPool:
+        """The pool of (P, 28, 14) uint8 HALVES of SIDE ("left" or "right")."""
+        return cls(backend, side, arm_features(backend, side, halves))
+
+    def query(self, halves: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(partners, scores), each (Q, min(k, P)), best first, of the (Q, 28, 14) HALVES of the other side."""
+        return self.best(arm_features(self.backend, OTHER_SIDE[self.side], halves), k)
+
+    def best(self, query_features: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The same for queries given as features (Q, D): the tiled head scores one block of TILE_ROWS
+        queries against the whole pool at a time, so memory stays O(block * pool)."""
+        k = min(k, len(self.features))
+        partners = np.empty((len(query_features), k), dtype=np.int64)
+        scores = np.empty((len(query_features), k), dtype=np.float32)
+        for start in range(0, len(query_features), TILE_ROWS):
+            block = query_features[start : start + TILE_ROWS]
+            if self.side == "right":
+                block_scores = PairScorer(self.backend, block, self.features).all()
+            else:  # the head takes lefts first: score the pool against the block and turn it around
+                block_scores = np.ascontiguousarray(PairScorer(self.backend, self.features, block).all().T)
+            best = np.argpartition(-block_scores, k - 1, axis=1)[:, :k]
+            best_scores = np.take_along_axis(block_scores, best, axis=1)
+            order = np.argsort(-best_scores, axis=1, kind="stable")
+            partners[start : start + len(block)] = np.take_along_axis(best, order, axis=1)
+            scores[start : start + len(block)] = np.take_along_axis(best_scores, order, axis=1)
+        return partners, scores
+
+
 def top_partners(
     backend: Backend, queries: np.ndarray, pool: np.ndarray, side: str, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """For halves QUERIES of SIDE ("left" or "right") and halves POOL of the other side:
-    (partners, scores), each (Q, min(k, len(pool))), best first."""
+    (partners, scores), each (Q, min(k, len(pool))), best first. One shot: both arms run side by side."""
     if side == "left":
         query_features, pool_features = both_arms(backend, queries, pool)
     else:
         pool_features, query_features = both_arms(backend, pool, queries)
-    k = min(k, len(pool))
-    partners = np.empty((len(queries), k), dtype=np.int64)
-    scores = np.empty((len(queries), k), dtype=np.float32)
-    for start in range(0, len(queries), TILE_ROWS):
-        block = query_features[start : start + TILE_ROWS]
-        if side == "left":
-            block_scores = PairScorer(backend, block, pool_features).all()
-        else:  # the head takes lefts first: score the pool against the block and turn it around
-            block_scores = np.ascontiguousarray(PairScorer(backend, pool_features, block).all().T)
-        best = np.argpartition(-block_scores, k - 1, axis=1)[:, :k]
-        best_scores = np.take_along_axis(block_scores, best, axis=1)
-        order = np.argsort(-best_scores, axis=1, kind="stable")
-        partners[start : start + len(block)] = np.take_along_axis(best, order, axis=1)
-        scores[start : start + len(block)] = np.take_along_axis(best_scores, order, axis=1)
-    return partners, scores
+    return PartnerPool(backend, OTHER_SIDE[side], pool_features).best(query_features, k)
 
 
 @dataclass(frozen=True)
