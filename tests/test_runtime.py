@@ -299,11 +299,12 @@ def test_confidence_is_the_regret_exact_on_the_full_graph_and_a_lower_bound_on_c
 
 @pytest.mark.parametrize("partner_group_count", [1, 9, 150])  # each left in one block; blocks wider than 4 * COUNT; narrower than COUNT
 @pytest.mark.parametrize("ties", [False, True])
-def test_pair_blocks_leave_rows_and_columns_their_true_top_count(ties: bool, partner_group_count: int) -> None:
+def test_blocks_leave_every_item_its_true_top_count(ties: bool, partner_group_count: int) -> None:
     """Blocks of ragged left and right sets (each pair offered once, as the pruned stream does), in any
-    order and each read once for both sides (`_add_pair_block`), leave every row and every column its true
-    best COUNT: scores, and distinct partners that hold them. Wide blocks take first floors from chunk
-    maxima; items seen again get more than COUNT entries and have their floors raised."""
+    order, offered to the rights as the stream does (`_add_column_block`) and, read the other way round
+    (the block transposed, without a copy), to the lefts, leave every item its true best COUNT: scores, and
+    distinct partners that hold them. Wide blocks take first floors from chunk maxima; items seen again
+    get more than COUNT entries and have their floors raised."""
     rng = np.random.default_rng(7)
     n_left, n_right, count = 300, 900, 9
     full = rng.normal(size=(n_left, n_right)).astype(np.float32)
@@ -318,7 +319,8 @@ def test_pair_blocks_leave_rows_and_columns_their_true_top_count(ties: bool, par
     for block in rng.permutation(len(blocks)):
         lefts, rights = blocks[block]
         scores = np.ascontiguousarray(full[np.ix_(lefts, rights)])
-        candidates._add_pair_block(by_row, by_col, lefts, rights, scores)
+        candidates._add_column_block(by_col, lefts, rights, scores)
+        candidates._add_column_block(by_row, rights, lefts, scores.T)
         offered[np.ix_(lefts, rights)] = scores
     for best, truth in ((by_row.best_first(), offered), (by_col.best_first(), np.ascontiguousarray(offered.T))):
         np.testing.assert_array_equal(best.score, -np.sort(-truth, axis=1)[:, :count])
@@ -328,6 +330,22 @@ def test_pair_blocks_leave_rows_and_columns_their_true_top_count(ties: bool, par
         for item in range(len(truth)):  # partners are distinct within an item
             kept = best.partner[item][best.partner[item] >= 0]
             assert len(set(kept.tolist())) == len(kept)
+
+
+@pytest.mark.parametrize("width", [9, 40, 1000])  # exactly COUNT; narrower than 4 * COUNT; many chunks
+@pytest.mark.parametrize("ties", [False, True])
+def test_best_of_each_row_is_each_rows_top_count_ties_to_the_lower_position(ties: bool, width: int) -> None:
+    """A left's final list from its one block (`best_of_each_row`): its best COUNT, best first, and where
+    scores tie, the lower position first, exactly as sorting the whole row would give."""
+    rng = np.random.default_rng(width)
+    count = 9
+    scores = rng.normal(size=(57, width)).astype(np.float32)
+    if ties:
+        scores = np.round(scores * 2) / 2
+    positions, values = candidates.best_of_each_row(scores, count)
+    order = np.lexsort((np.broadcast_to(np.arange(width), scores.shape), -scores), axis=1)[:, :count]
+    np.testing.assert_array_equal(positions, order)
+    np.testing.assert_array_equal(values, np.take_along_axis(scores, order, axis=1))
 
 
 @pytest.mark.parametrize("ties", [False, True])

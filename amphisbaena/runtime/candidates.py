@@ -18,7 +18,7 @@ import numpy as np
 from amphisbaena.runtime.arrays import nonzero_2d
 from amphisbaena.runtime.graph import CandidateGraph
 from amphisbaena.runtime.overlap import one_ahead
-from amphisbaena.shapes import LARGE_N, kept_per_item
+from amphisbaena.shapes import kept_per_item
 
 if TYPE_CHECKING:
     from amphisbaena.runtime.scorer import PairScorer
@@ -47,6 +47,13 @@ class BestPerItem:
         self.count = count
         self.score = np.full((items, count), -np.inf, dtype=np.float32)
         self.partner = np.full((items, count), -1, dtype=np.int64)
+
+    @classmethod
+    def from_lists(cls, score: np.ndarray, partner: np.ndarray) -> BestPerItem:
+        """Lists already best first: SCORE and PARTNER (items, COUNT)."""
+        best = cls(0, score.shape[1])
+        best.score, best.partner = score, partner
+        return best
 
     @property
     def threshold(self) -> np.ndarray:
@@ -322,50 +329,70 @@ def _feed(by_row: BestPerItem, by_col: BestPerItem, rows, cols, scores, row_floo
     by_col.add(cols[for_cols], rows[for_cols], scores[for_cols])
 
 
-def _add_pair_block(by_row: BestPerItemFromBlocks, by_col: BestPerItemFromBlocks, lefts: np.ndarray, rights: np.ndarray, scores: np.ndarray) -> None:
-    """SCORES (len(LEFTS), len(RIGHTS)) offered to both sides in one pass over the block: an entry is
-    looked at only if it reaches its row's or its column's floor."""
-    row_floor, fresh_rows = by_row.entry_floors(lefts, scores, 0)
-    col_floor, fresh_cols = by_col.entry_floors(rights, scores, 1)
-    r, c = nonzero_2d((scores >= row_floor[:, None]) | (scores >= col_floor[None, :]))
+def best_of_each_row(scores: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's best COUNT entries of a block SCORES (R, C), C >= COUNT: positions and values, each
+    (R, COUNT), best first, ties going to the lower position. Only the entries at or above each row's
+    floor from its chunk maxima (`_chunk_floor`) are sorted: about COUNT a row, not C."""
+    n_rows = len(scores)
+    floor = _chunk_floor(scores, np.arange(n_rows), n_rows, count, item_axis=0)
+    r, c = nonzero_2d(scores >= floor[:, None])
     values = scores[r, c]
-    for_rows = values >= row_floor[r]
-    by_row.add_entries(lefts, rights, scores, 0, row_floor, fresh_rows, r[for_rows], c[for_rows], values[for_rows])
-    for_cols = values >= col_floor[c]
-    by_col.add_entries(rights, lefts, scores, 1, col_floor, fresh_cols, c[for_cols], r[for_cols], values[for_cols])
+    order, rank = _best_first_within_items(r, values, c)
+    kept = order[rank < count]  # COUNT a row, row by row
+    return c[kept].reshape(n_rows, count), values[kept].reshape(n_rows, count)
+
+
+def _scored_block(scorer: PairScorer, lefts: np.ndarray, cols: np.ndarray, count: int) -> tuple[np.ndarray, ...]:
+    """One block of the pruned stream, in a worker: (LEFTS, COLS, scores (len(LEFTS), len(COLS)), and each
+    left's best COUNT partners and scores, best first). A left is scored in this block only, so its list
+    is final here, and the worker, not the main thread, finds it."""
+    lefts, cols, scores = scorer.block(lefts, cols)
+    positions, values = best_of_each_row(scores, count)
+    return lefts, cols, scores, cols[positions], values
+
+
+def _add_column_block(by_col: BestPerItemFromBlocks, lefts: np.ndarray, rights: np.ndarray, scores: np.ndarray) -> None:
+    """SCORES (len(LEFTS), len(RIGHTS)) offered to the rights: an entry is looked at only if it reaches its
+    column's floor."""
+    col_floor, fresh_cols = by_col.entry_floors(rights, scores, 1)
+    r, c = nonzero_2d(scores >= col_floor[None, :])
+    by_col.add_entries(rights, lefts, scores, 1, col_floor, fresh_cols, c, r, scores[r, c])
 
 
 def _stream_pruned(scorer: PairScorer, k: int) -> CandidateGraph:
     """The top-k of every left and right among the pairs the geometry does not rule out, with
     bounds on every pair left out (see `pruning`). Each group of lefts is scored against the
     rights whose bound reaches PRUNE_FLOOR, and always against at least its k + 1 most promising.
-    Above LARGE_N halves the blocks are large enough that the head, not the bookkeeping, is the slower
-    side: two blocks score at once (docs/performance.md)."""
+    A left meets one block only, so two workers score blocks and find each left's final list there,
+    while the main thread merges the rights' lists, which span many blocks (docs/performance.md)."""
     pruner, floor = scorer.pruner, PRUNE_FLOOR
     n_left, n_right = scorer.size
-    by_row = BestPerItemFromBlocks(n_left, kept_per_item(k, n_right))
+    row_count = kept_per_item(k, n_right)
+    row_score = np.full((n_left, row_count), -np.inf, dtype=np.float32)
+    row_partner = np.full((n_left, row_count), -1, dtype=np.int64)
     by_col = BestPerItemFromBlocks(n_right, kept_per_item(k, n_left))
     row_left_out = np.full(n_left, -np.inf)
     col_left_out = np.full(n_right, -np.inf)
 
-    def blocks() -> Iterator[Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    def blocks() -> Iterator[Callable[[], tuple[np.ndarray, ...]]]:
         for members, upper in zip(pruner.groups, pruner.bounds(pruner.groups)):
             keep = upper >= floor
-            if keep.sum() < by_row.count:
-                keep[np.argpartition(-upper, by_row.count - 1)[: by_row.count]] = True
+            if keep.sum() < row_count:
+                keep[np.argpartition(-upper, row_count - 1)[:row_count]] = True
             cols = np.flatnonzero(keep)
             if len(cols) < n_right:
                 row_left_out[members] = upper[~keep].max()
                 np.maximum(col_left_out, np.where(keep, -np.inf, upper), out=col_left_out)
-            yield partial(scorer.block, members, cols)
+            yield partial(_scored_block, scorer, members, cols, row_count)
 
     scored = 0
     with scorer.progress.stage(f"head: groups of lefts (k={k})", total=len(pruner.groups)) as stage:
-        for members, cols, scores in one_ahead(blocks(), scorer.backend.any_thread, in_flight=2 if n_left > LARGE_N else 1):
+        for members, cols, scores, best_partners, best_scores in one_ahead(blocks(), scorer.backend.any_thread, in_flight=2):
             scored += scores.size
-            _add_pair_block(by_row, by_col, members, cols, scores)
+            row_partner[members], row_score[members] = best_partners, best_scores
+            _add_column_block(by_col, members, cols, scores)
             stage.advance()
-    graph = graph_from(by_row.best_first(), by_col.best_first(), k, n_right)
+    graph = graph_from(BestPerItem.from_lists(row_score, row_partner), by_col.best_first(), k, n_right)
     return replace(
         graph, row_bound=np.maximum(graph.row_bound, row_left_out), col_bound=np.maximum(graph.col_bound, col_left_out), scored_pairs=scored
     )
