@@ -301,7 +301,7 @@ def test_confidence_is_the_regret_exact_on_the_full_graph_and_a_lower_bound_on_c
 @pytest.mark.parametrize("ties", [False, True])
 def test_blocks_leave_every_item_its_true_top_count(ties: bool, partner_group_count: int) -> None:
     """Blocks of ragged left and right sets (each pair offered once, as the pruned stream does), in any
-    order, offered to the rights as the stream does (`_add_column_block`) and, read the other way round
+    order, offered to the rights as the stream does (`add_block`) and, read the other way round
     (the block transposed, without a copy), to the lefts, leave every item its true best COUNT: scores, and
     distinct partners that hold them. Wide blocks take first floors from chunk maxima; items seen again
     get more than COUNT entries and have their floors raised."""
@@ -319,8 +319,8 @@ def test_blocks_leave_every_item_its_true_top_count(ties: bool, partner_group_co
     for block in rng.permutation(len(blocks)):
         lefts, rights = blocks[block]
         scores = np.ascontiguousarray(full[np.ix_(lefts, rights)])
-        candidates._add_column_block(by_col, lefts, rights, scores)
-        candidates._add_column_block(by_row, rights, lefts, scores.T)
+        by_col.add_block(rights, lefts, scores)
+        by_row.add_block(lefts, rights, scores.T)
         offered[np.ix_(lefts, rights)] = scores
     for best, truth in ((by_row.best_first(), offered), (by_col.best_first(), np.ascontiguousarray(offered.T))):
         np.testing.assert_array_equal(best.score, -np.sort(-truth, axis=1)[:, :count])

@@ -102,31 +102,27 @@ class BestPerItemFromBlocks:
         self.fill = np.zeros(items, dtype=np.int64)
         self.floor = np.full(items, -np.inf, dtype=np.float32)
 
-    def entry_floors(self, items: np.ndarray, scores: np.ndarray, item_axis: int) -> tuple[np.ndarray, np.ndarray]:
-        """The floor of each of ITEMS for the block SCORES, in which ITEMS run along ITEM_AXIS (0: SCORES[a, b]
-        is the score of (ITEMS[a], PARTNERS[b]); 1: SCORES[b, a], the block read from the partners' side,
-        without a copy). ITEMS are distinct, and no (item, partner) pair comes in more than one block.
-        Entries below the floor cannot enter. An item seen for the first time takes its floor from this block (`_chunk_floor`),
-        so one compare over the block lets through about COUNT entries per item, not the whole row.
-        Returns the floors and which items were seen for the first time."""
+    def add_block(self, items: np.ndarray, partners: np.ndarray, scores: np.ndarray) -> None:
+        """Offer the block SCORES (len(PARTNERS), len(ITEMS)), SCORES[b, a] the score of (ITEMS[a], PARTNERS[b]):
+        each item is a column, so a block scored left by right is offered to the rights as it is, without a
+        copy. ITEMS are distinct, and no (item, partner) pair comes in more than one block.
+
+        An entry is looked at only if it reaches its item's floor. An item seen for the first time takes
+        its floor from this block (`_chunk_floor`), so one compare over the block lets through about COUNT
+        entries per item, not the whole column. A seen item that still gets more than COUNT has its floor
+        raised from the block and its entries filtered again; items left with more than COUNT keep their
+        best COUNT."""
         floor = self.floor[items]
         fresh = np.isneginf(floor)
-        if scores.shape[1 - item_axis] > self.count:
-            self._raise_floors(floor, items, np.flatnonzero(fresh), scores, item_axis)
-        return floor, fresh
-
-    def add_entries(
-        self, items: np.ndarray, partners: np.ndarray, scores: np.ndarray, item_axis: int, floor: np.ndarray,
-        fresh: np.ndarray, a: np.ndarray, b: np.ndarray, values: np.ndarray,
-    ) -> None:
-        """Add a block's entries (ITEMS[A], PARTNERS[B], VALUES), all at or above FLOOR (`entry_floors`;
-        FRESH marks the items whose floor came from this block). A seen item that still gets more than
-        COUNT has its floor raised from the block (SCORES, items on ITEM_AXIS) and its entries filtered
-        again; items left with more than COUNT keep their best COUNT."""
+        deep = len(partners) > self.count  # a block no deeper than COUNT proves no floor
+        if deep:
+            self._raise_floors(floor, items, np.flatnonzero(fresh), scores)
+        b, a = nonzero_2d(scores >= floor[None, :])
+        values = scores[b, a]
         new = np.bincount(a, minlength=len(items))
         crowded = np.flatnonzero((new > self.count) & ~fresh)
-        if len(crowded) and scores.shape[1 - item_axis] > self.count:
-            self._raise_floors(floor, items, crowded, scores, item_axis)
+        if len(crowded) and deep:
+            self._raise_floors(floor, items, crowded, scores)
             above = values >= floor[a]
             a, b, values = a[above], b[above], values[above]
             new = np.bincount(a, minlength=len(items))
@@ -142,10 +138,10 @@ class BestPerItemFromBlocks:
         self.partner[items[a], slot] = partners[b]
         self.fill[items] += new
 
-    def _raise_floors(self, floor: np.ndarray, items: np.ndarray, which: np.ndarray, scores: np.ndarray, item_axis: int) -> None:
-        """Raise the floors of ITEMS[WHICH] (in FLOOR, the block's copy, and in self) to what this block
-        proves about them (`_chunk_floor`)."""
-        raised = np.maximum(floor[which], _chunk_floor(scores, which, len(items), self.count, item_axis))
+    def _raise_floors(self, floor: np.ndarray, items: np.ndarray, which: np.ndarray, scores: np.ndarray) -> None:
+        """Raise the floors of ITEMS[WHICH] (in FLOOR, the block's copy, and in self) to what the block
+        SCORES (items as columns) proves about them (`_chunk_floor`)."""
+        raised = np.maximum(floor[which], _chunk_floor(scores, which, len(items), self.count, item_axis=1))
         floor[which] = raised
         self.floor[items[which]] = raised
 
@@ -351,14 +347,6 @@ def _scored_block(scorer: PairScorer, lefts: np.ndarray, cols: np.ndarray, count
     return lefts, cols, scores, cols[positions], values
 
 
-def _add_column_block(by_col: BestPerItemFromBlocks, lefts: np.ndarray, rights: np.ndarray, scores: np.ndarray) -> None:
-    """SCORES (len(LEFTS), len(RIGHTS)) offered to the rights: an entry is looked at only if it reaches its
-    column's floor."""
-    col_floor, fresh_cols = by_col.entry_floors(rights, scores, 1)
-    r, c = nonzero_2d(scores >= col_floor[None, :])
-    by_col.add_entries(rights, lefts, scores, 1, col_floor, fresh_cols, c, r, scores[r, c])
-
-
 def _stream_pruned(scorer: PairScorer, k: int) -> CandidateGraph:
     """The top-k of every left and right among the pairs the geometry does not rule out, with
     bounds on every pair left out (see `pruning`). Each group of lefts is scored against the
@@ -390,7 +378,7 @@ def _stream_pruned(scorer: PairScorer, k: int) -> CandidateGraph:
         for members, cols, scores, best_partners, best_scores in one_ahead(blocks(), scorer.backend.any_thread, in_flight=2):
             scored += scores.size
             row_partner[members], row_score[members] = best_partners, best_scores
-            _add_column_block(by_col, members, cols, scores)
+            by_col.add_block(cols, members, scores)
             stage.advance()
     graph = graph_from(BestPerItem.from_lists(row_score, row_partner), by_col.best_first(), k, n_right)
     return replace(
