@@ -41,7 +41,9 @@ def test_failure_in_the_middle_of_scoring_leaves_no_output(halves_1k, tmp_path: 
     monkeypatch.setattr(OnnxRuntimeBackend, "head", failing_head)
     result = CliRunner().invoke(app, ["restore", str(path), "--out", str(tmp_path / "r.npz"), "--grid", str(tmp_path / "g.png")])
     assert result.exit_code == 1 and "injected failure" in result.stderr
-    assert 2 <= calls["n"] <= 4  # the next two groups' heads (two in flight) may already have been running beside it
+    # Two groups score at once, so the failing call may be the second group's while the first succeeds; the
+    # main thread then takes the first and sends two more before it meets the failure: at most 5 calls.
+    assert 2 <= calls["n"] <= 5
     assert list(tmp_path.iterdir()) == []
 
 
