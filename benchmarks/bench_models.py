@@ -57,6 +57,14 @@ def restore_process(halves: Path, key: Path, checkout: Path, python: str) -> dic
     return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024, "summary": json.loads(output)}
 
 
+def write_report(out_dir: Path, name: str, report: dict, table: str) -> None:
+    """REPORT as OUT_DIR/NAME.json and its TABLE as NAME.md; the table is printed too."""
+    out_dir.mkdir(exist_ok=True)
+    (out_dir / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out_dir / f"{name}.md").write_text(table)
+    print(table)
+
+
 def dependency_versions(python: str) -> dict:
     """The versions of the runtime dependencies PYTHON imports (None where one is missing)."""
     probe = (
@@ -149,10 +157,7 @@ def main() -> None:
             "new model": match_latency(shipped_model_dir("mnist"), pool, queries),
             "note": "one left against the 10,000 test rights, in-process and warm (the pool's features computed once), with this checkout's code for both models",
         }
-    args.out_dir.mkdir(exist_ok=True)
-    (args.out_dir / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out_dir / f"{args.name}.md").write_text(markdown(report))
-    print(markdown(report))
+    write_report(args.out_dir, args.name, report, markdown(report))
 
 
 def markdown(report: dict) -> str:

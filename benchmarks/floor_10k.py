@@ -20,7 +20,6 @@ benchmarks/results/floor-10k.json and floor-10k.md.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench_models import dependency_versions, restore_process, spread
+from bench_models import dependency_versions, restore_process, spread, write_report
+from stream_split import median_seconds
 
 from amphisbaena.datasets import load_split
 from amphisbaena.engines.select import BackendChoice
@@ -57,12 +57,7 @@ def process_seconds(command: list[str]) -> float:
 def warm_median(run: Callable[[], object], runs: int) -> float:
     """Median seconds of RUNS calls, after one call to warm up."""
     run()
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return median_seconds(run, runs)
 
 
 def final_graph_and_solution(scorer: PairScorer) -> tuple:
@@ -138,10 +133,7 @@ def main() -> None:
         "floor_over_budget": floor - budget,
         "note": "floor_without_stream = the 20-pair restore + warm arms + matching + potentials + regrets; warm figures understate a fresh process's",
     }
-    args.out_dir.mkdir(exist_ok=True)
-    (args.out_dir / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out_dir / f"{args.name}.md").write_text(markdown(report))
-    print(markdown(report))
+    write_report(args.out_dir, args.name, report, markdown(report))
 
 
 def markdown(report: dict) -> str:
