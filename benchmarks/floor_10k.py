@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from bench_models import dependency_versions, restore_process, spread, write_report
 from stream_split import median_seconds
 
@@ -79,8 +80,9 @@ def final_graph_and_solution(scorer: PairScorer) -> tuple:
     return captured["graph"], captured["solution"]
 
 
-def in_process(left, right, runs: int) -> dict:
-    """Warm medians (seconds) of the stages of a 10k restore, this code and the shipped model."""
+def in_process(left: np.ndarray, right: np.ndarray, runs: int) -> dict:
+    """Warm medians (seconds) of the stages of a 10k restore, this code and the shipped model. The matching,
+    the potentials and the regrets run on the final graph of the proof, as `assign_sparse` leaves it."""
     backend, _ = BackendChoice().create(load_model_files(shipped_model_dir("mnist"), verify=False))
     arms = warm_median(lambda: both_arms(backend, left, right), runs)
     scorer = PairScorer.pruned(backend, *both_arms(backend, left, right))
