@@ -19,6 +19,7 @@ from amphisbaena.errors import InputError
 from amphisbaena.export.manifest import model_to_run
 from amphisbaena.files import atomic_path, write_npz
 from amphisbaena.halves import load_halves
+from amphisbaena.runtime.candidates import best_of_each_row
 from amphisbaena.runtime.features import arm_features, both_arms
 from amphisbaena.runtime.scorer import PairScorer
 from amphisbaena.shapes import TILE_ROWS
@@ -48,7 +49,8 @@ class PartnerPool:
 
     def best(self, query_features: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The same for queries given as features (Q, D): the tiled head scores one block of TILE_ROWS
-        queries against the whole pool at a time, so memory stays O(block * pool)."""
+        queries against the whole pool at a time, so memory stays O(block * pool). Ties go to the
+        lower partner (`candidates.best_of_each_row`)."""
         k = min(k, len(self.features))
         partners = np.empty((len(query_features), k), dtype=np.int64)
         scores = np.empty((len(query_features), k), dtype=np.float32)
@@ -58,11 +60,7 @@ class PartnerPool:
                 block_scores = PairScorer(self.backend, block, self.features).all()
             else:  # the head takes lefts first: score the pool against the block and turn it around
                 block_scores = np.ascontiguousarray(PairScorer(self.backend, self.features, block).all().T)
-            best = np.argpartition(-block_scores, k - 1, axis=1)[:, :k]
-            best_scores = np.take_along_axis(block_scores, best, axis=1)
-            order = np.argsort(-best_scores, axis=1, kind="stable")
-            partners[start : start + len(block)] = np.take_along_axis(best, order, axis=1)
-            scores[start : start + len(block)] = np.take_along_axis(best_scores, order, axis=1)
+            partners[start : start + len(block)], scores[start : start + len(block)] = best_of_each_row(block_scores, k)
         return partners, scores
 
 
