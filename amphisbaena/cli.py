@@ -90,9 +90,15 @@ def make_halves_command(
     data_dir: DataDir = None,
 ) -> None:
     """Cut digits into left and right halves, shuffle both, write halves and key to separate files."""
-    from amphisbaena.halves import HalvesRequest, write_halves
+    from amphisbaena.api.halves import check_targets, cut, split_digits
+    from amphisbaena.datasets import check_dataset_name
 
-    _echo(write_halves(HalvesRequest(output, key, split, seed, images, count, drop_left, drop_right, dataset, data_dir)))
+    check_dataset_name(dataset)
+    check_targets(output, key)
+    halves = cut(split_digits(split, count, dataset, data_dir, images), seed, drop_left, drop_right)
+    halves.save(output, key=key)
+    counts = f"{len(halves.left)}" if len(halves.left) == len(halves.right) else f"{len(halves.left)} left and {len(halves.right)} right"
+    typer.echo(f"wrote {counts} shuffled halves to {output} and the key to {key}")
 
 
 @app.command()
@@ -116,20 +122,26 @@ def restore(
     precision: Precision = "auto",
 ) -> None:
     """Pair every left half with its right half using the model and a global assignment."""
-    from amphisbaena.engines.select import BackendChoice
-    from amphisbaena.progress import for_terminal
-    from amphisbaena.runtime.outputs import OutputTargets
-    from amphisbaena.runtime.session import RestoreRequest, run_restore
+    from amphisbaena.api.halves import load_halves
+    from amphisbaena.api.model import check_restore_options, load
+    from amphisbaena.api.restoration import check_outputs
+    from amphisbaena.engines.select import check_choice
 
-    request = RestoreRequest(
-        halves, key, OutputTargets(out, grid, report_png), BackendChoice(backend, precision, threads, engine_cache),
-        model_dir, dataset, assignment, k, allow_unmatched, no_partner_score,
+    check_choice(backend, precision)
+    check_restore_options(assignment, k, no_partner_score)
+    check_outputs(out, grid, report_png, allow_unmatched)
+    pairs = load_halves(halves, key=key, allow_unmatched=allow_unmatched)
+    model = load(dataset, model_dir=model_dir, backend=backend, precision=precision, threads=threads, engine_cache=engine_cache)
+    restored = model.restore(
+        pairs.left, pairs.right, k=k, assignment=assignment, allow_unmatched=allow_unmatched, no_partner_score=no_partner_score, progress=not as_json
     )
-    summary, lines = run_restore(request, for_terminal(quiet=as_json))
+    if pairs.key is not None:
+        restored.accuracy(pairs.key)
+    written = restored.write(out=out, grid=grid, report=report_png)
     if _Settings.debug:
-        for reason in summary["backend_fallbacks"]:
+        for reason in model.fallbacks:
             typer.echo(f"backend skipped: {reason}", err=True)
-    _echo([json.dumps(summary, indent=2)] if as_json else lines)
+    _echo([json.dumps(restored.summary, indent=2)] if as_json else restored.lines + (written or ["nothing written: pass --out FILE to keep the pairing"]))
 
 
 @app.command()
@@ -149,10 +161,25 @@ def match(
     precision: Precision = "auto",
 ) -> None:
     """Top-k partners of single halves among the other side, with scores (no global assignment)."""
-    from amphisbaena.engines.select import BackendChoice
-    from amphisbaena.runtime.match import MatchRequest, run_match
+    from amphisbaena.api.halves import load_halves
+    from amphisbaena.api.model import check_k, check_side, load
+    from amphisbaena.engines.select import check_choice
+    from amphisbaena.files import save_npz
+    from amphisbaena.runtime.match import OTHER_SIDE, match_report, parse_items
 
-    summary, lines = run_match(MatchRequest(halves, side, items, k, out, BackendChoice(backend, precision, threads, engine_cache), model_dir, dataset))
+    check_side(side)
+    check_choice(backend, precision)
+    check_k(k)
+    if out is not None and not out.parent.is_dir():
+        raise InputError(f"{out}: directory {out.parent} does not exist")
+    pairs = load_halves(halves, allow_unmatched=True)
+    queries, pool = (pairs.left, pairs.right) if side == "left" else (pairs.right, pairs.left)
+    chosen = parse_items(items, len(queries))
+    model = load(dataset, model_dir=model_dir, backend=backend, precision=precision, threads=threads, engine_cache=engine_cache)
+    partners, scores = model.pool(pool, side=OTHER_SIDE[side]).best(queries[chosen], k)
+    if out is not None:
+        save_npz(out, query=chosen, partners=partners, scores=scores)
+    summary, lines = match_report(side, chosen, partners, scores, len(pool), model.backend.name, out)
     _echo([json.dumps(summary, indent=2)] if as_json else lines)
 
 

@@ -34,9 +34,9 @@ from stream_split import median_seconds
 
 from amphisbaena.datasets import load_split
 from amphisbaena.engines.select import BackendChoice
-from amphisbaena.export.manifest import load_model_files, shipped_model_dir
 from amphisbaena.files import save_npz
 from amphisbaena.halves import make_halves
+from amphisbaena.model_files import load_model_files, shipped_model_dir
 from amphisbaena.runtime import duals
 from amphisbaena.runtime.confidence import regrets
 from amphisbaena.runtime.features import both_arms

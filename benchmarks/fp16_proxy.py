@@ -13,8 +13,8 @@ import numpy as np
 
 from amphisbaena.datasets import load_split
 from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
-from amphisbaena.export.manifest import SHIPPED_MODEL_DIR, load_model_files
 from amphisbaena.halves import make_halves
+from amphisbaena.model_files import SHIPPED_MODEL_DIR, load_model_files
 from amphisbaena.runtime.restore import restore
 
 HERE = Path(__file__).resolve().parent

@@ -29,8 +29,8 @@ import numpy as np
 
 from amphisbaena.datasets import load_split
 from amphisbaena.engines.select import BackendChoice
-from amphisbaena.export.manifest import load_model_files, shipped_model_dir
 from amphisbaena.halves import make_halves
+from amphisbaena.model_files import load_model_files, shipped_model_dir
 from amphisbaena.runtime.candidates import PRUNE_FLOOR
 from amphisbaena.runtime.features import both_arms
 from amphisbaena.runtime.overlap import one_ahead

@@ -17,8 +17,8 @@ import numpy as np
 
 from amphisbaena.datasets import load_split
 from amphisbaena.engines.select import BackendChoice
-from amphisbaena.export.manifest import load_model_files, shipped_model_dir
 from amphisbaena.halves import make_halves
+from amphisbaena.model_files import load_model_files, shipped_model_dir
 from amphisbaena.runtime.restore import restore
 
 HERE = Path(__file__).resolve().parent

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from amphisbaena.datasets import load_split
 from amphisbaena.engines.select import BackendChoice
-from amphisbaena.export.manifest import load_model_files
 from amphisbaena.halves import make_halves
+from amphisbaena.model_files import load_model_files
 from amphisbaena.runtime.restore import restore
 from amphisbaena.train.loop import split_train_val
 from amphisbaena.train.recipe import Recipe

@@ -29,7 +29,7 @@ def test_digits(mnist_dir: Path) -> np.ndarray:
 def shipped():
     """The shipped MNIST model on onnxruntime's CPU provider (fp32)."""
     from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
-    from amphisbaena.export.manifest import load_model_files
+    from amphisbaena.model_files import load_model_files
 
     return OnnxRuntimeBackend(load_model_files())
 

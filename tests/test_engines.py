@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 from amphisbaena import shapes
 from amphisbaena.cli import app
 from amphisbaena.engines.select import BACKENDS, BackendUnavailable, create_backend
-from amphisbaena.export import tensorrt_build
-from amphisbaena.export.manifest import SHIPPED_MODEL_DIR, load_model_files
+from amphisbaena.engines import tensorrt_build
 from amphisbaena.files import save_npz
 from amphisbaena.halves import make_halves
+from amphisbaena.model_files import SHIPPED_MODEL_DIR, load_model_files
 
 
 def gpu_unavailable_reason() -> str | None:
@@ -136,7 +136,7 @@ def test_head_topk_graph_reduces_tiles_exactly(test_digits: np.ndarray) -> None:
     """head_topk.onnx (the device-side top-k the GPU backends use) returns each tile's best TOPK per
     row and column of head.onnx's scores; checked with onnxruntime on the CPU."""
     from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
-    from amphisbaena.export.manifest import load_model_files
+    from amphisbaena.model_files import load_model_files
     from amphisbaena.runtime.features import arm_features
     from amphisbaena.shapes import TOPK
 
@@ -170,7 +170,7 @@ def test_head_beside_the_host_scores_exactly_as_the_head(test_digits: np.ndarray
 
 
 def test_head_topk_profile_never_asks_for_tiles_smaller_than_k() -> None:
-    from amphisbaena.export.tensorrt_build import profile_shapes
+    from amphisbaena.engines.tensorrt_build import profile_shapes
     from amphisbaena.shapes import TOPK
 
     shapes = profile_shapes("head_topk", 646)
@@ -213,7 +213,7 @@ def test_shipped_int8_arms_restore_as_well_as_fp32(test_digits: np.ndarray) -> N
     """The default CPU path (int8 arms) against fp32 on 2,000 test digits: the same accuracy
     within a few pairs (README, "Precision": 10k 88.39% against 88.28%)."""
     from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
-    from amphisbaena.export.manifest import load_variant
+    from amphisbaena.model_files import load_variant
     from amphisbaena.runtime.restore import restore
 
     model = load_model_files()

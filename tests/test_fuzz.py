@@ -22,7 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from amphisbaena.cli import app
-from amphisbaena.export.manifest import SHIPPED_MODEL_DIR
+from amphisbaena.model_files import SHIPPED_MODEL_DIR
 
 N = 6
 GOOD = np.random.default_rng(0).integers(0, 256, (N, 28, 14), dtype=np.uint8)

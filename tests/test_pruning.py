@@ -9,8 +9,8 @@ import pytest
 from onnx import numpy_helper
 
 from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
-from amphisbaena.export.manifest import load_model_files
 from amphisbaena.halves import make_halves
+from amphisbaena.model_files import load_model_files
 from amphisbaena.runtime import candidates, pruning
 from amphisbaena.runtime.features import arm_features
 from amphisbaena.runtime.restore import restore

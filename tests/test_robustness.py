@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from amphisbaena import halves as halves_module
+from amphisbaena.api import halves as halves_module
 from amphisbaena.cli import app
 from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
-from amphisbaena.export.manifest import load_model_files
 from amphisbaena.files import save_npz
 from amphisbaena.halves import make_halves
+from amphisbaena.model_files import load_model_files
 from amphisbaena.runtime import candidates
 from amphisbaena.runtime import restore as restore_module
 from amphisbaena.runtime.scorer import PairScorer

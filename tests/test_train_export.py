@@ -12,9 +12,9 @@ import pytest
 torch = pytest.importorskip("torch", reason="training needs the [train] extra (torch)")
 
 from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
-from amphisbaena.export.manifest import MODEL_FILES, load_model_files
 from amphisbaena.export.onnx_export import export_onnx, parity
 from amphisbaena.halves import make_halves
+from amphisbaena.model_files import MODEL_FILES, load_model_files
 from amphisbaena.runtime.restore import restore
 from amphisbaena.train.loop import HISTORY, train
 from amphisbaena.train.model import ModelConfig
@@ -91,7 +91,7 @@ def test_cli_export_fp16_without_gpu_writes_onnx_and_explains(trained, tmp_path:
     from typer.testing import CliRunner
 
     from amphisbaena.cli import app
-    from amphisbaena.export.tensorrt_build import EngineUnavailable, tensorrt_device
+    from amphisbaena.engines.tensorrt_build import EngineUnavailable, tensorrt_device
 
     try:
         tensorrt_device()
@@ -153,8 +153,8 @@ def test_reexport_recovers_the_exact_weights_and_adds_int8(trained, tmp_path: Pa
 
 def test_reexport_refuses_a_non_fp32_model(tmp_path: Path) -> None:
     from amphisbaena.errors import InputError
-    from amphisbaena.export.manifest import SHIPPED_MODEL_DIR
     from amphisbaena.export.onnx_export import model_from_onnx
+    from amphisbaena.model_files import SHIPPED_MODEL_DIR
 
     with pytest.raises(InputError, match="needs the fp32 model"):
         model_from_onnx(load_model_files(SHIPPED_MODEL_DIR / "int8"))
@@ -164,9 +164,9 @@ def test_a_teacher_can_be_read_from_an_fp16_model_directory() -> None:
     """`train --teacher` accepts the fp16 variant (half the bytes to carry to a GPU machine): its weights
     come back as the fp32 weights rounded to fp16, widened back to fp32; re-export still refuses it."""
     from amphisbaena.errors import InputError
-    from amphisbaena.export.manifest import SHIPPED_MODEL_DIR
     from amphisbaena.export.onnx_export import model_from_onnx
     from amphisbaena.export.pipeline import load_teacher
+    from amphisbaena.model_files import SHIPPED_MODEL_DIR
 
     full, _ = model_from_onnx(load_model_files(SHIPPED_MODEL_DIR))
     teacher = load_teacher(SHIPPED_MODEL_DIR / "fp16")

@@ -196,8 +196,8 @@ def test_shipped_fashion_model_restores_2000_fashion_test_halves() -> None:
     benchmarks/results/test-accuracy-fashion-mnist-student.json (accuracy_first_2000), less a point."""
     from amphisbaena.datasets import load_split
     from amphisbaena.engines.select import BackendChoice
-    from amphisbaena.export.manifest import load_model_files, shipped_model_dir
     from amphisbaena.halves import make_halves
+    from amphisbaena.model_files import load_model_files, shipped_model_dir
     from amphisbaena.runtime.restore import restore
 
     directory = Path("/usr/share/datasets/fashion-mnist")

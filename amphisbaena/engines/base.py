@@ -11,7 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
-from amphisbaena.export.manifest import FeatureLayout, ModelFiles
+from amphisbaena.model_files import FeatureLayout, ModelFiles
 
 
 class Backend(Protocol):

@@ -9,7 +9,7 @@ import numpy as np
 import onnxruntime as ort
 
 from amphisbaena.errors import InputError
-from amphisbaena.export.manifest import ARMS, MODEL_FILES, ModelFiles
+from amphisbaena.model_files import ARMS, MODEL_FILES, ModelFiles
 
 PROVIDERS = {
     "ort-cpu": ["CPUExecutionProvider"],

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from amphisbaena.engines.base import Backend
 from amphisbaena.errors import InputError
-from amphisbaena.export.manifest import INT8, PRECISIONS, ModelFiles, has_variant, load_variant
+from amphisbaena.model_files import INT8, PRECISIONS, ModelFiles, has_variant, load_variant
 
 BACKENDS = ("tensorrt", "ort-trt", "ort-cuda", "ort-cpu")  # fastest first
 CHOICES = ("auto", *BACKENDS)
@@ -27,7 +27,7 @@ def model_for(name: str, model: ModelFiles, precision: str) -> ModelFiles:
 
 def _create(name: str, model: ModelFiles, threads: int | None, engine_cache: Path | None, precision: str) -> Backend:
     from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend, ProviderUnavailable
-    from amphisbaena.export.tensorrt_build import EngineUnavailable
+    from amphisbaena.engines.tensorrt_build import EngineUnavailable
 
     model = model_for(name, model, precision)
     try:

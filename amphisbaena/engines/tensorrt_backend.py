@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from amphisbaena.export.manifest import MODEL_FILES, ModelFiles
-from amphisbaena.export.tensorrt_build import build_engines, tensorrt_device
+from amphisbaena.engines.tensorrt_build import build_engines, tensorrt_device
+from amphisbaena.model_files import MODEL_FILES, ModelFiles
 
 
 class _Graph:

@@ -20,9 +20,9 @@ import torch
 from onnx import numpy_helper
 
 from amphisbaena.errors import InputError
-from amphisbaena.export.manifest import FP16, FP32, MANIFEST, MODEL_FILES, ModelFiles, sha256_of
 from amphisbaena.files import atomic_path
 from amphisbaena.geometry import GEOMETRY_SIZE
+from amphisbaena.model_files import FP16, FP32, MANIFEST, MODEL_FILES, ModelFiles, sha256_of
 from amphisbaena.shapes import TOPK
 from amphisbaena.train.model import Amphisbaena
 from amphisbaena.train.recipe import Recipe

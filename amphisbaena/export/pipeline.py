@@ -14,8 +14,9 @@ import numpy as np
 import torch
 
 from amphisbaena.datasets import load_split
+from amphisbaena.engines.tensorrt_build import EngineUnavailable, build_engines
 from amphisbaena.errors import InputError
-from amphisbaena.export.manifest import FP16, FP32, INT8, load_model_files, record_calibration, record_validation
+from amphisbaena.export.manifest import record_calibration, record_validation
 from amphisbaena.export.onnx_export import (
     RESTORE_BOX_WEIGHT,
     RESTORE_COM_WEIGHT,
@@ -26,8 +27,8 @@ from amphisbaena.export.onnx_export import (
     with_penalty_weights,
 )
 from amphisbaena.export.quantize import feature_drift, quantize_arms
-from amphisbaena.export.tensorrt_build import EngineUnavailable, build_engines
 from amphisbaena.halves import make_halves
+from amphisbaena.model_files import FP16, FP32, INT8, load_model_files
 from amphisbaena.train.loop import CHECKPOINT, assignment_accuracy, split_train_val
 from amphisbaena.train.model import Amphisbaena
 from amphisbaena.train.recipe import Recipe

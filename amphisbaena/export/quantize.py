@@ -19,8 +19,8 @@ import shutil
 from pathlib import Path
 
 from amphisbaena.errors import InputError
-from amphisbaena.export.manifest import ARMS, FP32, INT8, MANIFEST, MODEL_FILES, load_model_files, sha256_of
 from amphisbaena.files import atomic_path
+from amphisbaena.model_files import ARMS, FP32, INT8, MANIFEST, MODEL_FILES, load_model_files, sha256_of
 
 INT8_NOTE = (
     "arms' Gemm/MatMul weights int8 per output channel, activations quantised per batch at run time "

@@ -8,17 +8,13 @@ time, so memory stays O(block * pool).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from amphisbaena.engines.base import Backend
-from amphisbaena.engines.select import BackendChoice
 from amphisbaena.errors import InputError
-from amphisbaena.export.manifest import model_to_run
-from amphisbaena.files import atomic_path, write_npz
-from amphisbaena.halves import load_halves
 from amphisbaena.runtime.candidates import best_of_each_row
 from amphisbaena.runtime.features import arm_features, both_arms
 from amphisbaena.runtime.scorer import PairScorer
@@ -76,20 +72,6 @@ def top_partners(
     return PartnerPool(backend, OTHER_SIDE[side], pool_features).best(query_features, k)
 
 
-@dataclass(frozen=True)
-class MatchRequest:
-    """`amphisbaena match`: the K best partners of the halves ITEMS of SIDE among the other side."""
-
-    halves: Path
-    side: str = "left"
-    items: str | None = None
-    k: int = 5
-    out: Path | None = None
-    backend: BackendChoice = field(default_factory=BackendChoice)
-    model_dir: Path | None = None
-    dataset: str = "mnist"
-
-
 def parse_items(items: str | None, count: int) -> np.ndarray:
     """Query indices from "3,17,40" (all COUNT where None), each checked to be in range."""
     if items is None:
@@ -103,34 +85,22 @@ def parse_items(items: str | None, count: int) -> np.ndarray:
     return chosen
 
 
-def run_match(request: MatchRequest) -> tuple[dict, list[str]]:
-    """Check, match, write --out; return the JSON summary and the lines to print."""
-    if request.side not in OTHER_SIDE:
-        raise InputError(f"--side must be 'left' or 'right', got {request.side!r}")
-    request.backend.check()
-    if request.k < 1:
-        raise InputError(f"--k must be at least 1, got {request.k}")
-    if request.out is not None and not request.out.parent.is_dir():
-        raise InputError(f"{request.out}: directory {request.out.parent} does not exist")
-    left, right = load_halves(request.halves, allow_unequal=True)
-    queries, pool = (left, right) if request.side == "left" else (right, left)
-    chosen = parse_items(request.items, len(queries))
-    backend, _ = request.backend.create(model_to_run(request.model_dir, request.dataset))
-    partners, scores = top_partners(backend, queries[chosen], pool, request.side, request.k)
-    lines = []
-    if request.out is not None:
-        with atomic_path(request.out) as tmp:
-            write_npz(tmp, query=chosen, partners=partners, scores=scores)
-    other = OTHER_SIDE[request.side]
+def match_report(
+    side: str, chosen: np.ndarray, partners: np.ndarray, scores: np.ndarray, pool_size: int, backend: str, out: Path | None
+) -> tuple[dict, list[str]]:
+    """What `match` prints for the queries CHOSEN of SIDE against a pool of POOL_SIZE: the JSON summary
+    of every query, and the lines of the first SHOWN."""
+    other = OTHER_SIDE[side]
     matches = [
         {"query": int(q), "partners": [{other: int(p), "score": round(float(v), 4)} for p, v in zip(ps, vs)]}
         for q, ps, vs in zip(chosen, partners, scores)
     ]
-    summary = {"side": request.side, "pool": len(pool), "backend": backend.name, "matches": matches}
+    summary = {"side": side, "pool": pool_size, "backend": backend, "matches": matches}
+    lines = []
     for q, ps, vs in list(zip(chosen, partners, scores))[:SHOWN]:
-        lines.append(f"{request.side} {q}: " + ", ".join(f"{other} {p} ({v:.3f})" for p, v in zip(ps, vs)))
+        lines.append(f"{side} {q}: " + ", ".join(f"{other} {p} ({v:.3f})" for p, v in zip(ps, vs)))
     if len(chosen) > SHOWN:
-        lines.append(f"... {len(chosen) - SHOWN} more queries" + (f" in {request.out}" if request.out is not None else "; use --out or --json"))
-    if request.out is not None:
-        lines.append(f"wrote {request.out}")
+        lines.append(f"... {len(chosen) - SHOWN} more queries" + (f" in {out}" if out is not None else "; use --out or --json"))
+    if out is not None:
+        lines.append(f"wrote {out}")
     return summary, lines

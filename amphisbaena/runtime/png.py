@@ -32,6 +32,11 @@ def digit_grid(images: np.ndarray, wrong: np.ndarray | None = None, columns: int
 
 def write_png(path: Path, image: np.ndarray) -> None:
     """8-bit greyscale (H, W) or RGB (H, W, 3) PNG to exactly PATH (callers make it atomic)."""
+    Path(path).write_bytes(png_bytes(image))
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """The PNG file of an 8-bit greyscale (H, W) or RGB (H, W, 3) image."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
@@ -39,10 +44,9 @@ def write_png(path: Path, image: np.ndarray) -> None:
     height, width = image.shape[:2]
     colour_type = 2 if image.ndim == 3 else 0
     raw = b"".join(b"\x00" + image[row].tobytes() for row in range(height))
-    payload = (
+    return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0))
         + chunk(b"IDAT", zlib.compress(raw, 9))
         + chunk(b"IEND", b"")
     )
-    Path(path).write_bytes(payload)

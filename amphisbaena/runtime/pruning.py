@@ -31,8 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from amphisbaena.engines.base import Backend
-from amphisbaena.export.manifest import FeatureLayout
 from amphisbaena.geometry import BOX_SIDE, CENTRE, CENTRE_HIGH, MIN_MASS
+from amphisbaena.model_files import FeatureLayout
 
 HALF_WINDOW = CENTRE_HIGH - CENTRE  # 0.5: how far the joined centre of mass may lie from 14
 GROUP_SIZE = 256  # lefts per group: small groups have tight ranges, large ones amortise each head call (docs/performance.md)

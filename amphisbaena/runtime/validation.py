@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
-from amphisbaena.export.manifest import load_model_files
 from amphisbaena.halves import make_halves
+from amphisbaena.model_files import load_model_files
 from amphisbaena.progress import Progress
 from amphisbaena.runtime.calibrate import calibrate_no_partner
 from amphisbaena.runtime.restore import restore

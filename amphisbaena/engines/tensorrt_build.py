@@ -18,8 +18,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from amphisbaena.export.manifest import ARMS, MODEL_FILES, load_model_files
 from amphisbaena.files import atomic_path
+from amphisbaena.model_files import ARMS, MODEL_FILES, load_model_files
 from amphisbaena.shapes import ARM_BATCH, TILE_COLS, TILE_ROWS, TOPK, TOPK_TILE
 
 WORKSPACE_BYTES = 2 << 30
