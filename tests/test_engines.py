@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from amphisbaena import shapes
 from amphisbaena.cli import app
-from amphisbaena.engines.select import BACKENDS, BackendUnavailable, create_backend
 from amphisbaena.engines import tensorrt_build
+from amphisbaena.engines.select import BACKENDS, BackendUnavailable, create_backend
 from amphisbaena.files import save_npz
 from amphisbaena.halves import make_halves
 from amphisbaena.model_files import SHIPPED_MODEL_DIR, load_model_files
