@@ -14,8 +14,8 @@ from amphisbaena.engines.onnxruntime_backend import OnnxRuntimeBackend
 from amphisbaena.files import save_npz
 from amphisbaena.halves import make_halves
 from amphisbaena.model_files import load_model_files
-from amphisbaena.runtime import candidates
 from amphisbaena.runtime import restore as restore_module
+from amphisbaena.runtime import topk
 from amphisbaena.runtime.scorer import PairScorer
 
 
@@ -114,6 +114,6 @@ def test_same_input_gives_byte_identical_pairing_across_runs_and_thread_counts(h
 
 def test_ties_break_by_index() -> None:
     """Equal scores: the lower partner index wins, so tied inputs still give one answer."""
-    keeper = candidates.BestPerItem(items=1, count=2)
+    keeper = topk.BestPerItem(items=1, count=2)
     keeper.add(np.zeros(4, np.int64), np.array([3, 1, 2, 0]), np.ones(4, np.float32))
     assert keeper.partner[0].tolist() == [0, 1]

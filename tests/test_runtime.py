@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import DeviceTopKBackend, NumpyBackend, random_halves
 
-from amphisbaena.runtime import candidates, duals, overlap
+from amphisbaena.runtime import candidates, duals, overlap, topk
 from amphisbaena.runtime import graph as graphs
 from amphisbaena.runtime.features import arm_features, both_arms
 from amphisbaena.runtime.restore import restore
@@ -314,8 +314,8 @@ def test_blocks_leave_every_item_its_true_top_count(ties: bool, partner_group_co
     right_groups = np.array_split(rng.permutation(n_right), partner_group_count)
     blocks = [(lefts, rights) for lefts in left_groups for rights in right_groups if rng.random() < 0.8]
     offered = np.full_like(full, -np.inf)
-    by_row = candidates.BestPerItemFromBlocks(n_left, count)
-    by_col = candidates.BestPerItemFromBlocks(n_right, count)
+    by_row = topk.BestPerItemFromBlocks(n_left, count)
+    by_col = topk.BestPerItemFromBlocks(n_right, count)
     for block in rng.permutation(len(blocks)):
         lefts, rights = blocks[block]
         scores = np.ascontiguousarray(full[np.ix_(lefts, rights)])
@@ -342,7 +342,7 @@ def test_best_of_each_row_is_each_rows_top_count_ties_to_the_lower_position(ties
     scores = rng.normal(size=(57, width)).astype(np.float32)
     if ties:
         scores = np.round(scores * 2) / 2
-    positions, values = candidates.best_of_each_row(scores, count)
+    positions, values = topk.best_of_each_row(scores, count)
     order = np.lexsort((np.broadcast_to(np.arange(width), scores.shape), -scores), axis=1)[:, :count]
     np.testing.assert_array_equal(positions, order)
     np.testing.assert_array_equal(values, np.take_along_axis(scores, order, axis=1))
@@ -361,8 +361,8 @@ def test_graph_from_is_the_union_of_row_and_column_lists_with_each_edges_best_ra
         full = np.round(full * 2) / 2
     full[rng.random(full.shape) < 0.4] = -np.inf  # pairs never scored: some items have fewer than k partners
 
-    def best_of(matrix: np.ndarray) -> candidates.BestPerItem:
-        best = candidates.BestPerItem(len(matrix), count)
+    def best_of(matrix: np.ndarray) -> topk.BestPerItem:
+        best = topk.BestPerItem(len(matrix), count)
         order = np.lexsort((np.broadcast_to(np.arange(matrix.shape[1]), matrix.shape), -matrix), axis=1)[:, :count]
         best.score = np.take_along_axis(matrix, order, axis=1)
         best.partner = np.where(np.isfinite(best.score), order, -1)

@@ -11,218 +11,47 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
+from amphisbaena.engines.base import Backend
+from amphisbaena.progress import Progress
 from amphisbaena.runtime.arrays import nonzero_2d
 from amphisbaena.runtime.graph import CandidateGraph
 from amphisbaena.runtime.overlap import one_ahead
+from amphisbaena.runtime.pruning import GeometryPruner
+from amphisbaena.runtime.topk import BestPerItem, BestPerItemFromBlocks, best_of_each_row, floor_from
 from amphisbaena.shapes import kept_per_item
-
-if TYPE_CHECKING:
-    from amphisbaena.runtime.scorer import PairScorer
 
 CORE_K = 8  # of each row's and column's candidates, the best this many form the graph's core
 PRUNE_FLOOR = -20.0  # pairs whose score bound is below this are not scored (well under a row's 33rd best)
 
 
-def _best_first_within_items(item: np.ndarray, score: np.ndarray, partner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(order, rank): ORDER sorts the entries by item, then best score first (ties to the lower partner);
-    RANK is each sorted entry's place within its item (0 the best)."""
-    order = np.lexsort((partner, -score, item))
-    sorted_item = item[order]
-    starts = np.flatnonzero(np.r_[True, sorted_item[1:] != sorted_item[:-1]])
-    rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
-    return order, rank
+class TileSizes(Protocol):
+    rows: int
+    cols: int
+    topk_rows: int
+    topk_cols: int
 
 
-class BestPerItem:
-    """The best COUNT (score, partner) pairs of every item, kept best first in dense arrays.
+class BlockScorer(Protocol):
+    """What the stream needs of a scorer (`scorer.PairScorer`): features, backend, pruner, tile sizes, and
+    scored strips and blocks."""
 
-    Batches are ragged lists of entries; only the items they touch are re-sorted.
-    """
-
-    def __init__(self, items: int, count: int) -> None:
-        self.count = count
-        self.score = np.full((items, count), -np.inf, dtype=np.float32)
-        self.partner = np.full((items, count), -1, dtype=np.int64)
-
-    @classmethod
-    def from_lists(cls, score: np.ndarray, partner: np.ndarray) -> BestPerItem:
-        """Lists already best first: SCORE and PARTNER (items, COUNT)."""
-        best = cls(0, score.shape[1])
-        best.score, best.partner = score, partner
-        return best
+    backend: Backend
+    left: np.ndarray
+    right: np.ndarray
+    pruner: GeometryPruner | None
+    tiles: TileSizes
+    progress: Progress
 
     @property
-    def threshold(self) -> np.ndarray:
-        """Each item's current COUNT-th best: entries below it can never enter."""
-        return self.score[:, -1]
+    def size(self) -> tuple[int, int]: ...
 
-    def add(self, item: np.ndarray, partner: np.ndarray, score: np.ndarray) -> None:
-        if len(item) == 0:
-            return
-        order, rank = _best_first_within_items(item, score, partner)
-        item, partner, score = item[order], partner[order], score[order]
-        useful = rank < self.count
-        touched = item[rank == 0]  # sorted, one per item
-        slot = np.searchsorted(touched, item[useful])
-        new_score = np.full((len(touched), self.count), -np.inf, dtype=np.float32)
-        new_partner = np.full((len(touched), self.count), -1, dtype=np.int64)
-        new_score[slot, rank[useful]] = score[useful]
-        new_partner[slot, rank[useful]] = partner[useful]
-        merged_score = np.concatenate([self.score[touched], new_score], axis=1)
-        merged_partner = np.concatenate([self.partner[touched], new_partner], axis=1)
-        best = np.argsort(-merged_score, axis=1, kind="stable")[:, : self.count]
-        self.score[touched] = np.take_along_axis(merged_score, best, axis=1)
-        self.partner[touched] = np.take_along_axis(merged_partner, best, axis=1)
+    def strips(self) -> Iterator[tuple[int, np.ndarray]]: ...
 
-    def best(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Partners and scores (items, min(k, COUNT)) of every item's best k, best first (partner -1 and
-        score -inf in empty slots), and each item's bound on the rest: its (k+1)-th best score, or -inf
-        where nothing was left out."""
-        kept = min(k, self.count)
-        bound = self.score[:, k].astype(np.float64) if self.count > k else np.full(len(self.score), -np.inf)
-        return self.partner[:, :kept], self.score[:, :kept], bound
-
-
-class BestPerItemFromBlocks:
-    """The best COUNT (score, partner) pairs of every item, gathered from dense blocks of scores.
-
-    Each item has 2 * COUNT slots, unsorted. A block offers each of its items only its entries at or
-    above the item's floor (a lower bound on its final COUNT-th best), and at most its own best COUNT of
-    them. An item whose slots would overflow is first cut back to its best COUNT. Sorting happens once,
-    at the end, instead of merging every block into sorted lists."""
-
-    def __init__(self, items: int, count: int) -> None:
-        self.count = count
-        self.score = np.full((items, 2 * count), -np.inf, dtype=np.float32)
-        self.partner = np.full((items, 2 * count), -1, dtype=np.int64)
-        self.fill = np.zeros(items, dtype=np.int64)
-        self.floor = np.full(items, -np.inf, dtype=np.float32)
-
-    def add_block(self, items: np.ndarray, partners: np.ndarray, scores: np.ndarray) -> None:
-        """Offer the block SCORES (len(PARTNERS), len(ITEMS)), SCORES[b, a] the score of (ITEMS[a], PARTNERS[b]):
-        each item is a column, so a block scored left by right is offered to the rights as it is, without a
-        copy. ITEMS are distinct, and no (item, partner) pair comes in more than one block.
-
-        An entry is looked at only if it reaches its item's floor. An item seen for the first time takes
-        its floor from this block (`_chunk_floor`), so one compare over the block lets through about COUNT
-        entries per item, not the whole column. A seen item that still gets more than COUNT has its floor
-        raised from the block and its entries filtered again; items left with more than COUNT keep their
-        best COUNT."""
-        floor = self.floor[items]
-        fresh = np.isneginf(floor)
-        deep = len(partners) > self.count  # a block no deeper than COUNT proves no floor
-        if deep:
-            self._raise_floors(floor, items, np.flatnonzero(fresh), scores)
-        b, a = nonzero_2d(scores >= floor[None, :])
-        values = scores[b, a]
-        new = np.bincount(a, minlength=len(items))
-        crowded = np.flatnonzero((new > self.count) & ~fresh)
-        if len(crowded) and deep:
-            self._raise_floors(floor, items, crowded, scores)
-            above = values >= floor[a]
-            a, b, values = a[above], b[above], values[above]
-            new = np.bincount(a, minlength=len(items))
-        if new.max(initial=0) > self.count:
-            a, b, values = self._best_of_crowded(items, a, b, values, new)
-            new = np.bincount(a, minlength=len(items))
-        self._cut(items[self.fill[items] + new > self.score.shape[1]])
-        order = np.argsort(a.astype(np.uint16) if len(items) <= 1 << 16 else a, kind="stable")  # 16-bit keys: a radix sort
-        a, b, values = a[order], b[order], values[order]
-        rank = np.arange(len(a)) - np.repeat(np.cumsum(new) - new, new)
-        slot = self.fill[items[a]] + rank
-        self.score[items[a], slot] = values
-        self.partner[items[a], slot] = partners[b]
-        self.fill[items] += new
-
-    def _raise_floors(self, floor: np.ndarray, items: np.ndarray, which: np.ndarray, scores: np.ndarray) -> None:
-        """Raise the floors of ITEMS[WHICH] (in FLOOR, the block's copy, and in self) to what the block
-        SCORES (items as columns) proves about them (`_chunk_floor`)."""
-        raised = np.maximum(floor[which], _chunk_floor(scores, which, len(items), self.count, item_axis=1))
-        floor[which] = raised
-        self.floor[items[which]] = raised
-
-    def _best_of_crowded(
-        self, items: np.ndarray, a: np.ndarray, b: np.ndarray, values: np.ndarray, new: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The entries (A, B, VALUES) with every item that has more than COUNT of them cut to its best
-        COUNT; each such item's floor rises to the COUNT-th of them."""
-        crowded = new[a] > self.count
-        ca, cb, cv = a[crowded], b[crowded], values[crowded]
-        order, rank = _best_first_within_items(ca, cv, cb)
-        ca, cb, cv = ca[order], cb[order], cv[order]
-        keep = rank < self.count
-        last = keep & (rank == self.count - 1)
-        self.floor[items[ca[last]]] = np.maximum(self.floor[items[ca[last]]], cv[last])
-        return (
-            np.concatenate([a[~crowded], ca[keep]]),
-            np.concatenate([b[~crowded], cb[keep]]),
-            np.concatenate([values[~crowded], cv[keep]]),
-        )
-
-    def _cut(self, items: np.ndarray) -> None:
-        """Keep only the best COUNT of ITEMS' slots; their floor rises to the COUNT-th of them.
-
-        Each item's COUNT-th best comes from a partition of the scores alone, and the slots at or above it
-        are gathered in one pass (faster than an argpartition that carries the partners along); an
-        item with a tie at that score keeps COUNT of the tied slots by argpartition, as before."""
-        if len(items) == 0:
-            return
-        score, partner = self.score[items], self.partner[items]
-        width = score.shape[1]
-        threshold = np.partition(score, width - self.count, axis=1)[:, width - self.count]
-        keep = score >= threshold[:, None]
-        tied = np.flatnonzero(keep.sum(axis=1) != self.count)
-        if len(tied):
-            top = np.argpartition(-score[tied], self.count - 1, axis=1)[:, : self.count]
-            tied_keep = np.zeros((len(tied), width), dtype=bool)
-            np.put_along_axis(tied_keep, top, True, axis=1)
-            keep[tied] = tied_keep
-        kept = np.flatnonzero(keep)  # COUNT per item, item by item
-        kept_score = score.ravel()[kept].reshape(len(items), self.count)
-        kept_partner = partner.ravel()[kept].reshape(len(items), self.count)
-        self.score[items] = -np.inf
-        self.partner[items] = -1
-        self.score[items, : self.count] = kept_score
-        self.partner[items, : self.count] = kept_partner
-        self.fill[items] = self.count
-        self.floor[items] = np.maximum(self.floor[items], threshold)
-
-    def best_first(self) -> BestPerItem:
-        """Sorted lists, best first, ties going to the lower partner; empty slots last."""
-        partner_key = np.where(np.isneginf(self.score), np.iinfo(np.int64).max, self.partner)
-        order = np.lexsort((partner_key, -self.score), axis=1)[:, : self.count]
-        best = BestPerItem(len(self.score), self.count)
-        best.score = np.take_along_axis(self.score, order, axis=1)
-        best.partner = np.take_along_axis(self.partner, order, axis=1)
-        return best
-
-
-def _floor_from(scores: np.ndarray, count: int, axis: int) -> np.ndarray:
-    """The COUNT-th largest along AXIS: a lower bound on the COUNT-th largest of any superset."""
-    size = scores.shape[axis]
-    if size < count:
-        return np.full(scores.shape[1 - axis], -np.inf, dtype=np.float32)
-    return np.partition(scores, size - count, axis=axis).take(size - count, axis=axis)
-
-
-CHUNKS_PER_COUNT = 4  # chunks per kept entry when a fresh item's floor comes from its chunk maxima
-
-
-def _chunk_floor(scores: np.ndarray, fresh: np.ndarray, n_items: int, count: int, item_axis: int) -> np.ndarray:
-    """For the items FRESH (positions along ITEM_AXIS of SCORES, which holds N_ITEMS of them), the
-    COUNT-th largest of their chunk maxima: the partner axis is cut into at least COUNT chunks, and the
-    maxima of COUNT different chunks are COUNT different entries, so this is at most the item's COUNT-th
-    best in the block, hence a lower bound on its final COUNT-th best. Costs one max pass over the block."""
-    width = scores.shape[1 - item_axis]
-    chunk = max(1, width // (CHUNKS_PER_COUNT * count))
-    starts = np.arange(0, width, chunk)
-    block = scores if len(fresh) == n_items else np.take(scores, fresh, axis=item_axis)
-    maxima = block if chunk == 1 else np.maximum.reduceat(block, starts, axis=1 - item_axis)
-    return _floor_from(maxima, count, axis=1 - item_axis)
+    def block(self, lefts: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
 
 def graph_from(by_row: BestPerItem, by_col: BestPerItem, k: int, n_right: int) -> CandidateGraph:
@@ -258,7 +87,7 @@ def graph_from(by_row: BestPerItem, by_col: BestPerItem, k: int, n_right: int) -
     return CandidateGraph(rows, cols - 1, scores, row_bound, col_bound, core=rank < CORE_K)
 
 
-def stream(scorer: PairScorer, k: int) -> CandidateGraph:
+def stream(scorer: BlockScorer, k: int) -> CandidateGraph:
     """Top-k partners of every left and every right, with bounds on every score left out.
 
     Memory is O(N * k + tile rows * N). With the scorer's pruner, pairs the geometry rules out are
@@ -277,10 +106,10 @@ def stream(scorer: PairScorer, k: int) -> CandidateGraph:
     with scorer.progress.stage(f"head: strips of lefts (k={k})", total=-(-n_left // scorer.tiles.rows)) as stage:
         for r0, strip in scorer.strips():
             # Entries below both floors can enter neither a row's nor a column's top-(k+1).
-            row_floor = _floor_from(strip[:, :probe], by_row.count, axis=1)
+            row_floor = floor_from(strip[:, :probe], by_row.count, axis=1)
             col_floor = by_col.threshold
             if r0 == 0:
-                col_floor = np.maximum(col_floor, _floor_from(strip, by_col.count, axis=0))
+                col_floor = np.maximum(col_floor, floor_from(strip, by_col.count, axis=0))
             r, c = nonzero_2d((strip >= row_floor[:, None]) | (strip >= col_floor[None, :]))
             _feed(by_row, by_col, r + r0, c, strip[r, c], row_floor[r], col_floor[c])
             stage.advance()
@@ -295,7 +124,7 @@ def _windows(n: int, size: int, minimum: int) -> Iterator[tuple[int, int, int]]:
         yield min(fresh, max(0, stop - minimum)), stop, fresh
 
 
-def _stream_device_topk(scorer: PairScorer, k: int) -> CandidateGraph:
+def _stream_device_topk(scorer: BlockScorer, k: int) -> CandidateGraph:
     """The same top-k from tiles reduced on the device (head_topk): only each tile's best `topk` per
     row and per column come back. A row's best k + 1 overall are among its best k + 1 within any
     tile that holds them, so merging the tiles' lists on the host is exact."""
@@ -325,20 +154,7 @@ def _feed(by_row: BestPerItem, by_col: BestPerItem, rows, cols, scores, row_floo
     by_col.add(cols[for_cols], rows[for_cols], scores[for_cols])
 
 
-def best_of_each_row(scores: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's best COUNT entries of a block SCORES (R, C), C >= COUNT: positions and values, each
-    (R, COUNT), best first, ties going to the lower position. Only the entries at or above each row's
-    floor from its chunk maxima (`_chunk_floor`) are sorted: about COUNT a row, not C."""
-    n_rows = len(scores)
-    floor = _chunk_floor(scores, np.arange(n_rows), n_rows, count, item_axis=0)
-    r, c = nonzero_2d(scores >= floor[:, None])
-    values = scores[r, c]
-    order, rank = _best_first_within_items(r, values, c)
-    kept = order[rank < count]  # COUNT a row, row by row
-    return c[kept].reshape(n_rows, count), values[kept].reshape(n_rows, count)
-
-
-def _scored_block(scorer: PairScorer, lefts: np.ndarray, cols: np.ndarray, count: int) -> tuple[np.ndarray, ...]:
+def _scored_block(scorer: BlockScorer, lefts: np.ndarray, cols: np.ndarray, count: int) -> tuple[np.ndarray, ...]:
     """One block of the pruned stream, in a worker: (LEFTS, COLS, scores (len(LEFTS), len(COLS)), and each
     left's best COUNT partners and scores, best first). A left is scored in this block only, so its list
     is final here, and the worker, not the main thread, finds it."""
@@ -347,7 +163,7 @@ def _scored_block(scorer: PairScorer, lefts: np.ndarray, cols: np.ndarray, count
     return lefts, cols, scores, cols[positions], values
 
 
-def _stream_pruned(scorer: PairScorer, k: int) -> CandidateGraph:
+def _stream_pruned(scorer: BlockScorer, k: int) -> CandidateGraph:
     """The top-k of every left and right among the pairs the geometry does not rule out, with
     bounds on every pair left out (see `pruning`). Each group of lefts is scored against the
     rights whose bound reaches PRUNE_FLOOR, and always against at least its k + 1 most promising.

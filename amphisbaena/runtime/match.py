@@ -15,9 +15,9 @@ import numpy as np
 
 from amphisbaena.engines.base import Backend
 from amphisbaena.errors import InputError
-from amphisbaena.runtime.candidates import best_of_each_row
 from amphisbaena.runtime.features import arm_features, both_arms
 from amphisbaena.runtime.scorer import PairScorer
+from amphisbaena.runtime.topk import best_of_each_row
 from amphisbaena.shapes import TILE_ROWS
 
 OTHER_SIDE = {"left": "right", "right": "left"}
@@ -46,7 +46,7 @@ class PartnerPool:
     def best(self, query_features: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The same for queries given as features (Q, D): the tiled head scores one block of TILE_ROWS
         queries against the whole pool at a time, so memory stays O(block * pool). Ties go to the
-        lower partner (`candidates.best_of_each_row`)."""
+        lower partner (`topk.best_of_each_row`)."""
         k = min(k, len(self.features))
         partners = np.empty((len(query_features), k), dtype=np.int64)
         scores = np.empty((len(query_features), k), dtype=np.float32)
