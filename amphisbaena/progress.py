@@ -20,7 +20,10 @@ class Stage:
 
 
 class Progress:
-    """Reports stages; this base class reports nothing."""
+    """Reports stages and notes; this base class reports nothing."""
+
+    def note(self, line: str) -> None:
+        """A one-line message about the run (a long run's estimate)."""
 
     @contextmanager
     def stage(self, description: str, total: int | None = None) -> Iterator[Stage]:
@@ -37,15 +40,20 @@ class _RichStage(Stage):
 
 
 class RichProgress(Progress):
-    """Bars on FILE (stderr by default) with rich: one line per stage, kept when the stage ends."""
+    """Bars on FILE (stderr by default) with rich: one line per stage, kept when the stage ends, with the time
+    elapsed and, for a stage of known size, an estimate of the time left (from its rate so far)."""
 
     def __init__(self, file: IO[str] | None = None, force_terminal: bool | None = None) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
         from rich.progress import Progress as Bars
 
         console = Console(file=file or sys.stderr, force_terminal=force_terminal)
-        self.bars = Bars(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
+        self.bars = Bars(*columns, console=console)
+
+    def note(self, line: str) -> None:
+        self.bars.console.print(line, highlight=False, markup=False)
 
     @contextmanager
     def stage(self, description: str, total: int | None = None) -> Iterator[Stage]:
@@ -55,6 +63,18 @@ class RichProgress(Progress):
             self.bars.update(task, completed=total if total is not None else self.bars.tasks[task].completed, total=total or 1)
 
 
+class NotesOnly(Progress):
+    """No bars (stderr is not a terminal), but notes as plain lines on FILE (stderr by default)."""
+
+    def __init__(self, file: IO[str] | None = None) -> None:
+        self.file = file
+
+    def note(self, line: str) -> None:
+        print(line, file=self.file or sys.stderr, flush=True)
+
+
 def for_terminal(quiet: bool = False) -> Progress:
-    """Rich progress where stderr is a terminal and QUIET is not set (e.g. --json); otherwise none."""
-    return RichProgress() if sys.stderr.isatty() and not quiet else Progress()
+    """Rich progress where stderr is a terminal; notes alone where it is not; nothing with QUIET (--json)."""
+    if quiet:
+        return Progress()
+    return RichProgress() if sys.stderr.isatty() else NotesOnly()

@@ -11,7 +11,7 @@ from functools import partial
 
 import numpy as np
 
-from amphisbaena.runtime.confidence import regrets
+from amphisbaena.runtime.confidence import regrets_with_counts
 from amphisbaena.runtime.duals import potentials, rows_needing_rescore, solve_sparse
 from amphisbaena.runtime.graph import CandidateGraph, RescoredStrip, SparseSolution
 from amphisbaena.runtime.overlap import one_ahead
@@ -75,9 +75,9 @@ def assign_dense(scorer: PairScorer, watch: Stopwatch, reason: str = "") -> tupl
     watch.lap("head")
     right_for_left = solve_dense(scores)
     total = float(scores[np.arange(len(scores)), right_for_left].astype(np.float64).sum())
-    confidence = regrets(*certified_graph(scores, right_for_left))
+    confidence, counts = regrets_with_counts(*certified_graph(scores, right_for_left))
     watch.lap("assignment")
-    return right_for_left, confidence, AssignmentReport("dense", fallback_reason=reason, total_score=total)
+    return right_for_left, confidence, AssignmentReport("dense", fallback_reason=reason, total_score=total, regrets=counts.as_dict())
 
 
 def assign_sparse(scorer: PairScorer, k: int, watch: Stopwatch) -> tuple[np.ndarray, np.ndarray, AssignmentReport]:
@@ -137,7 +137,8 @@ def assign_sparse(scorer: PairScorer, k: int, watch: Stopwatch) -> tuple[np.ndar
                 + (" and geometry bounds on the pairs never scored" if graph.scored_pairs is not None else "")
                 + (f" or exact rescoring of {report.rescored_rows} rows" if report.rescored_rows else "")
             )
-            confidence = regrets(graph, solution)
+            confidence, counts = regrets_with_counts(graph, solution)
+            report.regrets = counts.as_dict()
             watch.lap("assignment")
             return right_for_left, confidence, report
     if n > DENSE_LIMIT:

@@ -24,7 +24,9 @@ distances (large pools of look-alike halves), the matches left unsearched keep t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.sparse import csr_matrix
@@ -36,11 +38,37 @@ from amphisbaena.runtime.graph import CandidateGraph, SparseSolution
 
 REGRET_LIMIT = 1.0  # score units: regrets above it are reported as 1 (at least 1)
 BATCH_CELLS = 1 << 22  # distances one search batch may hold
-SEARCH_CELLS = 1 << 24  # distances all searches together may compute; past it, the cheap bound stands
+SEARCH_CELLS = 1 << 24  # distances all searches together may compute at up to SEARCH_PAIRS pairs; past it, the cheap bound stands
+SEARCH_PAIRS = 10_000  # beyond this many pairs the budget grows with the square root of the count (docs/performance.md)
+
+
+def search_budget(n: int) -> int:
+    """Distances the searches of N matches may compute: SEARCH_CELLS, growing as sqrt(N) above SEARCH_PAIRS."""
+    return int(SEARCH_CELLS * max(1.0, math.sqrt(n / SEARCH_PAIRS)))
+
+
+@dataclass(frozen=True)
+class RegretCounts:
+    """How each match's regret was found: SEARCHED by a shortest-path search (exact where no cheaper cycle
+    leaves the candidate graph), AT_CAP by the cheap bound alone (it already reaches the cap), and
+    BOUND_ONLY where the search budget ran out and the cheap lower bound stands."""
+
+    searched: int
+    at_cap: int
+    bound_only: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
 
 
 def regrets(graph: CandidateGraph, solution: SparseSolution, limit: float = REGRET_LIMIT) -> np.ndarray:
-    """(N,) lower bound on the regret of every chosen pair, capped at LIMIT (see the module docstring).
+    """(N,) lower bound on the regret of every chosen pair, capped at LIMIT (`regrets_with_counts`)."""
+    return regrets_with_counts(graph, solution, limit)[0]
+
+
+def regrets_with_counts(graph: CandidateGraph, solution: SparseSolution, limit: float = REGRET_LIMIT) -> tuple[np.ndarray, RegretCounts]:
+    """(N,) lower bound on the regret of every chosen pair, capped at LIMIT (see the module docstring),
+    and how many were searched or bounded (`RegretCounts`).
 
     GRAPH: the candidate graph the proof holds for; SOLUTION: its optimal matching and duals. Only pairs
     with slack under LIMIT can lie on a cycle cheaper than LIMIT, and they join few lefts: the searches run
@@ -74,7 +102,9 @@ def regrets(graph: CandidateGraph, solution: SparseSolution, limit: float = REGR
     steps = csr_matrix((np.maximum(slack, np.finfo(np.float64).tiny), (place[tails], place[heads])), shape=(n, n))
     closing_into = np.full(n, -1)  # for each searched left, nothing yet
     searched = searched[np.argsort(place[searched], kind="stable")]
-    for sources, low, high in _batches(searched, component, ends):
+    done = 0
+    for sources, low, high in _batches(searched, component, ends, cells=BATCH_CELLS, budget=search_budget(n)):
+        done += len(sources)
         best = np.full(len(sources), np.inf)
         distance = dijkstra(steps[low:high, low:high], directed=True, indices=place[sources] - low, limit=limit)
         # Close the cycle of source i along an unchosen pair (r, right_for_left[i]) from a left r it reaches ...
@@ -89,7 +119,7 @@ def regrets(graph: CandidateGraph, solution: SparseSolution, limit: float = REGR
         route = distance[reached_source, reached] + np.maximum(leave[order[low + reached]], enter_cheapest[right_for_left[sources[reached_source]]])
         np.minimum.at(best, reached_source, route)
         regret[sources] = np.maximum(np.minimum(best, limit), regret[sources])
-    return np.minimum(regret, limit)
+    return np.minimum(regret, limit), RegretCounts(done, n - len(searched), len(searched) - done)
 
 
 def _batches(

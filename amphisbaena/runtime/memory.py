@@ -1,4 +1,5 @@
-"""Refusing a restore that would not fit in memory, before any heavy work starts."""
+"""What a restore will cost, known before any heavy work: its memory (a run that would not fit is
+refused) and a rough time, which long runs announce."""
 
 from __future__ import annotations
 
@@ -39,3 +40,30 @@ def check_memory(n: int, feature_size: int, method: str, k: int = DEFAULT_K) -> 
             f"restoring {n} pairs with {method} assignment needs about {needed / 2**30:.1f} GiB, "
             f"only {available / 2**30:.1f} GiB available{hint}"
         )
+
+
+# seconds ~ LINEAR_SECONDS * n + QUADRATIC_SECONDS * n^2 for n pairs on two cores of this project's reference
+# machine, fitted to the whole-process restores of 10,000 and 60,000 pairs (docs/performance.md, "Estimates")
+LINEAR_SECONDS, QUADRATIC_SECONDS = 8.6e-5, 6.5e-9
+LONG_RUN_SECONDS = 20.0  # runs estimated at least this long announce their estimate
+
+
+def estimate_seconds(n: int) -> float:
+    """A rough whole-restore time for N pairs (sparse path, two cores like the reference machine)."""
+    return LINEAR_SECONDS * n + QUADRATIC_SECONDS * n * n
+
+
+def estimate_line(n: int, feature_size: int, method: str, k: int = DEFAULT_K) -> str | None:
+    """One line announcing a long run's estimated time and peak memory, or None for a short one."""
+    seconds = estimate_seconds(n)
+    if seconds < LONG_RUN_SECONDS:
+        return None
+    needed = estimate_peak_bytes(n, feature_size, method, k)
+    return f"restoring {n} pairs: about {_duration(seconds)} and {needed / 2**30:.1f} GiB at peak (rough estimate; Ctrl-C stops it, writing nothing)"
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if minutes < 2:
+        return f"{seconds:.0f} s"
+    return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h {minutes % 60:02d} min"

@@ -31,6 +31,7 @@ class AssignmentReport:
     proof: str = ""
     fallback_reason: str = ""
     total_score: float = 0.0
+    regrets: dict | None = None  # matches whose regret was searched, at the cap by bound, or left at the cheap bound
 
 
 @dataclass
