@@ -5,12 +5,13 @@
     python benchmarks/bench_models.py --old-checkout ../amphisbaena-dd923fb --old-python ../venv-dd923fb/bin/python
 
 Every restore is a fresh `python -m amphisbaena restore` process, timed from start to exit, with
-its own peak RSS; old and new alternate, RUNS times each, at every size. The old checkout runs in the
-interpreter --old-python (default: this one), so that each side has the dependencies its own
-pyproject.toml resolves to today (dd923fb's `typer>=0.12` brings typer 0.29 and pydantic). Reported: medians with
-min and max, the old/new ratio of the medians, halves per second, pairs scored per second of head
-time, and the latency of one `match` query (a single left against a 10,000-right pool, in-process
-and warm) for both models. Writes benchmarks/results/models.json and models.md.
+its own peak RSS; old and new alternate, RUNS times each at up to 10,000 pairs and RUNS_LARGE times each
+above. The old checkout runs in the interpreter --old-python (default: this one), so that each side has the
+dependencies its own pyproject.toml resolves to today (dd923fb's `typer>=0.12` brings typer 0.29 and
+pydantic). Reported: both commits, every run's seconds, peak RSS and stages, and their medians with min and
+max, the old/new ratio of the medians, pairs restored per second and pairs scored per second of head time.
+Writes benchmarks/results/NAME.json and NAME.md. (The warm in-process costs of the Python API, a `pool.best`
+query among them, are `bench_api.py`'s.)
 """
 
 from __future__ import annotations
@@ -26,14 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from amphisbaena.datasets import load_split
-from amphisbaena.engines.select import BackendChoice
 from amphisbaena.files import save_npz
 from amphisbaena.halves import make_halves
-from amphisbaena.model_files import load_model_files, shipped_model_dir
-from amphisbaena.runtime.match import PartnerPool, top_partners
 
 HERE = Path(__file__).resolve().parent
 
@@ -80,42 +76,27 @@ def dependency_versions(python: str) -> dict:
     return json.loads(subprocess.run([python, "-c", probe], check=True, capture_output=True, text=True).stdout)
 
 
-def match_latency(model_dir: Path, pool: np.ndarray, queries: np.ndarray, warmup: int = 3) -> dict:
-    """Milliseconds of one `match` query (one left against POOL's rights), in-process and warm: the pool's
-    features are computed once (`PartnerPool`), and each query runs its own arm and the head. Also the
-    time of the old way, where every query recomputed the pool's features (`top_partners`)."""
-    backend, _ = BackendChoice().create(load_model_files(model_dir, verify=False))
-    warm_pool = PartnerPool.of_halves(backend, pool, "right")
-    timings, one_shot = [], []
-    for index, query in enumerate(queries):
-        started = time.perf_counter()
-        warm_pool.query(query[None], 5)
-        if index >= warmup:
-            timings.append(1000 * (time.perf_counter() - started))
-        started = time.perf_counter()
-        top_partners(backend, query[None], pool, "left", 5)
-        if index >= warmup:
-            one_shot.append(1000 * (time.perf_counter() - started))
-    return {
-        "p50_ms": float(np.percentile(timings, 50)),
-        "p99_ms": float(np.percentile(timings, 99)),
-        "queries": len(timings),
-        "pool_recomputed_per_query": {"p50_ms": float(np.percentile(one_shot, 50)), "p99_ms": float(np.percentile(one_shot, 99))},
-    }
+def commit_of(checkout: Path) -> str:
+    """CHECKOUT's commit, marked where tracked files differ from it."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=checkout).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True, cwd=checkout).stdout
+    return head + ("+uncommitted" if dirty.strip() else "")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--old-checkout", type=Path, required=True, help="a checkout of the earlier code with its shipped model")
     parser.add_argument("--old-python", default=sys.executable, help="the interpreter (and so the dependencies) the old checkout runs with")
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=5, help="runs of each side at up to 10,000 pairs")
+    parser.add_argument("--runs-large", type=int, default=3, help="runs of each side above 10,000 pairs")
     parser.add_argument("--sizes", type=int, nargs="+", default=[20, 10_000, 60_000])
-    parser.add_argument("--match-queries", type=int, default=53)
     parser.add_argument("--out-dir", type=Path, default=HERE / "results")
     parser.add_argument("--name", default="models", help="result files NAME.json and NAME.md")
     args = parser.parse_args()
     old = args.old_checkout.resolve()
     report = {
+        "commits": {"old": commit_of(old), "new": commit_of(HERE.parent)},
+        "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "processor": platform.processor()},
         "interpreters": {"old": dependency_versions(args.old_python), "new": dependency_versions(sys.executable)},
         "sizes": {},
@@ -129,7 +110,7 @@ def main() -> None:
             save_npz(halves_path, left=left, right=right)
             save_npz(key_path, right_for_left=key)
             runs: dict[str, list[dict]] = {"old": [], "new": []}
-            for run in range(args.runs):
+            for run in range(args.runs if size <= 10_000 else args.runs_large):
                 for name, path in (("old", old), ("new", HERE.parent)) if run % 2 == 0 else (("new", HERE.parent), ("old", old)):
                     runs[name].append(restore_process(halves_path, key_path, path, interpreter[name]))
                     print(f"{size} {name} run {run + 1}: {runs[name][-1]['seconds']:.2f} s", flush=True)
@@ -144,40 +125,34 @@ def main() -> None:
                     "stages_median": {stage: statistics.median(m["summary"]["seconds"][stage] for m in measured) for stage in summary["seconds"]},
                     "accuracy": summary["accuracy"],
                     "precision": summary["precision"],
-                    "halves_per_second": 2 * size / wall["median"],
+                    "pairs_per_second": size / wall["median"],
                     "scored_pairs_per_head_second": summary["assignment"].get("scored_pairs", size * size) / head,
-                    "assignment": {key: summary["assignment"].get(key) for key in ("k", "rounds", "candidate_edges", "rescored_rows", "scored_pairs")},
+                    "scored_fraction": summary["assignment"].get("scored_pairs", size * size) / size**2,
+                    "assignment": {key: summary["assignment"].get(key) for key in ("k", "rounds", "candidate_edges", "rescored_rows", "scored_pairs", "regrets")},
+                    "raw": [{"seconds": m["seconds"], "peak_rss_mb": m["peak_rss_mb"], "stages": m["summary"]["seconds"]} for m in measured],
                 }
             entry["speedup"] = entry["old"]["seconds"]["median"] / entry["new"]["seconds"]["median"]
             report["sizes"][str(size)] = entry
-        pool = make_halves(load_split("test")[0], seed=0)[1]
-        queries = make_halves(load_split("test")[0][: args.match_queries], seed=1)[0]
-        report["match_latency"] = {
-            "old model": match_latency(old / "amphisbaena" / "models" / "mnist", pool, queries),
-            "new model": match_latency(shipped_model_dir("mnist"), pool, queries),
-            "note": "one left against the 10,000 test rights, in-process and warm (the pool's features computed once), with this checkout's code for both models",
-        }
     write_report(args.out_dir, args.name, report, markdown(report))
 
 
 def markdown(report: dict) -> str:
+    commits = report["commits"]
     lines = [
-        "| halves | old s (median, min-max) | new s (median, min-max) | speed-up | old / new peak RSS MB | new halves/s | new pairs scored/s of head time | accuracy old / new |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"old: {commits['old'][:12]}, new: {commits['new'][:12]}, {report['date']}",
+        "",
+        "| pairs | old s (median, min-max) | new s (median, min-max) | speed-up | old / new peak RSS MB | new pairs/s | pairs scored, old / new | new pairs scored/s of head time | accuracy old / new |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for size, entry in report["sizes"].items():
         old, new = entry["old"], entry["new"]
         lines.append(
             f"| {int(size):,} | {old['seconds']['median']:.2f} ({old['seconds']['min']:.2f}-{old['seconds']['max']:.2f}) "
             f"| {new['seconds']['median']:.2f} ({new['seconds']['min']:.2f}-{new['seconds']['max']:.2f}) | {entry['speedup']:.2f}x "
-            f"| {old['peak_rss_mb']['median']:.0f} / {new['peak_rss_mb']['median']:.0f} | {new['halves_per_second']:,.0f} "
+            f"| {old['peak_rss_mb']['median']:.0f} / {new['peak_rss_mb']['median']:.0f} | {new['pairs_per_second']:,.0f} "
+            f"| {old['scored_fraction']:.1%} / {new['scored_fraction']:.1%} "
             f"| {new['scored_pairs_per_head_second']:.3g} | {old['accuracy']:.4f} / {new['accuracy']:.4f} |"
         )
-    latency = report["match_latency"]
-    lines += ["", "| match query | p50 ms | p99 ms | p50 / p99 ms, pool recomputed per query |", "| --- | --- | --- | --- |"]
-    for name in ("old model", "new model"):
-        recomputed = latency[name]["pool_recomputed_per_query"]
-        lines.append(f"| {name} | {latency[name]['p50_ms']:.1f} | {latency[name]['p99_ms']:.1f} | {recomputed['p50_ms']:.1f} / {recomputed['p99_ms']:.1f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from amphisbaena.engines.base import Backend
 from amphisbaena.errors import InputError
-from amphisbaena.runtime.features import arm_features, both_arms
+from amphisbaena.runtime.features import arm_features
 from amphisbaena.runtime.scorer import PairScorer
 from amphisbaena.runtime.topk import best_of_each_row
 from amphisbaena.shapes import TILE_ROWS
@@ -58,18 +58,6 @@ class PartnerPool:
                 block_scores = np.ascontiguousarray(PairScorer(self.backend, self.features, block).all().T)
             partners[start : start + len(block)], scores[start : start + len(block)] = best_of_each_row(block_scores, k)
         return partners, scores
-
-
-def top_partners(
-    backend: Backend, queries: np.ndarray, pool: np.ndarray, side: str, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """For halves QUERIES of SIDE ("left" or "right") and halves POOL of the other side:
-    (partners, scores), each (Q, min(k, len(pool))), best first. One shot: both arms run side by side."""
-    if side == "left":
-        query_features, pool_features = both_arms(backend, queries, pool)
-    else:
-        pool_features, query_features = both_arms(backend, pool, queries)
-    return PartnerPool(backend, OTHER_SIDE[side], pool_features).best(query_features, k)
 
 
 def parse_items(items: str | None, count: int) -> np.ndarray:
