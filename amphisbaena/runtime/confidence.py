@@ -24,7 +24,6 @@ distances (large pools of look-alike halves), the matches left unsearched keep t
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
@@ -38,13 +37,7 @@ from amphisbaena.runtime.graph import CandidateGraph, SparseSolution
 
 REGRET_LIMIT = 1.0  # score units: regrets above it are reported as 1 (at least 1)
 BATCH_CELLS = 1 << 22  # distances one search batch may hold
-SEARCH_CELLS = 1 << 24  # distances all searches together may compute at up to SEARCH_PAIRS pairs; past it, the cheap bound stands
-SEARCH_PAIRS = 10_000  # beyond this many pairs the budget grows with the square root of the count (docs/performance.md)
-
-
-def search_budget(n: int) -> int:
-    """Distances the searches of N matches may compute: SEARCH_CELLS, growing as sqrt(N) above SEARCH_PAIRS."""
-    return int(SEARCH_CELLS * max(1.0, math.sqrt(n / SEARCH_PAIRS)))
+SEARCH_CELLS = 1 << 24  # distances all searches together may compute; past it, the cheap bound stands (docs/performance.md)
 
 
 @dataclass(frozen=True)
@@ -103,7 +96,7 @@ def regrets_with_counts(graph: CandidateGraph, solution: SparseSolution, limit: 
     closing_into = np.full(n, -1)  # for each searched left, nothing yet
     searched = searched[np.argsort(place[searched], kind="stable")]
     done = 0
-    for sources, low, high in _batches(searched, component, ends, cells=BATCH_CELLS, budget=search_budget(n)):
+    for sources, low, high in _batches(searched, component, ends, cells=BATCH_CELLS, budget=SEARCH_CELLS):
         done += len(sources)
         best = np.full(len(sources), np.inf)
         distance = dijkstra(steps[low:high, low:high], directed=True, indices=place[sources] - low, limit=limit)

@@ -1,0 +1,128 @@
+"""A million pairs on one machine: a duplicate-free synthetic set, and one timed restore of it.
+
+    python benchmarks/million.py make --out-dir runs/million [--count 1000000] [--seed 0]
+    python benchmarks/million.py restore --out-dir runs/million
+
+`make` draws training digits at random (seed SEED), distorts each by its own random affine map (rotation up
+to 12 degrees, shear up to 0.2, one axis stretched against the other by up to 15%) and renormalises it as MNIST
+made its digits (`train.augment.distorted`: ink box scaled so its larger side is 20 pixels, centre of mass
+shifted to within half a pixel of 14). It keeps only digits that obey those rules, and drops every digit
+whose whole image, left half or right half repeats an earlier one's, so the set has no exact duplicates and
+no tied halves. It cuts and shuffles them (`amphisbaena.cut`) and writes OUT_DIR/halves.npz, key.npz and
+provenance.json (what was drawn, rejected and dropped). Needs torch (the `train` extra).
+
+`restore` runs `amphisbaena restore OUT_DIR/halves.npz --key OUT_DIR/key.npz --json` once as a fresh process and
+records its wall time, peak RSS, the estimate line it prints at the start and its summary in
+benchmarks/results/million.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+BATCH = 50_000  # digits distorted at once
+
+
+def unique_first(rows: np.ndarray) -> np.ndarray:
+    """(N,) bool: rows (N, ...) uint8 whose bytes no row before them has."""
+    flat = np.ascontiguousarray(rows.reshape(len(rows), -1))
+    keys = flat.view(np.dtype((np.void, flat.shape[1]))).ravel()
+    _, first = np.unique(keys, return_index=True)
+    keep = np.zeros(len(rows), dtype=bool)
+    keep[first] = True
+    return keep
+
+
+def make(out_dir: Path, count: int, seed: int) -> None:
+    import torch
+
+    import amphisbaena as amph
+    from amphisbaena.datasets import load_split
+    from amphisbaena.train.augment import distorted, obeys_mnist_rules
+
+    sources = load_split("train")[0]
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator().manual_seed(seed)
+    digits = np.empty((0, 28, 28), dtype=np.uint8)
+    drawn = rejected = 0
+    while True:
+        chosen = rng.integers(0, len(sources), BATCH)
+        made = distorted(torch.from_numpy(sources[chosen]).float(), generator).numpy().astype(np.uint8)
+        drawn += len(made)
+        good = obeys_mnist_rules(made)
+        rejected += int((~good).sum())
+        digits = np.concatenate([digits, made[good]])
+        distinct = unique_first(digits) & unique_first(digits[:, :, :14]) & unique_first(digits[:, :, 14:])
+        digits = digits[distinct]
+        print(f"{len(digits):,} distinct digits from {drawn:,} drawn", flush=True)
+        if len(digits) >= count:
+            break
+    distinct_found = len(digits)
+    digits = digits[:count]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    amph.cut(digits, seed=seed).save(out_dir / "halves.npz", key=out_dir / "key.npz")
+    provenance = {
+        "count": count,
+        "seed": seed,
+        "source": "MNIST training digits, drawn with repeats",
+        "distortion": "train.augment.distorted: rotation <= 12 degrees, shear <= 0.2, stretch <= 15%, then renormalised",
+        "drawn": drawn,
+        "rejected_breaking_mnist_rules": rejected,
+        "dropped_as_duplicates": drawn - rejected - distinct_found,
+        "distinct_found": distinct_found,
+        "command": f"python benchmarks/million.py make --out-dir {out_dir} --count {count} --seed {seed}",
+    }
+    (out_dir / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    print(f"wrote {out_dir / 'halves.npz'}, {out_dir / 'key.npz'} and provenance.json")
+
+
+def restore(out_dir: Path) -> None:
+    command = [sys.executable, "-m", "amphisbaena", "restore", str(out_dir / "halves.npz"), "--key", str(out_dir / "key.npz"), "--json"]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout, stderr = process.communicate()
+    seconds = time.perf_counter() - started
+    if process.returncode != 0:
+        raise SystemExit(f"restore failed ({process.returncode}): {stderr.strip()[-500:]}")
+    peak_mb = resource_peak_mb()
+    report = {
+        "command": " ".join(command[1:]),
+        "runs": 1,
+        "note": "one run, timed once",
+        "seconds": seconds,
+        "peak_rss_mb": peak_mb,
+        "estimate_line": stderr.strip().splitlines()[0] if stderr.strip() else None,
+        "summary": json.loads(stdout),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+    (HERE / "results" / "million.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({key: report[key] for key in ("seconds", "peak_rss_mb", "estimate_line")}, indent=2))
+
+
+def resource_peak_mb() -> float:
+    """The largest peak RSS among this process's finished children, in MB."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=("make", "restore"))
+    parser.add_argument("--out-dir", type=Path, default=Path("runs/million"))
+    parser.add_argument("--count", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    make(args.out_dir, args.count, args.seed) if args.action == "make" else restore(args.out_dir)
+
+
+if __name__ == "__main__":
+    main()
