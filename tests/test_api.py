@@ -164,12 +164,24 @@ def bad_calls(model: amph.Model, tmp_path: Path) -> dict:
         "halves file": lambda: amph.load_halves(tmp_path / "missing.npz"),
         "key": lambda: model.restore(good, good).accuracy(np.arange(3)),
         "save dir": lambda: amph.cut(np.zeros((3, 28, 28), np.uint8)).save(tmp_path / "no" / "h.npz"),
+        "None": lambda: model.restore(None, None),
+        "objects": lambda: model.restore(np.array([[object()] * 14] * 28)[None], good),
+        "ints": lambda: model.restore(good.astype(np.int64), good),
+        "bools": lambda: model.restore(good.astype(bool), good),
+        "five axes": lambda: model.restore(good[:, None, None], good),
+        "k float": lambda: model.restore(good, good, k=2.5),
+        "k bool": lambda: model.pool(good).best(good, k=True),
+        "threshold": lambda: model.restore(good, good, allow_unmatched=True, no_partner_score="high"),
+        "threads": lambda: amph.load(threads="2"),
+        "path type": lambda: amph.load_halves(123),
+        "dataset type": lambda: amph.load(7),
     }
 
 
 CASES = [
     "wrong shape", "wrong dtype", "strings", "NaN", "out of range", "empty", "counts", "assignment", "k", "pool side", "pool k",
     "query shape", "backend", "precision", "dataset", "model dir", "checksums", "digits", "drop", "halves file", "key", "save dir",
+    "None", "objects", "ints", "bools", "five axes", "k float", "k bool", "threshold", "threads", "path type", "dataset type",
 ]
 
 
@@ -209,6 +221,18 @@ def test_notebook_view(model: amph.Model) -> None:
     assert f"accuracy {accuracy:.4f}" in html
     picture = base64.b64decode(re.search(r'data:image/png;base64,([A-Za-z0-9+/=]+)"', html).group(1))
     assert picture.startswith(b"\x89PNG") and picture != base64.b64decode(re.search(r'base64,([A-Za-z0-9+/=]+)"', before).group(1))
+
+
+@pytest.mark.slow
+def test_public_names_restore_a_fresh_10k_shuffle_as_the_command_does(model: amph.Model, tmp_path: Path) -> None:
+    halves = amph.test_halves(seed=2026)
+    halves.save(tmp_path / "h.npz", key=tmp_path / "k.npz")
+    done = cli("restore", str(tmp_path / "h.npz"), "--out", str(tmp_path / "r.npz"))
+    assert done.returncode == 0, done.stderr
+    restored = model.restore(halves.left, halves.right)
+    with np.load(tmp_path / "r.npz", allow_pickle=False) as command:
+        np.testing.assert_array_equal(restored.right_for_left, command["right_for_left"])
+    assert restored.accuracy(halves.key) >= 0.88
 
 
 @pytest.mark.slow

@@ -33,7 +33,7 @@ class Halves:
     def save(self, path: str | Path, key: str | Path | None = None) -> None:
         """Write the halves npz (uint8 'left' and 'right') to PATH and, with KEY, the key npz
         ('right_for_left'): the files `make-halves` writes, both or neither."""
-        targets = [Path(path)] + ([Path(key)] if key is not None else [])
+        targets = [as_path(path, "path")] + ([as_path(key, "key")] if key is not None else [])
         if key is not None and self.key is None:
             raise InputError(f"{key}: these halves have no key to write")
         check_targets(*targets)
@@ -41,6 +41,14 @@ class Halves:
             write_npz(temporaries[0], left=self.left, right=self.right)
             if key is not None:
                 write_npz(temporaries[1], right_for_left=self.key)
+
+
+def as_path(value: object, what: str) -> Path:
+    """VALUE (str or path-like) as a Path; anything else is refused in one line."""
+    try:
+        return Path(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise InputError(f"{what} must be a file path, got {type(value).__name__}") from None
 
 
 def check_targets(*paths: Path) -> None:
@@ -90,9 +98,9 @@ def split_digits(
 def load_halves(path: str | Path, key: str | Path | None = None, allow_unmatched: bool = False) -> Halves:
     """Halves from a halves npz at PATH (and their key from the key npz KEY), validated as `restore`
     validates them. Counts must match unless ALLOW_UNMATCHED; the key then may hold -1."""
-    path = Path(path)
+    path = as_path(path, "path")
     left, right = formats.load_halves(path, allow_unequal=allow_unmatched)
     if key is None:
         return Halves(left, right)
     partners = len(right) if allow_unmatched else None
-    return Halves(left, right, formats.load_key(Path(key), len(left), partners=partners))
+    return Halves(left, right, formats.load_key(as_path(key, "key"), len(left), partners=partners))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from amphisbaena.api.halves import as_path
 from amphisbaena.api.restoration import Restoration
 from amphisbaena.engines.base import Backend
 from amphisbaena.engines.select import BackendChoice
@@ -33,11 +34,11 @@ def load(
     on BACKEND ('auto': the fastest of tensorrt, ort-trt, ort-cuda, ort-cpu that runs here) in PRECISION
     ('auto', 'fp32', 'fp16' or 'int8'). THREADS: onnxruntime's intra-op threads (default: all cores).
     The graphs are read and checked against the manifest's checksums, and the sessions created, once."""
-    if threads is not None and threads < 0:
-        raise InputError(f"--threads must be at least 1, got {threads}")
-    choice = BackendChoice(backend, precision, threads, None if engine_cache is None else Path(engine_cache))
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 0):
+        raise InputError(f"--threads must be a number of threads, got {threads!r}")
+    choice = BackendChoice(backend, precision, threads, None if engine_cache is None else as_path(engine_cache, "engine_cache"))
     choice.check()
-    created, fallbacks = choice.create(model_to_run(None if model_dir is None else Path(model_dir), dataset))
+    created, fallbacks = choice.create(model_to_run(None if model_dir is None else as_path(model_dir, "model_dir"), dataset))
     return Model(created, fallbacks)
 
 
@@ -47,7 +48,7 @@ def check_restore_options(assignment: str = "sparse", k: int | None = None, no_p
         raise InputError(f"--assignment must be 'sparse' or 'dense', got {assignment!r}")
     if k is not None:
         check_k(k)
-    if no_partner_score is not None and not np.isfinite(no_partner_score):
+    if no_partner_score is not None and (not isinstance(no_partner_score, (int, float, np.number)) or not np.isfinite(no_partner_score)):
         raise InputError(f"--no-partner-score must be a finite number, got {no_partner_score}")
 
 
@@ -57,8 +58,8 @@ def check_side(side: str) -> None:
 
 
 def check_k(k: int) -> None:
-    if k < 1:
-        raise InputError(f"--k must be at least 1, got {k}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise InputError(f"--k must be at least 1, got {k!r}")
 
 
 class Model:

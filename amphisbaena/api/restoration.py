@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from amphisbaena.api.halves import as_path
 from amphisbaena.engines.base import Backend
 from amphisbaena.errors import InputError
 from amphisbaena.halves import check_key, join_halves
@@ -108,11 +109,11 @@ class Restoration:
 
     def save(self, path: str | Path) -> None:
         """Write right_for_left, images and confidence (scores with allow_unmatched) as `restore --out` does."""
-        self.write(out=Path(path))
+        self.write(out=as_path(path, "path"))
 
     def grid(self, path: str | Path, key: np.ndarray | None = None) -> None:
         """Write a PNG of the first restored digits as `restore --grid` does; with KEY the wrong ones are framed."""
-        self.write(grid=Path(path), key=key)
+        self.write(grid=as_path(path, "path"), key=key)
 
     def write(self, out: Path | None = None, grid: Path | None = None, report: Path | None = None, key: np.ndarray | None = None) -> list[str]:
         """Write every file asked for, all together or none; one line per file written. KEY (default:
