@@ -64,6 +64,16 @@ class NumpyBackend:
         return (self.sharpness * bilinear + pairwise).astype(np.float32)
 
 
+def halves_file(path: Path, digits: np.ndarray, seed: int) -> Path:
+    """DIGITS cut and shuffled with SEED, written as a halves npz at PATH (no key)."""
+    from amphisbaena.files import save_npz
+    from amphisbaena.halves import make_halves
+
+    left, right, _ = make_halves(digits, seed=seed)
+    save_npz(path, left=left, right=right)
+    return path
+
+
 def random_halves(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     return rng.integers(0, 256, (n, 28, 14), dtype=np.uint8), rng.integers(0, 256, (n, 28, 14), dtype=np.uint8)

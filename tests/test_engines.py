@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import halves_file
 from typer.testing import CliRunner
 
 from amphisbaena import shapes
 from amphisbaena.cli import app
 from amphisbaena.engines import tensorrt_build
 from amphisbaena.engines.select import BACKENDS, BackendUnavailable, create_backend
-from amphisbaena.files import save_npz
 from amphisbaena.halves import make_halves
 from amphisbaena.model_files import SHIPPED_MODEL_DIR, load_model_files
 
@@ -32,10 +32,7 @@ GPU_REASON = gpu_unavailable_reason()
 
 @pytest.fixture(scope="module")
 def small_halves(tmp_path_factory: pytest.TempPathFactory, test_digits: np.ndarray) -> Path:
-    left, right, _ = make_halves(test_digits[:300], seed=2)
-    path = tmp_path_factory.mktemp("h") / "halves.npz"
-    save_npz(path, left=left, right=right)
-    return path
+    return halves_file(tmp_path_factory.mktemp("h") / "halves.npz", test_digits[:300], seed=2)
 
 
 def test_auto_falls_back_to_ort_cpu_and_says_why(small_halves: Path) -> None:

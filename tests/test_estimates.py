@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import halves_file
 from typer.testing import CliRunner
 
 from amphisbaena.cli import app
-from amphisbaena.files import save_npz
 from amphisbaena.halves import make_halves
 from amphisbaena.progress import RichProgress
 from amphisbaena.runtime import memory
@@ -26,10 +26,7 @@ def test_estimates_grow_and_only_long_runs_are_announced() -> None:
 
 @pytest.fixture(scope="module")
 def halves_200(tmp_path_factory: pytest.TempPathFactory, test_digits: np.ndarray) -> Path:
-    left, right, _ = make_halves(test_digits[:200], seed=9)
-    path = tmp_path_factory.mktemp("estimate") / "h.npz"
-    save_npz(path, left=left, right=right)
-    return path
+    return halves_file(tmp_path_factory.mktemp("estimate") / "h.npz", test_digits[:200], seed=9)
 
 
 def test_piped_long_run_prints_one_estimate_line_first(halves_200: Path, monkeypatch: pytest.MonkeyPatch) -> None:
