@@ -120,7 +120,8 @@ class Restoration:
         the one given to `accuracy`) frames the wrong digits in GRID and marks them in REPORT."""
         targets = check_outputs(out, grid, report, not isinstance(self._result, RestoreResult))
         key = self._key if key is None else self._checked_key(key)
-        arrays = {"right_for_left": self.right_for_left, "images": self.images, self._value_name: self.confidence}
+        wanted = out is not None or grid is not None  # the restored images are built only for a file that holds them
+        arrays = {"right_for_left": self.right_for_left, "images": self.images, self._value_name: self.confidence} if wanted else {}
         wrong = None if key is None else self.right_for_left != key
 
         def draw_report(path: Path) -> None:
