@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from amphisbaena.halves import as_images, check_counts
 from amphisbaena.model_files import ModelFiles, model_to_run
 from amphisbaena.progress import Progress, for_terminal
 from amphisbaena.runtime.match import OTHER_SIDE, PartnerPool
+from amphisbaena.runtime.partial import PartialResult
 
 ASSIGNMENTS = ("sparse", "dense")
 
@@ -111,7 +113,9 @@ class Model:
                 result = restore(self.backend, left, right, method=assignment, k=k, progress=shown)
         return Restoration(result, left, right, self.backend, self.fallbacks)
 
-    def _restore_partial(self, left: np.ndarray, right: np.ndarray, k: int | None, no_partner_score: float | None, progress: Progress):
+    def _restore_partial(
+        self, left: np.ndarray, right: np.ndarray, k: int | None, no_partner_score: float | None, progress: Progress
+    ) -> PartialResult:
         from amphisbaena.runtime.partial import restore_partial
 
         # The calibration of the variant that runs: int8 arms score slightly differently from fp32.
@@ -132,7 +136,7 @@ class Model:
 class Pool:
     """Halves of one side with their arm features (P, D), kept for queries of the other side."""
 
-    def __init__(self, partners: PartnerPool, turn) -> None:
+    def __init__(self, partners: PartnerPool, turn: Callable[[], AbstractContextManager]) -> None:
         self._partners = partners
         self._turn = turn
         self.side: str = partners.side
