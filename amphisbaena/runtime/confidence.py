@@ -17,9 +17,10 @@ does so at some left r it reached along candidates, so
 where e is the cheapest way into right_for_left[i] other than its chosen pair,
 
 a proven lower bound (exact where no cycle would leave the candidates). Searches stop at LIMIT: a
-regret reported as LIMIT is at least LIMIT. Before any search, the cheapest pair leaving left i plus the
-cheapest entering its right bound the regret from below; where the searches would exceed SEARCH_CELLS
-distances (large pools of look-alike halves), the matches left unsearched keep that bound.
+regret reported as LIMIT is at least LIMIT; and each stops at its match's cheapest cycle of two unchosen
+pairs, which bounds the regret from above. Before any search, the cheapest pair leaving left i plus the
+cheapest entering its right bound the regret from below; where the searches would exceed their budget of
+distances (`search_budget`: large pools of look-alike halves), the matches left unsearched keep that bound.
 """
 
 from __future__ import annotations
@@ -37,7 +38,13 @@ from amphisbaena.runtime.graph import CandidateGraph, SparseSolution
 
 REGRET_LIMIT = 1.0  # score units: regrets above it are reported as 1 (at least 1)
 BATCH_CELLS = 1 << 22  # distances one search batch may hold
-SEARCH_CELLS = 1 << 24  # distances all searches together may compute; past it, the cheap bound stands (docs/performance.md)
+SEARCH_CELLS = 1 << 24  # distances all searches together may compute per SEARCH_PAIRS matches; past it, the cheap bound stands
+SEARCH_PAIRS = 10_000  # the budget grows in proportion to the matches beyond this many (docs/performance.md)
+
+
+def search_budget(n: int) -> int:
+    """Distances the searches of N matches may compute: SEARCH_CELLS per SEARCH_PAIRS matches, at least SEARCH_CELLS."""
+    return int(SEARCH_CELLS * max(1.0, n / SEARCH_PAIRS))
 
 
 @dataclass(frozen=True)
@@ -94,12 +101,16 @@ def regrets_with_counts(graph: CandidateGraph, solution: SparseSolution, limit: 
     # csgraph drops explicit zeros; a slack of exactly 0 (a tie) is kept as the smallest positive step
     steps = csr_matrix((np.maximum(slack, np.finfo(np.float64).tiny), (place[tails], place[heads])), shape=(n, n))
     closing_into = np.full(n, -1)  # for each searched left, nothing yet
-    searched = searched[np.argsort(place[searched], kind="stable")]
+    within = _two_pair_cycles(tails, heads, slack, n)
+    searched = searched[np.lexsort((within[searched], component[searched]))]  # by component, then by that bound
     done = 0
-    for sources, low, high in _batches(searched, component, ends, cells=BATCH_CELLS, budget=SEARCH_CELLS):
+    for sources, low, high in _batches(searched, component, ends, cells=BATCH_CELLS, budget=search_budget(n)):
         done += len(sources)
         best = np.full(len(sources), np.inf)
-        distance = dijkstra(steps[low:high, low:high], directed=True, indices=place[sources] - low, limit=limit)
+        # No search need look further than its cheapest two-pair cycle, which it will find: farther lefts
+        # only lead to dearer cycles and routes.
+        reach = min(limit, float(within[sources].max()) + 1e-9)
+        distance = dijkstra(steps[low:high, low:high], directed=True, indices=place[sources] - low, limit=reach)
         # Close the cycle of source i along an unchosen pair (r, right_for_left[i]) from a left r it reaches ...
         closing_into[sources] = np.arange(len(sources))
         closing = closing_into[heads] >= 0
@@ -113,6 +124,21 @@ def regrets_with_counts(graph: CandidateGraph, solution: SparseSolution, limit: 
         np.minimum.at(best, reached_source, route)
         regret[sources] = np.maximum(np.minimum(best, limit), regret[sources])
     return np.minimum(regret, limit), RegretCounts(done, n - len(searched), len(searched) - done)
+
+
+def _two_pair_cycles(tails: np.ndarray, heads: np.ndarray, slack: np.ndarray, n: int) -> np.ndarray:
+    """(N,) for each left i, the cheapest cycle of two unchosen pairs through it (inf where none): i takes the
+    right of a left h along one pair and h takes i's right along the other, so the edges i -> h and h -> i
+    of the search graph (TAILS -> HEADS with costs SLACK) both exist. Each is a pairing without i's pair,
+    so this bounds i's regret from above."""
+    keys = tails * n + heads
+    order = np.argsort(keys)
+    reverse = heads * n + tails
+    position = np.minimum(np.searchsorted(keys[order], reverse), len(keys) - 1)
+    found = np.flatnonzero(keys[order][position] == reverse)
+    cheapest = np.full(n, np.inf)
+    np.minimum.at(cheapest, tails[found], slack[found] + slack[order[position[found]]])
+    return cheapest
 
 
 def _batches(
