@@ -161,7 +161,7 @@ def match(
     precision: Precision = "auto",
 ) -> None:
     """Top-k partners of single halves among the other side, with scores (no global assignment)."""
-    from amphisbaena.api.halves import load_halves
+    from amphisbaena.api.halves import check_targets, load_halves
     from amphisbaena.api.model import check_k, check_side, load
     from amphisbaena.engines.select import check_choice
     from amphisbaena.files import save_npz
@@ -170,8 +170,8 @@ def match(
     check_side(side)
     check_choice(backend, precision)
     check_k(k)
-    if out is not None and not out.parent.is_dir():
-        raise InputError(f"{out}: directory {out.parent} does not exist")
+    if out is not None:
+        check_targets(out)
     pairs = load_halves(halves, allow_unmatched=True)
     queries, pool = (pairs.left, pairs.right) if side == "left" else (pairs.right, pairs.left)
     chosen = parse_items(items, len(queries))

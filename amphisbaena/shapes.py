@@ -7,6 +7,8 @@ and TensorRT's optimisation profiles are built for the tile sizes the runtime us
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 DEFAULT_K = 32  # candidates kept per left and per right
 LARGE_K = 64  # above LARGE_N halves with pruning: more candidates spare proof rounds (docs/performance.md)
 LARGE_N = 10_000
@@ -22,3 +24,13 @@ def kept_per_item(k: int, partners: int) -> int:
     """How many (score, partner) entries each item keeps while streaming: its best k, plus the (k+1)-th,
     whose score bounds every pair left out; never more than there are partners."""
     return min(k + 1, partners)
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """Tile shapes of head calls: (rows, cols) for exact score tiles, (topk_rows, topk_cols) for head_topk."""
+
+    rows: int = TILE_ROWS
+    cols: int = TILE_COLS
+    topk_rows: int = TOPK_TILE
+    topk_cols: int = TOPK_TILE

@@ -52,7 +52,7 @@ def as_path(value: object, what: str) -> Path:
 
 
 def check_targets(*paths: Path) -> None:
-    """Refuse, before any work, output paths in missing directories or the same file twice."""
+    """Refuse, before any work, output PATHS in missing directories, or the halves and the key in one file."""
     for path in paths:
         if not path.parent.is_dir():
             raise InputError(f"{path}: directory {path.parent} does not exist")

@@ -72,9 +72,13 @@ class Model:
 
     def __init__(self, backend: Backend, fallbacks: list[str] | None = None) -> None:
         self.backend = backend
-        self.files: ModelFiles = backend.model
         self.fallbacks = list(fallbacks or [])  # why `auto` skipped each faster backend
         self._turns = threading.Lock()
+
+    @property
+    def files(self) -> ModelFiles:
+        """The model files the backend runs (the precision variant chosen for it)."""
+        return self.backend.model
 
     def __repr__(self) -> str:
         return f"Model({self.files.directory}, backend={self.backend.name!r}, precision={self.backend.precision!r})"

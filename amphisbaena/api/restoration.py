@@ -102,11 +102,6 @@ class Restoration:
         """What `restore` prints as text, a line each."""
         return self._result.text(self.fallbacks)
 
-    def least_confident(self, count: int = 10) -> list[dict]:
-        """The COUNT matches with the smallest confidence, least first: {left, right, confidence}."""
-        order = np.argsort(self.confidence, kind="stable")[:count]
-        return [{"left": int(i), "right": int(self.right_for_left[i]), "confidence": float(self.confidence[i])} for i in order]
-
     def save(self, path: str | Path) -> None:
         """Write right_for_left, images and confidence (scores with allow_unmatched) as `restore --out` does."""
         self.write(out=as_path(path, "path"))

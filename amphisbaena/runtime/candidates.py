@@ -22,17 +22,10 @@ from amphisbaena.runtime.graph import CandidateGraph
 from amphisbaena.runtime.overlap import one_ahead
 from amphisbaena.runtime.pruning import GeometryPruner
 from amphisbaena.runtime.topk import BestPerItem, BestPerItemFromBlocks, best_of_each_row, floor_from
-from amphisbaena.shapes import kept_per_item
+from amphisbaena.shapes import TilePlan, kept_per_item
 
 CORE_K = 8  # of each row's and column's candidates, the best this many form the graph's core
 PRUNE_FLOOR = -20.0  # pairs whose score bound is below this are not scored (well under a row's 33rd best)
-
-
-class TileSizes(Protocol):
-    rows: int
-    cols: int
-    topk_rows: int
-    topk_cols: int
 
 
 class BlockScorer(Protocol):
@@ -43,7 +36,7 @@ class BlockScorer(Protocol):
     left: np.ndarray
     right: np.ndarray
     pruner: GeometryPruner | None
-    tiles: TileSizes
+    tiles: TilePlan
     progress: Progress
 
     @property

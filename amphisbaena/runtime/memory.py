@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from amphisbaena.errors import InputError
+from amphisbaena.progress import Progress
 from amphisbaena.shapes import DEFAULT_K, TILE_ROWS
 
 
@@ -31,8 +32,9 @@ def estimate_peak_bytes(n: int, feature_size: int, method: str, k: int = DEFAULT
     return features + strip + candidates
 
 
-def check_memory(n: int, feature_size: int, method: str, k: int = DEFAULT_K) -> None:
-    """Refuse before any heavy work when the run would not fit in the memory available now."""
+def check_memory(n: int, feature_size: int, method: str, k: int = DEFAULT_K, progress: Progress | None = None) -> None:
+    """Refuse before any heavy work when the run would not fit in the memory available now; PROGRESS hears
+    a long run's estimate (`estimate_line`)."""
     needed, available = estimate_peak_bytes(n, feature_size, method, k), available_memory_bytes()
     if needed > 0.8 * available:
         hint = "; use --assignment sparse, which streams" if method == "dense" else ""
@@ -40,10 +42,13 @@ def check_memory(n: int, feature_size: int, method: str, k: int = DEFAULT_K) -> 
             f"restoring {n} pairs with {method} assignment needs about {needed / 2**30:.1f} GiB, "
             f"only {available / 2**30:.1f} GiB available{hint}"
         )
+    announced = estimate_line(n, feature_size, method, k)
+    if announced is not None and progress is not None:
+        progress.note(announced)
 
 
 # seconds ~ LINEAR_SECONDS * n + QUADRATIC_SECONDS * n^2 for n pairs on two cores of this project's reference
-# machine, fitted to the whole-process restores of 10,000 and 60,000 pairs (docs/performance.md, "Estimates")
+# machine, fitted to the whole-process restores of 10,000 and 60,000 pairs (docs/performance.md, "Long runs")
 LINEAR_SECONDS, QUADRATIC_SECONDS = 8.6e-5, 6.5e-9
 LONG_RUN_SECONDS = 20.0  # runs estimated at least this long announce their estimate
 

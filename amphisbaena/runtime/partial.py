@@ -18,7 +18,7 @@ from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 from amphisbaena.engines.base import Backend
 from amphisbaena.progress import Progress
 from amphisbaena.runtime.features import both_arms
-from amphisbaena.runtime.memory import check_memory, estimate_line
+from amphisbaena.runtime.memory import check_memory
 from amphisbaena.runtime.results import Stopwatch, backend_line, seconds_line
 from amphisbaena.runtime.scorer import PairScorer
 from amphisbaena.shapes import DEFAULT_K
@@ -149,11 +149,7 @@ def restore_partial(
     """Pair lefts with rights where the score beats NO_PARTNER_SCORE, each half at most once
     (on the top-K candidates of every half, default DEFAULT_K)."""
     k = DEFAULT_K if k is None else k
-    check_memory(max(len(left), len(right)), backend.feature_size, "sparse", k)
-    progress = progress or Progress()
-    announced = estimate_line(max(len(left), len(right)), backend.feature_size, "sparse", k)
-    if announced is not None:
-        progress.note(announced)
+    check_memory(max(len(left), len(right)), backend.feature_size, "sparse", k, progress)
     watch = Stopwatch()
     left_features, right_features = both_arms(backend, left, right, progress)
     watch.lap("arms")

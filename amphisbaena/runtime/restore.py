@@ -12,7 +12,7 @@ from amphisbaena.engines.base import Backend
 from amphisbaena.progress import Progress
 from amphisbaena.runtime.assignment import assign_dense, assign_sparse
 from amphisbaena.runtime.features import both_arms
-from amphisbaena.runtime.memory import check_memory, estimate_line
+from amphisbaena.runtime.memory import check_memory
 from amphisbaena.runtime.pruning import pruning_applies
 from amphisbaena.runtime.results import RestoreResult, Stopwatch
 from amphisbaena.runtime.scorer import PairScorer
@@ -35,11 +35,7 @@ def restore(
     pruning applies, else DEFAULT_K). PROGRESS hears the arms, the head and the proof rounds."""
     if k is None:
         k = LARGE_K if prune and pruning_applies(backend) and len(left) > LARGE_N else DEFAULT_K
-    check_memory(len(left), backend.feature_size, method, k)
-    progress = progress or Progress()
-    announced = estimate_line(len(left), backend.feature_size, method, k)
-    if announced is not None:
-        progress.note(announced)
+    check_memory(len(left), backend.feature_size, method, k, progress)
     watch = Stopwatch()
     left_features, right_features = both_arms(backend, left, right, progress)
     watch.lap("arms")

@@ -9,7 +9,6 @@ never N x N x H.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -18,17 +17,7 @@ from amphisbaena.progress import Progress
 from amphisbaena.runtime import candidates
 from amphisbaena.runtime.graph import CandidateGraph, RescoredBlock, RescoredStrip, SparseSolution
 from amphisbaena.runtime.pruning import GeometryPruner, pruner_for
-from amphisbaena.shapes import TILE_COLS, TILE_ROWS, TOPK_TILE
-
-
-@dataclass(frozen=True)
-class TilePlan:
-    """Tile shapes of head calls: (rows, cols) for exact score tiles, (topk_rows, topk_cols) for head_topk."""
-
-    rows: int = TILE_ROWS
-    cols: int = TILE_COLS
-    topk_rows: int = TOPK_TILE
-    topk_cols: int = TOPK_TILE
+from amphisbaena.shapes import TilePlan
 
 
 class PairScorer:

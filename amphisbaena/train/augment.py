@@ -39,12 +39,26 @@ def augment(pixels: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     if max_shift == 0:
         return pixels
     shifts = torch.randint(-max_shift, max_shift + 1, (len(pixels), 2), generator=generator).to(pixels.device)
-    out = torch.empty_like(pixels)
+    return _shifted(pixels, shifts, max_shift)
+
+
+def _shifted(pixels: torch.Tensor, shifts: torch.Tensor, max_shift: int) -> torch.Tensor:
+    """Each digit of PIXELS (N, 28, 28) rolled by its own whole-pixel SHIFTS (N, 2) (rows, columns); a digit
+    whose shift is beyond MAX_SHIFT comes back blank."""
+    out = torch.zeros_like(pixels)
     for dy in range(-max_shift, max_shift + 1):
         for dx in range(-max_shift, max_shift + 1):
             chosen = (shifts[:, 0] == dy) & (shifts[:, 1] == dx)
-            out[chosen] = torch.roll(pixels[chosen], (dy, dx), dims=(1, 2))
+            if chosen.any():
+                out[chosen] = torch.roll(pixels[chosen], (dy, dx), dims=(1, 2))
     return out
+
+
+def _resampled(pixels: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Digits (N, 28, 28) under the affine maps THETA (N, 2, 3) of `F.affine_grid` (output coordinates to
+    input), sampled bilinearly with blank outside."""
+    grid = F.affine_grid(theta.to(pixels.device), (len(pixels), 1, 28, 28), align_corners=False)
+    return F.grid_sample(pixels[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0]
 
 
 def warp(pixels: torch.Tensor, recipe: Recipe, generator: torch.Generator) -> torch.Tensor:
@@ -58,9 +72,7 @@ def warp(pixels: torch.Tensor, recipe: Recipe, generator: torch.Generator) -> to
     zoom = 1 + (torch.rand(n, generator=generator) * 2 - 1) * recipe.scale
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     theta = torch.stack([torch.stack([cos, -sin, torch.zeros(n)], 1), torch.stack([sin, cos, torch.zeros(n)], 1)], 1)
-    grid = F.affine_grid(theta.to(pixels.device), (n, 1, 28, 28), align_corners=False)
-    warped = F.grid_sample(pixels[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0]
-    return warped.round().clamp(0, 255)
+    return _resampled(pixels, theta).round().clamp(0, 255)
 
 
 def distorted(pixels: torch.Tensor, generator: torch.Generator, rotate: float = 12.0, shear: float = 0.2, stretch: float = 0.15) -> torch.Tensor:
@@ -78,9 +90,7 @@ def distorted(pixels: torch.Tensor, generator: torch.Generator, rotate: float = 
     theta = torch.zeros(n, 2, 3)
     theta[:, 0, 0], theta[:, 0, 1] = aspect * cos, aspect * (-sin + slant * cos)
     theta[:, 1, 0], theta[:, 1, 1] = sin / aspect, (cos + slant * sin) / aspect
-    grid = F.affine_grid(theta, (n, 1, 28, 28), align_corners=False)
-    warped = F.grid_sample(pixels[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0]
-    return renormalised(warped.round().clamp(0, 255))
+    return renormalised(_resampled(pixels, theta).round().clamp(0, 255))
 
 
 def renormalised(pixels: torch.Tensor, side: int = 20, centre: float = 14.0) -> torch.Tensor:
@@ -105,18 +115,12 @@ def renormalised(pixels: torch.Tensor, side: int = 20, centre: float = 14.0) -> 
     theta[:, 0, 0] = theta[:, 1, 1] = step
     theta[:, 0, 2] = (left + right + 1) / 28 - 1
     theta[:, 1, 2] = (top + bottom + 1) / 28 - 1
-    grid = F.affine_grid(theta, (n, 1, 28, 28), align_corners=False)
-    boxed = F.grid_sample(pixels[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0].round()
+    boxed = _resampled(pixels, theta).round()
     mass = boxed.sum(dim=(1, 2)).clamp(min=1e-6)
     row_shift = torch.round(centre - (boxed.sum(dim=2) * index).sum(dim=1) / mass).long()
     col_shift = torch.round(centre - (boxed.sum(dim=1) * index).sum(dim=1) / mass).long()
-    out = torch.zeros_like(boxed)
-    for dy in range(-4, 5):  # the box leaves at least 3 blank pixels on each side of the larger axis
-        for dx in range(-4, 5):
-            chosen = (row_shift == dy) & (col_shift == dx)
-            if chosen.any():
-                out[chosen] = torch.roll(boxed[chosen], (dy, dx), dims=(1, 2))
-    return out.clamp(0, 255)
+    shifts = torch.stack([row_shift, col_shift], dim=1)
+    return _shifted(boxed, shifts, 4).clamp(0, 255)  # the box leaves at least 3 blank pixels on each side of its larger axis
 
 
 def obeys_mnist_rules(digits: np.ndarray, side: int = 20) -> np.ndarray:
