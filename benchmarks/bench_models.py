@@ -38,11 +38,12 @@ def spread(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": len(values)}
 
 
-def restore_process(halves: Path, key: Path, checkout: Path, python: str) -> dict:
-    """One whole `restore` process of CHECKOUT's code and shipped model under the interpreter PYTHON: wall
-    seconds, peak RSS (MB) and its JSON summary. It runs in CHECKOUT, whose package `python -m` finds first."""
+def restore_process(halves: Path, key: Path, checkout: Path, python: str, options: tuple[str, ...] = (), prefix: tuple[str, ...] = ()) -> dict:
+    """One whole `restore` process of CHECKOUT's code and shipped model under the interpreter PYTHON, with
+    the extra restore OPTIONS, started through PREFIX (a command such as taskset): wall seconds, peak RSS
+    (MB) and its JSON summary. It runs in CHECKOUT, whose package `python -m` finds first."""
     env = {**os.environ, "PYTHONPATH": str(checkout)}
-    command = [python, "-m", "amphisbaena", "restore", str(halves), "--key", str(key), "--json"]
+    command = [*prefix, python, "-m", "amphisbaena", "restore", str(halves), "--key", str(key), "--json", *options]
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, cwd=checkout, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     output = process.stdout.read()

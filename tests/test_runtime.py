@@ -299,12 +299,14 @@ def test_confidence_is_the_regret_exact_on_the_full_graph_and_a_lower_bound_on_c
 
 @pytest.mark.parametrize("partner_group_count", [1, 9, 150])  # each left in one block; blocks wider than 4 * COUNT; narrower than COUNT
 @pytest.mark.parametrize("ties", [False, True])
-def test_blocks_leave_every_item_its_true_top_count(ties: bool, partner_group_count: int) -> None:
+@pytest.mark.parametrize("in_flight", [0, 2])  # offers taken at once; or two blocks later, from stale floors, as the stream's workers see them
+def test_blocks_leave_every_item_its_true_top_count(ties: bool, partner_group_count: int, in_flight: int) -> None:
     """Blocks of ragged left and right sets (each pair offered once, as the pruned stream does), in any
     order, offered to the rights as the stream does (`add_block`) and, read the other way round
     (the block transposed, without a copy), to the lefts, leave every item its true best COUNT: scores, and
     distinct partners that hold them. Wide blocks take first floors from chunk maxima; items seen again
-    get more than COUNT entries and have their floors raised."""
+    get more than COUNT entries and have their floors raised. An offer found from floors that were copied
+    IN_FLIGHT blocks before it is taken (`block_offer` in a worker) changes nothing."""
     rng = np.random.default_rng(7)
     n_left, n_right, count = 300, 900, 9
     full = rng.normal(size=(n_left, n_right)).astype(np.float32)
@@ -316,12 +318,20 @@ def test_blocks_leave_every_item_its_true_top_count(ties: bool, partner_group_co
     offered = np.full_like(full, -np.inf)
     by_row = topk.BestPerItemFromBlocks(n_left, count)
     by_col = topk.BestPerItemFromBlocks(n_right, count)
+    pending = []
     for block in rng.permutation(len(blocks)):
         lefts, rights = blocks[block]
         scores = np.ascontiguousarray(full[np.ix_(lefts, rights)])
-        by_col.add_block(rights, lefts, scores)
+        if in_flight:
+            pending.append((rights, lefts, topk.block_offer(scores, by_col.floor[rights], count)))
+            if len(pending) > in_flight:
+                by_col.take(*pending.pop(0))
+        else:
+            by_col.add_block(rights, lefts, scores)
         by_row.add_block(lefts, rights, scores.T)
         offered[np.ix_(lefts, rights)] = scores
+    for offer in pending:
+        by_col.take(*offer)
     for best, truth in ((by_row.best_first(), offered), (by_col.best_first(), np.ascontiguousarray(offered.T))):
         np.testing.assert_array_equal(best.score, -np.sort(-truth, axis=1)[:, :count])
         held = np.isfinite(best.score)

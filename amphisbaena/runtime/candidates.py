@@ -21,7 +21,7 @@ from amphisbaena.runtime.arrays import nonzero_2d
 from amphisbaena.runtime.graph import CandidateGraph
 from amphisbaena.runtime.overlap import one_ahead
 from amphisbaena.runtime.pruning import GeometryPruner
-from amphisbaena.runtime.topk import BestPerItem, BestPerItemFromBlocks, best_of_each_row, floor_from
+from amphisbaena.runtime.topk import BestPerItem, BestPerItemFromBlocks, best_of_each_row, block_offer, floor_from
 from amphisbaena.shapes import TilePlan, kept_per_item
 
 CORE_K = 8  # of each row's and column's candidates, the best this many form the graph's core
@@ -147,13 +147,14 @@ def _feed(by_row: BestPerItem, by_col: BestPerItem, rows, cols, scores, row_floo
     by_col.add(cols[for_cols], rows[for_cols], scores[for_cols])
 
 
-def _scored_block(scorer: BlockScorer, lefts: np.ndarray, cols: np.ndarray, count: int) -> tuple[np.ndarray, ...]:
-    """One block of the pruned stream, in a worker: (LEFTS, COLS, scores (len(LEFTS), len(COLS)), and each
-    left's best COUNT partners and scores, best first). A left is scored in this block only, so its list
-    is final here, and the worker, not the main thread, finds it."""
+def _scored_block(scorer: BlockScorer, lefts: np.ndarray, cols: np.ndarray, count: int, by_col: BestPerItemFromBlocks) -> tuple:
+    """One block of the pruned stream, in a worker: (LEFTS, COLS, pairs scored, each left's best COUNT
+    partners and scores, best first, and what the block offers the rights, `block_offer`). A left is scored
+    in this block only, so its list is final here; the rights' offer is filtered against a copy of their
+    floors as they stand now. Both run here, not in the main thread, which only slots the offer in."""
     lefts, cols, scores = scorer.block(lefts, cols)
     positions, values = best_of_each_row(scores, count)
-    return lefts, cols, scores, cols[positions], values
+    return lefts, cols, scores.size, cols[positions], values, block_offer(scores, by_col.floor[cols], by_col.count)
 
 
 def _stream_pruned(scorer: BlockScorer, k: int) -> CandidateGraph:
@@ -180,14 +181,14 @@ def _stream_pruned(scorer: BlockScorer, k: int) -> CandidateGraph:
             if len(cols) < n_right:
                 row_left_out[members] = upper[~keep].max()
                 np.maximum(col_left_out, np.where(keep, -np.inf, upper), out=col_left_out)
-            yield partial(_scored_block, scorer, members, cols, row_count)
+            yield partial(_scored_block, scorer, members, cols, row_count, by_col)
 
     scored = 0
     with scorer.progress.stage(f"head: groups of lefts (k={k})", total=len(pruner.groups)) as stage:
-        for members, cols, scores, best_partners, best_scores in one_ahead(blocks(), scorer.backend.any_thread, in_flight=2):
-            scored += scores.size
+        for members, cols, pairs, best_partners, best_scores, offer in one_ahead(blocks(), scorer.backend.any_thread, in_flight=2):
+            scored += pairs
             row_partner[members], row_score[members] = best_partners, best_scores
-            by_col.add_block(cols, members, scores)
+            by_col.take(cols, members, offer)
             stage.advance()
     graph = graph_from(BestPerItem.from_lists(row_score, row_partner), by_col.best_first(), k, n_right)
     return replace(

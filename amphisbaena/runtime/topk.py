@@ -7,6 +7,8 @@ best at once. The candidate stream (`candidates`) and `match` build on them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from amphisbaena.runtime.arrays import nonzero_2d
@@ -90,63 +92,21 @@ class BestPerItemFromBlocks:
     def add_block(self, items: np.ndarray, partners: np.ndarray, scores: np.ndarray) -> None:
         """Offer the block SCORES (len(PARTNERS), len(ITEMS)), SCORES[b, a] the score of (ITEMS[a], PARTNERS[b]):
         each item is a column, so a block scored left by right is offered to the rights as it is, without a
-        copy. ITEMS are distinct, and no (item, partner) pair comes in more than one block.
+        copy. ITEMS are distinct, and no (item, partner) pair comes in more than one block."""
+        self.take(items, partners, block_offer(scores, self.floor[items], self.count))
 
-        An entry is looked at only if it reaches its item's floor. An item seen for the first time takes
-        its floor from this block (`_chunk_floor`), so one compare over the block lets through about COUNT
-        entries per item, not the whole column. A seen item that still gets more than COUNT has its floor
-        raised from the block and its entries filtered again; items left with more than COUNT keep their
+    def take(self, items: np.ndarray, partners: np.ndarray, offer: BlockOffer) -> None:
+        """Slot in a block's OFFER (`block_offer`, found in a worker from a copy of the floors) and raise the
+        items' floors to what the block proved. An item whose slots would overflow is first cut back to its
         best COUNT."""
-        floor = self.floor[items]
-        fresh = np.isneginf(floor)
-        deep = len(partners) > self.count  # a block no deeper than COUNT proves no floor
-        if deep:
-            self._raise_floors(floor, items, np.flatnonzero(fresh), scores)
-        b, a = nonzero_2d(scores >= floor[None, :])
-        values = scores[b, a]
-        new = np.bincount(a, minlength=len(items))
-        crowded = np.flatnonzero((new > self.count) & ~fresh)
-        if len(crowded) and deep:
-            self._raise_floors(floor, items, crowded, scores)
-            above = values >= floor[a]
-            a, b, values = a[above], b[above], values[above]
-            new = np.bincount(a, minlength=len(items))
-        if new.max(initial=0) > self.count:
-            a, b, values = self._best_of_crowded(items, a, b, values, new)
-            new = np.bincount(a, minlength=len(items))
+        self.floor[items] = np.maximum(self.floor[items], offer.floor)
+        a, b, values, new = offer.item, offer.partner, offer.score, offer.count_by_item
         self._cut(items[self.fill[items] + new > self.score.shape[1]])
-        order = np.argsort(a.astype(np.uint16) if len(items) <= 1 << 16 else a, kind="stable")  # 16-bit keys: a radix sort
-        a, b, values = a[order], b[order], values[order]
         rank = np.arange(len(a)) - np.repeat(np.cumsum(new) - new, new)
         slot = self.fill[items[a]] + rank
         self.score[items[a], slot] = values
         self.partner[items[a], slot] = partners[b]
         self.fill[items] += new
-
-    def _raise_floors(self, floor: np.ndarray, items: np.ndarray, which: np.ndarray, scores: np.ndarray) -> None:
-        """Raise the floors of ITEMS[WHICH] (in FLOOR, the block's copy, and in self) to what the block
-        SCORES (items as columns) proves about them (`_chunk_floor`)."""
-        raised = np.maximum(floor[which], _chunk_floor(scores, which, len(items), self.count, item_axis=1))
-        floor[which] = raised
-        self.floor[items[which]] = raised
-
-    def _best_of_crowded(
-        self, items: np.ndarray, a: np.ndarray, b: np.ndarray, values: np.ndarray, new: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The entries (A, B, VALUES) with every item that has more than COUNT of them cut to its best
-        COUNT; each such item's floor rises to the COUNT-th of them."""
-        crowded = new[a] > self.count
-        ca, cb, cv = a[crowded], b[crowded], values[crowded]
-        order, rank = _best_first_within_items(ca, cv, cb)
-        ca, cb, cv = ca[order], cb[order], cv[order]
-        keep = rank < self.count
-        last = keep & (rank == self.count - 1)
-        self.floor[items[ca[last]]] = np.maximum(self.floor[items[ca[last]]], cv[last])
-        return (
-            np.concatenate([a[~crowded], ca[keep]]),
-            np.concatenate([b[~crowded], cb[keep]]),
-            np.concatenate([values[~crowded], cv[keep]]),
-        )
 
     def _cut(self, items: np.ndarray) -> None:
         """Keep only the best COUNT of ITEMS' slots; their floor rises to the COUNT-th of them.
@@ -184,6 +144,72 @@ class BestPerItemFromBlocks:
         best.score = np.take_along_axis(self.score, order, axis=1)
         best.partner = np.take_along_axis(self.partner, order, axis=1)
         return best
+
+
+@dataclass(frozen=True)
+class BlockOffer:
+    """What a block offers its items (`block_offer`): entries sorted by item, at most COUNT per item, and each
+    item's floor as the block proves it."""
+
+    item: np.ndarray  # position of each entry's item among the block's items
+    partner: np.ndarray  # position of each entry's partner among the block's partners
+    score: np.ndarray
+    count_by_item: np.ndarray  # entries per item
+    floor: np.ndarray  # per item: a lower bound on its final COUNT-th best
+
+
+def block_offer(scores: np.ndarray, floor: np.ndarray, count: int) -> BlockOffer:
+    """The entries of SCORES (partners, items) that can still enter their item's best COUNT, given FLOOR
+    (per item, a copy of the floors; a stale copy only lets more through). Pure, so a worker runs it.
+
+    An entry is looked at only if it reaches its item's floor. An item seen for the first time takes its
+    floor from this block (`_chunk_floor`), so one compare over the block lets through about COUNT entries
+    per item, not the whole column. A seen item that still gets more than COUNT has its floor raised from
+    the block and its entries filtered again; items left with more than COUNT keep their best COUNT."""
+    n_items = scores.shape[1]
+    floor = floor.copy()
+    fresh = np.isneginf(floor)
+    deep = len(scores) > count  # a block no deeper than COUNT proves no floor
+    if deep:
+        _raise_floor(floor, np.flatnonzero(fresh), scores, count)
+    b, a = nonzero_2d(scores >= floor[None, :])
+    values = scores[b, a]
+    new = np.bincount(a, minlength=n_items)
+    crowded = np.flatnonzero((new > count) & ~fresh)
+    if len(crowded) and deep:
+        _raise_floor(floor, crowded, scores, count)
+        above = values >= floor[a]
+        a, b, values = a[above], b[above], values[above]
+        new = np.bincount(a, minlength=n_items)
+    if new.max(initial=0) > count:
+        a, b, values = _best_of_crowded(floor, a, b, values, new, count)
+        new = np.bincount(a, minlength=n_items)
+    order = np.argsort(a.astype(np.uint16) if n_items <= 1 << 16 else a, kind="stable")  # 16-bit keys: a radix sort
+    return BlockOffer(a[order], b[order], values[order], new, floor)
+
+
+def _raise_floor(floor: np.ndarray, which: np.ndarray, scores: np.ndarray, count: int) -> None:
+    """Raise FLOOR[WHICH] to what the block SCORES (items as columns) proves about them (`_chunk_floor`)."""
+    floor[which] = np.maximum(floor[which], _chunk_floor(scores, which, scores.shape[1], count, item_axis=1))
+
+
+def _best_of_crowded(
+    floor: np.ndarray, a: np.ndarray, b: np.ndarray, values: np.ndarray, new: np.ndarray, count: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The entries (A, B, VALUES) with every item that has more than COUNT of them cut to its best COUNT;
+    each such item's FLOOR rises to the COUNT-th of them."""
+    crowded = new[a] > count
+    ca, cb, cv = a[crowded], b[crowded], values[crowded]
+    order, rank = _best_first_within_items(ca, cv, cb)
+    ca, cb, cv = ca[order], cb[order], cv[order]
+    keep = rank < count
+    last = keep & (rank == count - 1)
+    floor[ca[last]] = np.maximum(floor[ca[last]], cv[last])
+    return (
+        np.concatenate([a[~crowded], ca[keep]]),
+        np.concatenate([b[~crowded], cb[keep]]),
+        np.concatenate([values[~crowded], cv[keep]]),
+    )
 
 
 def floor_from(scores: np.ndarray, count: int, axis: int) -> np.ndarray:
