@@ -12,8 +12,8 @@ no tied halves. It cuts and shuffles them (`amphisbaena.cut`) and writes OUT_DIR
 provenance.json (what was drawn, rejected and dropped). Needs torch (the `train` extra).
 
 `restore` runs `amphisbaena restore OUT_DIR/halves.npz --key OUT_DIR/key.npz --json` once as a fresh process and
-records its wall time, peak RSS, the estimate line it prints at the start and its summary in
-benchmarks/results/million.json.
+records its commit, wall time, peak RSS, its RSS every 10 s, every line it prints on stderr (the estimate
+first) with its time, and its summary in benchmarks/results/million.json.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import argparse
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,6 +30,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 BATCH = 50_000  # digits distorted at once
+SAMPLE_SECONDS = 10  # how often the restore's memory is sampled
 
 
 def unique_first(rows: np.ndarray) -> np.ndarray:
@@ -88,23 +90,46 @@ def restore(out_dir: Path) -> None:
     command = [sys.executable, "-m", "amphisbaena", "restore", str(out_dir / "halves.npz"), "--key", str(out_dir / "key.npz"), "--json"]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    stdout, stderr = process.communicate()
+    notes: list[dict] = []  # every line the restore prints on stderr, with when it came
+    memory: list[dict] = []  # the process's RSS every SAMPLE_SECONDS
+    reader = threading.Thread(target=lambda: notes.extend({"at_s": round(time.perf_counter() - started, 1), "line": line.rstrip()} for line in process.stderr))
+    reader.start()
+    while process.poll() is None:
+        memory.append({"at_s": round(time.perf_counter() - started, 1), "rss_mb": rss_mb(process.pid)})
+        time.sleep(SAMPLE_SECONDS)
+    stdout = process.stdout.read()
+    reader.join()
     seconds = time.perf_counter() - started
     if process.returncode != 0:
-        raise SystemExit(f"restore failed ({process.returncode}): {stderr.strip()[-500:]}")
-    peak_mb = resource_peak_mb()
+        raise SystemExit(f"restore failed ({process.returncode}): {notes[-1]['line'] if notes else ''}")
+    from bench_models import commit_of
+
     report = {
         "command": " ".join(command[1:]),
+        "commit": commit_of(HERE.parent),
         "runs": 1,
         "note": "one run, timed once",
         "seconds": seconds,
-        "peak_rss_mb": peak_mb,
-        "estimate_line": stderr.strip().splitlines()[0] if stderr.strip() else None,
+        "peak_rss_mb": resource_peak_mb(),
+        "estimate_line": notes[0]["line"] if notes else None,
+        "stderr": notes,
+        "rss_samples": memory,
         "summary": json.loads(stdout),
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     (HERE / "results" / "million.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({key: report[key] for key in ("seconds", "peak_rss_mb", "estimate_line")}, indent=2))
+
+
+def rss_mb(pid: int) -> float | None:
+    """PID's resident memory now, in MB (None where /proc cannot say)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
 
 
 def resource_peak_mb() -> float:
