@@ -133,7 +133,7 @@ def restore(
     pairs = load_halves(halves, key=key, allow_unmatched=allow_unmatched)
     model = load(dataset, model_dir=model_dir, backend=backend, precision=precision, threads=threads, engine_cache=engine_cache)
     restored = model.restore(
-        pairs.left, pairs.right, k=k, assignment=assignment, allow_unmatched=allow_unmatched, no_partner_score=no_partner_score, progress=not as_json
+        pairs.left, pairs.right, k=k, assignment=assignment, allow_unmatched=allow_unmatched, no_partner_score=no_partner_score, progress="notes" if as_json else True
     )
     if pairs.key is not None:
         restored.accuracy(pairs.key)

@@ -73,8 +73,7 @@ class NotesOnly(Progress):
         print(line, file=self.file or sys.stderr, flush=True)
 
 
-def for_terminal(quiet: bool = False) -> Progress:
-    """Rich progress where stderr is a terminal; notes alone where it is not; nothing with QUIET (--json)."""
-    if quiet:
-        return Progress()
-    return RichProgress() if sys.stderr.isatty() else NotesOnly()
+def for_terminal(notes_only: bool = False) -> Progress:
+    """Rich progress where stderr is a terminal; notes alone where it is not, or with NOTES_ONLY (--json,
+    whose stdout is the summary: a long run still announces its estimate on stderr)."""
+    return RichProgress() if sys.stderr.isatty() and not notes_only else NotesOnly()

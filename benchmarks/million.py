@@ -11,15 +11,18 @@ whose whole image, left half or right half repeats an earlier one's, so the set 
 no tied halves. It cuts and shuffles them (`amphisbaena.cut`) and writes OUT_DIR/halves.npz, key.npz and
 provenance.json (what was drawn, rejected and dropped). Needs torch (the `train` extra).
 
-`restore` runs `amphisbaena restore OUT_DIR/halves.npz --key OUT_DIR/key.npz --json` once as a fresh process and
+`restore` runs `amphisbaena restore OUT_DIR/halves.npz --key OUT_DIR/key.npz --json` once as a fresh process (the
+command's own code, which piped prints only its estimate, made to print a line as each stage starts and ends) and
 records its commit, wall time, peak RSS, its RSS every 10 s, every line it prints on stderr (the estimate
-first) with its time, and its summary in benchmarks/results/million.json.
+first) with its time, and its summary in benchmarks/results/million.json. With --timeout it interrupts the
+restore (SIGINT) after that many seconds and records how far it got, marked `"completed": false`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -31,6 +34,25 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 BATCH = 50_000  # digits distorted at once
 SAMPLE_SECONDS = 10  # how often the restore's memory is sampled
+# `python -m amphisbaena` with one change for the record: piped, it also prints a line as each stage starts and ends
+WITH_STAGE_LINES = """
+import sys, time
+from contextlib import contextmanager
+import amphisbaena.progress as progress
+
+class StageLines(progress.NotesOnly):
+    @contextmanager
+    def stage(self, description, total=None):
+        started = time.perf_counter()
+        self.note(f"stage start: {description}")
+        yield progress.Stage()
+        self.note(f"stage end: {description} ({time.perf_counter() - started:.1f} s)")
+
+progress.for_terminal = lambda notes_only=False: StageLines()
+from amphisbaena.cli import main
+sys.argv[0] = "amphisbaena"
+main()
+"""
 
 
 def unique_first(rows: np.ndarray) -> np.ndarray:
@@ -86,21 +108,30 @@ def make(out_dir: Path, count: int, seed: int) -> None:
     print(f"wrote {out_dir / 'halves.npz'}, {out_dir / 'key.npz'} and provenance.json")
 
 
-def restore(out_dir: Path) -> None:
-    command = [sys.executable, "-m", "amphisbaena", "restore", str(out_dir / "halves.npz"), "--key", str(out_dir / "key.npz"), "--json"]
+def restore(out_dir: Path, timeout: float | None) -> None:
+    """One timed restore of OUT_DIR's set. Past TIMEOUT seconds it is interrupted (SIGINT, as a user would) and
+    what it reached is recorded, marked as not completed."""
+    command = [sys.executable, "-c", WITH_STAGE_LINES, "restore", str(out_dir / "halves.npz"), "--key", str(out_dir / "key.npz"), "--json"]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     notes: list[dict] = []  # every line the restore prints on stderr, with when it came
     memory: list[dict] = []  # the process's RSS every SAMPLE_SECONDS
     reader = threading.Thread(target=lambda: notes.extend({"at_s": round(time.perf_counter() - started, 1), "line": line.rstrip()} for line in process.stderr))
     reader.start()
+    interrupted, sampled = False, -SAMPLE_SECONDS
     while process.poll() is None:
-        memory.append({"at_s": round(time.perf_counter() - started, 1), "rss_mb": rss_mb(process.pid)})
-        time.sleep(SAMPLE_SECONDS)
+        elapsed = time.perf_counter() - started
+        if elapsed - sampled >= SAMPLE_SECONDS:
+            memory.append({"at_s": round(elapsed, 1), "rss_mb": rss_mb(process.pid)})
+            sampled = elapsed
+        if timeout is not None and elapsed > timeout and not interrupted:
+            process.send_signal(signal.SIGINT)
+            interrupted = True
+        time.sleep(0.1)
     stdout = process.stdout.read()
     reader.join()
     seconds = time.perf_counter() - started
-    if process.returncode != 0:
+    if process.returncode != 0 and not interrupted:
         raise SystemExit(f"restore failed ({process.returncode}): {notes[-1]['line'] if notes else ''}")
     from bench_models import commit_of
 
@@ -108,13 +139,14 @@ def restore(out_dir: Path) -> None:
         "command": " ".join(command[1:]),
         "commit": commit_of(HERE.parent),
         "runs": 1,
-        "note": "one run, timed once",
+        "note": "one run, timed once" + (f"; interrupted after the {timeout:g} s limit, not completed" if interrupted else ""),
+        "completed": not interrupted,
         "seconds": seconds,
         "peak_rss_mb": resource_peak_mb(),
         "estimate_line": notes[0]["line"] if notes else None,
         "stderr": notes,
         "rss_samples": memory,
-        "summary": json.loads(stdout),
+        "summary": None if interrupted else json.loads(stdout),
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     (HERE / "results" / "million.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -145,8 +177,9 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, default=Path("runs/million"))
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--timeout", type=float, default=None, help="restore: interrupt it after this many seconds and record how far it got")
     args = parser.parse_args()
-    make(args.out_dir, args.count, args.seed) if args.action == "make" else restore(args.out_dir)
+    make(args.out_dir, args.count, args.seed) if args.action == "make" else restore(args.out_dir, args.timeout)
 
 
 if __name__ == "__main__":

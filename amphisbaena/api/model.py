@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -95,7 +96,7 @@ class Model:
         assignment: str = "sparse",
         allow_unmatched: bool = False,
         no_partner_score: float | None = None,
-        progress: bool = False,
+        progress: bool | Literal["notes"] = False,
     ) -> Restoration:
         """Pair each of the (N, 28, 14) lefts with one of the (M, 28, 14) rights (uint8, or float in [0, 1])
         so that the total score is maximal: the pairing of `amphisbaena restore`.
@@ -107,7 +108,7 @@ class Model:
         check_restore_options(assignment, k, no_partner_score)
         left, right = as_images(left, "left"), as_images(right, "right")
         check_counts(left, right, "", allow_unmatched)
-        shown = for_terminal() if progress else Progress()
+        shown = for_terminal(notes_only=progress == "notes") if progress else Progress()
         with self._turn():
             if allow_unmatched:
                 result = self._restore_partial(left, right, k, no_partner_score, shown)
