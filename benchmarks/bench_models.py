@@ -54,6 +54,17 @@ def restore_process(halves: Path, key: Path, checkout: Path, python: str, option
     return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024, "summary": json.loads(output)}
 
 
+def halves_of_size(size: int, directory: Path) -> tuple[Path, Path]:
+    """SIZE pairs (the test digits up to 10,000, the training digits above) cut and shuffled with seed 0, written
+    to DIRECTORY as a halves file and a key file."""
+    digits = load_split("test")[0] if size <= 10_000 else load_split("train")[0]
+    left, right, key = make_halves(digits[:size], seed=0)
+    halves_path, key_path = directory / f"h{size}.npz", directory / f"k{size}.npz"
+    save_npz(halves_path, left=left, right=right)
+    save_npz(key_path, right_for_left=key)
+    return halves_path, key_path
+
+
 def write_report(out_dir: Path, name: str, report: dict, table: str) -> None:
     """REPORT as OUT_DIR/NAME.json and its TABLE as NAME.md; the table is printed too."""
     out_dir.mkdir(exist_ok=True)
@@ -105,11 +116,7 @@ def main() -> None:
     interpreter = {"old": args.old_python, "new": sys.executable}
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
-            digits = load_split("test")[0] if size <= 10_000 else load_split("train")[0]
-            left, right, key = make_halves(digits[:size], seed=0)
-            halves_path, key_path = Path(tmp) / f"h{size}.npz", Path(tmp) / f"k{size}.npz"
-            save_npz(halves_path, left=left, right=right)
-            save_npz(key_path, right_for_left=key)
+            halves_path, key_path = halves_of_size(size, Path(tmp))
             runs: dict[str, list[dict]] = {"old": [], "new": []}
             for run in range(args.runs if size <= 10_000 else args.runs_large):
                 for name, path in (("old", old), ("new", HERE.parent)) if run % 2 == 0 else (("new", HERE.parent), ("old", old)):

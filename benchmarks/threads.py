@@ -22,11 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_models import commit_of, restore_process, spread, write_report
-
-from amphisbaena.datasets import load_split
-from amphisbaena.files import save_npz
-from amphisbaena.halves import make_halves
+from bench_models import commit_of, halves_of_size, restore_process, spread, write_report
 
 HERE = Path(__file__).resolve().parent
 
@@ -58,11 +54,7 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
-            digits = load_split("test")[0] if size <= 10_000 else load_split("train")[0]
-            left, right, key = make_halves(digits[:size], seed=0)
-            halves_path, key_path = Path(tmp) / f"h{size}.npz", Path(tmp) / f"k{size}.npz"
-            save_npz(halves_path, left=left, right=right)
-            save_npz(key_path, right_for_left=key)
+            halves_path, key_path = halves_of_size(size, Path(tmp))
             runs: dict[str, list[dict]] = {label: [] for label, _, _ in chosen}
             for run in range(args.runs if size <= 10_000 else args.runs_large):
                 for label, options, prefix in chosen if run % 2 == 0 else chosen[::-1]:
