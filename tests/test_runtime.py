@@ -302,7 +302,7 @@ def test_confidence_is_the_regret_exact_on_the_full_graph_and_a_lower_bound_on_c
 @pytest.mark.parametrize("in_flight", [0, 2])  # offers taken at once; or two blocks later, from stale floors, as the stream's workers see them
 def test_blocks_leave_every_item_its_true_top_count(ties: bool, partner_group_count: int, in_flight: int) -> None:
     """Blocks of ragged left and right sets (each pair offered once, as the pruned stream does), in any
-    order, offered to the rights as the stream does (`add_block`) and, read the other way round
+    order, offered to the rights as the stream does (`block_offer`, then `take`) and, read the other way round
     (the block transposed, without a copy), to the lefts, leave every item its true best COUNT: scores, and
     distinct partners that hold them. Wide blocks take first floors from chunk maxima; items seen again
     get more than COUNT entries and have their floors raised. An offer found from floors that were copied
@@ -327,8 +327,8 @@ def test_blocks_leave_every_item_its_true_top_count(ties: bool, partner_group_co
             if len(pending) > in_flight:
                 by_col.take(*pending.pop(0))
         else:
-            by_col.add_block(rights, lefts, scores)
-        by_row.add_block(lefts, rights, scores.T)
+            by_col.take(rights, lefts, topk.block_offer(scores, by_col.floor[rights], count))
+        by_row.take(lefts, rights, topk.block_offer(scores.T, by_row.floor[lefts], count))
         offered[np.ix_(lefts, rights)] = scores
     for offer in pending:
         by_col.take(*offer)

@@ -21,7 +21,14 @@ from amphisbaena.runtime.arrays import nonzero_2d
 from amphisbaena.runtime.graph import CandidateGraph
 from amphisbaena.runtime.overlap import one_ahead
 from amphisbaena.runtime.pruning import GeometryPruner
-from amphisbaena.runtime.topk import BestPerItem, BestPerItemFromBlocks, best_of_each_row, block_offer, floor_from
+from amphisbaena.runtime.topk import (
+    BestPerItem,
+    BestPerItemFromBlocks,
+    BlockOffer,
+    best_of_each_row,
+    block_offer,
+    floor_from,
+)
 from amphisbaena.shapes import TilePlan, kept_per_item
 
 CORE_K = 8  # of each row's and column's candidates, the best this many form the graph's core
@@ -147,7 +154,9 @@ def _feed(by_row: BestPerItem, by_col: BestPerItem, rows, cols, scores, row_floo
     by_col.add(cols[for_cols], rows[for_cols], scores[for_cols])
 
 
-def _scored_block(scorer: BlockScorer, lefts: np.ndarray, cols: np.ndarray, count: int, by_col: BestPerItemFromBlocks) -> tuple:
+def _scored_block(
+    scorer: BlockScorer, lefts: np.ndarray, cols: np.ndarray, count: int, by_col: BestPerItemFromBlocks
+) -> tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray, BlockOffer]:
     """One block of the pruned stream, in a worker: (LEFTS, COLS, pairs scored, each left's best COUNT
     partners and scores, best first, and what the block offers the rights, `block_offer`). A left is scored
     in this block only, so its list is final here; the rights' offer is filtered against a copy of their

@@ -89,16 +89,11 @@ class BestPerItemFromBlocks:
         self.fill = np.zeros(items, dtype=np.int64)
         self.floor = np.full(items, -np.inf, dtype=np.float32)
 
-    def add_block(self, items: np.ndarray, partners: np.ndarray, scores: np.ndarray) -> None:
-        """Offer the block SCORES (len(PARTNERS), len(ITEMS)), SCORES[b, a] the score of (ITEMS[a], PARTNERS[b]):
-        each item is a column, so a block scored left by right is offered to the rights as it is, without a
-        copy. ITEMS are distinct, and no (item, partner) pair comes in more than one block."""
-        self.take(items, partners, block_offer(scores, self.floor[items], self.count))
-
     def take(self, items: np.ndarray, partners: np.ndarray, offer: BlockOffer) -> None:
-        """Slot in a block's OFFER (`block_offer`, found in a worker from a copy of the floors) and raise the
-        items' floors to what the block proved. An item whose slots would overflow is first cut back to its
-        best COUNT."""
+        """Slot in what a block offers ITEMS (`block_offer` of its scores (len(PARTNERS), len(ITEMS)), found in a
+        worker from a copy of the floors) and raise the items' floors to what the block proved. ITEMS are
+        distinct, and no (item, partner) pair comes in more than one block. An item whose slots would
+        overflow is first cut back to its best COUNT."""
         self.floor[items] = np.maximum(self.floor[items], offer.floor)
         a, b, values, new = offer.item, offer.partner, offer.score, offer.count_by_item
         self._cut(items[self.fill[items] + new > self.score.shape[1]])
