@@ -54,6 +54,21 @@ def restore_process(halves: Path, key: Path, checkout: Path, python: str, option
     return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024, "summary": json.loads(output)}
 
 
+def run_figures(measured: list[dict]) -> dict:
+    """What every sitting records of one configuration's runs (`restore_process` results): wall seconds and
+    peak RSS as spreads, the median of each stage, and every run's own figures."""
+    return {
+        "seconds": spread([m["seconds"] for m in measured]),
+        "peak_rss_mb": spread([m["peak_rss_mb"] for m in measured]),
+        "stages_median": {stage: statistics.median(m["summary"]["seconds"][stage] for m in measured) for stage in measured[-1]["summary"]["seconds"]},
+        "raw": [{"seconds": m["seconds"], "peak_rss_mb": m["peak_rss_mb"], "stages": m["summary"]["seconds"]} for m in measured],
+    }
+
+
+def machine_facts() -> dict:
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "processor": platform.processor()}
+
+
 def halves_of_size(size: int, directory: Path) -> tuple[Path, Path]:
     """SIZE pairs (the test digits up to 10,000, the training digits above) cut and shuffled with seed 0, written
     to DIRECTORY as a halves file and a key file."""
@@ -109,7 +124,7 @@ def main() -> None:
     report = {
         "commits": {"old": commit_of(old), "new": commit_of(HERE.parent)},
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "processor": platform.processor()},
+        "machine": machine_facts(),
         "interpreters": {"old": dependency_versions(args.old_python), "new": dependency_versions(sys.executable)},
         "sizes": {},
     }
@@ -125,19 +140,16 @@ def main() -> None:
             entry = {}
             for name, measured in runs.items():
                 summary = measured[-1]["summary"]
-                head = statistics.median(m["summary"]["seconds"]["head"] for m in measured)
-                wall = spread([m["seconds"] for m in measured])
+                figures = run_figures(measured)
+                head, wall = figures["stages_median"]["head"], figures["seconds"]
                 entry[name] = {
-                    "seconds": wall,
-                    "peak_rss_mb": spread([m["peak_rss_mb"] for m in measured]),
-                    "stages_median": {stage: statistics.median(m["summary"]["seconds"][stage] for m in measured) for stage in summary["seconds"]},
+                    **figures,
                     "accuracy": summary["accuracy"],
                     "precision": summary["precision"],
                     "pairs_per_second": size / wall["median"],
                     "scored_pairs_per_head_second": summary["assignment"].get("scored_pairs", size * size) / head,
                     "scored_fraction": summary["assignment"].get("scored_pairs", size * size) / size**2,
                     "assignment": {key: summary["assignment"].get(key) for key in ("k", "rounds", "candidate_edges", "rescored_rows", "scored_pairs", "regrets")},
-                    "raw": [{"seconds": m["seconds"], "peak_rss_mb": m["peak_rss_mb"], "stages": m["summary"]["seconds"]} for m in measured],
                 }
             entry["speedup"] = entry["old"]["seconds"]["median"] / entry["new"]["seconds"]["median"]
             report["sizes"][str(size)] = entry

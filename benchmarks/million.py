@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_models import commit_of
 
 HERE = Path(__file__).resolve().parent
 BATCH = 50_000  # digits distorted at once
@@ -133,8 +134,6 @@ def restore(out_dir: Path, timeout: float | None) -> None:
     seconds = time.perf_counter() - started
     if process.returncode != 0 and not interrupted:
         raise SystemExit(f"restore failed ({process.returncode}): {notes[-1]['line'] if notes else ''}")
-    from bench_models import commit_of
-
     report = {
         "command": " ".join(command[1:]),
         "commit": commit_of(HERE.parent),

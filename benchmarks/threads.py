@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench_models import commit_of, halves_of_size, restore_process, spread, write_report
+from bench_models import commit_of, halves_of_size, machine_facts, restore_process, run_figures, write_report
 
 HERE = Path(__file__).resolve().parent
 
@@ -49,7 +47,7 @@ def main() -> None:
     report = {
         "commit": commit_of(HERE.parent),
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "processor": platform.processor()},
+        "machine": machine_facts(),
         "sizes": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -62,13 +60,7 @@ def main() -> None:
                     print(f"{size} {label} run {run + 1}: {runs[label][-1]['seconds']:.2f} s", flush=True)
             entry = {}
             for label, measured in runs.items():
-                entry[label] = {
-                    "seconds": spread([m["seconds"] for m in measured]),
-                    "peak_rss_mb": spread([m["peak_rss_mb"] for m in measured]),
-                    "stages_median": {stage: statistics.median(m["summary"]["seconds"][stage] for m in measured) for stage in measured[0]["summary"]["seconds"]},
-                    "right_for_left_accuracy": measured[-1]["summary"]["accuracy"],
-                    "raw": [{"seconds": m["seconds"], "peak_rss_mb": m["peak_rss_mb"], "stages": m["summary"]["seconds"]} for m in measured],
-                }
+                entry[label] = {**run_figures(measured), "right_for_left_accuracy": measured[-1]["summary"]["accuracy"]}
             fastest = min(entry.values(), key=lambda e: e["seconds"]["median"])["seconds"]["median"]
             for measured in entry.values():
                 measured["slowdown_against_fastest"] = measured["seconds"]["median"] / fastest
