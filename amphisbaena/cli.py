@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +13,8 @@ from typing import Annotated
 import typer
 
 from amphisbaena.errors import InputError
+
+INTERRUPTED = 130  # the exit status of a run stopped by Ctrl-C, as shells report SIGINT
 
 app = typer.Typer(
     help="Restore MNIST digits from shuffled left and right halves.",
@@ -65,7 +69,7 @@ def one_line_errors(command: Callable) -> Callable:
             raise typer.Exit(2 if isinstance(exc, (InputError, OSError)) else 1) from None
         except KeyboardInterrupt:
             typer.echo("error: interrupted", err=True)
-            raise typer.Exit(130) from None
+            raise typer.Exit(INTERRUPTED) from None
 
     return wrapper
 
@@ -251,7 +255,14 @@ def check_data(dataset: Dataset = "mnist", data_dir: DataDir = None) -> None:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as exit_:
+        if exit_.code == INTERRUPTED:  # worker threads may be inside a head call: leave without joining them
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(INTERRUPTED)
+        raise
 
 
 if __name__ == "__main__":

@@ -94,8 +94,7 @@ def test_an_empty_graph_is_an_empty_matching() -> None:
 
 
 def test_auction_prices_are_finite_and_rank_the_contested_column_highest() -> None:
-    # Three rows all prefer column 0; the auction must price it above the others.
-    rows = np.array([0, 0, 1, 1, 2, 2, 2])
+    # Three rows (edges 0-1, 2-3, 4-6) all prefer column 0; the auction must price it above the others.
     cols = np.array([0, 1, 0, 2, 0, 1, 2])
     scores = np.array([10.0, 1.0, 10.0, 2.0, 10.0, 0.5, 0.1])
     indptr = np.array([0, 2, 4, 7])

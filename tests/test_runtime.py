@@ -181,6 +181,50 @@ def test_one_ahead_with_two_in_flight_keeps_order_and_bounds_the_calls_running()
     assert most[0] == 2
 
 
+def test_an_interrupted_one_ahead_waits_for_no_running_call_and_starts_no_other() -> None:
+    """Ctrl-C while a call runs: closing the results waits neither for the running call nor the one
+    queued behind it, and the calls not yet started never start."""
+    import threading
+
+    release, started = threading.Event(), []
+
+    def call(number: int) -> int:
+        started.append(number)
+        if number == 1:
+            release.wait()  # a long head call, still running at the interrupt
+        return number
+
+    results = overlap.one_ahead(((lambda number=number: call(number)) for number in range(6)), True, in_flight=2)
+    assert next(results) == 0
+    closer = threading.Thread(target=results.close)
+    closer.start()
+    closer.join(timeout=10)
+    finished_before_release = not closer.is_alive()
+    release.set()
+    closer.join()
+    assert finished_before_release
+    assert set(started) <= {0, 1, 2}
+
+
+def test_one_ahead_wakes_for_signals_while_a_call_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wait for a result comes back to Python code in slices, where a pending Ctrl-C is raised."""
+    import threading
+
+    release, waits = threading.Event(), []
+    monkeypatch.setattr(overlap, "WAKE_SECONDS", 0.01)
+    real_result = overlap.Future.result
+
+    def counting_result(self, timeout=None):
+        waits.append(timeout)
+        if len(waits) == 3:
+            release.set()
+        return real_result(self, timeout)
+
+    monkeypatch.setattr(overlap.Future, "result", counting_result)
+    assert list(overlap.one_ahead([lambda: release.wait() and 7], True)) == [7]
+    assert len(waits) >= 3 and all(timeout == 0.01 for timeout in waits)
+
+
 @pytest.mark.parametrize("any_thread", [True, False])
 def test_both_arms_equal_one_side_at_a_time(any_thread: bool) -> None:
     backend = NumpyBackend(seed=5)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError
 from typing import TypeVar
 
 T = TypeVar("T")
+WAKE_SECONDS = 0.2  # how often a wait for a worker comes back to Python code
 
 
 def one_ahead(calls: Iterable[Callable[[], T]], threaded: bool = True, in_flight: int = 1) -> Iterator[T]:
@@ -19,11 +20,25 @@ def one_ahead(calls: Iterable[Callable[[], T]], threaded: bool = True, in_flight
     if not threaded:
         yield from (call() for call in calls)
         return
-    with ThreadPoolExecutor(max_workers=in_flight) as workers:
-        pending: deque[Future[T]] = deque()
+    workers = ThreadPoolExecutor(max_workers=in_flight)
+    pending: deque[Future[T]] = deque()
+    try:
         for call in calls:
             pending.append(workers.submit(call))
             if len(pending) > in_flight:
-                yield pending.popleft().result()
+                yield _result(pending.popleft())
         while pending:
-            yield pending.popleft().result()
+            yield _result(pending.popleft())
+    finally:  # an interrupt or error: drop the calls not started, wait for none of those running
+        workers.shutdown(wait=not pending, cancel_futures=True)
+
+
+def _result(future: Future[T]) -> T:
+    """FUTURE's result, waited for in short slices: a signal (Ctrl-C) that lands on a worker thread
+    reaches the main thread only when it runs Python code, which a plain wait would delay until the
+    call is done."""
+    while True:
+        try:
+            return future.result(timeout=WAKE_SECONDS)
+        except TimeoutError:
+            continue
