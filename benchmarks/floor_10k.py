@@ -40,7 +40,6 @@ from amphisbaena.model_files import load_model_files, shipped_model_dir
 from amphisbaena.runtime import duals
 from amphisbaena.runtime.confidence import regrets
 from amphisbaena.runtime.features import both_arms
-from amphisbaena.runtime.matcher import optimal_matching
 from amphisbaena.runtime.results import Stopwatch
 from amphisbaena.runtime.scorer import PairScorer
 from amphisbaena.shapes import DEFAULT_K
@@ -89,7 +88,7 @@ def in_process(left: np.ndarray, right: np.ndarray, runs: int) -> dict:
     scorer = PairScorer.pruned(backend, *both_arms(backend, left, right))
     stream = warm_median(lambda: scorer.candidates(DEFAULT_K), runs)
     graph, solution = final_graph_and_solution(scorer)
-    matching = warm_median(lambda: optimal_matching(graph.rows, graph.cols, graph.scores, graph.size), runs)
+    matching = warm_median(lambda: duals._matching(graph.rows, graph.cols, -graph.scores, graph.size), runs)
     potentials = warm_median(lambda: duals.potentials(graph, solution.right_for_left), runs)
     regret = warm_median(lambda: regrets(graph, solution), runs)
     return {"arms": arms, "stream": stream, "matching": matching, "potentials": potentials, "regrets": regret, "candidate_edges": len(graph.rows)}
