@@ -63,8 +63,10 @@ def optimal_matching(
     tolerance = _tight_tolerance(scores)
     residual = _ResidualGraph(indptr, cols, n)
     limit = np.inf
+    reduced = residual.row_edge_lengths  # the reduced costs live where the Dijkstra reads them
     while True:
-        reduced = u[rows] + w[cols] - scores
+        np.add(u[rows], w[cols], out=reduced)
+        reduced -= scores
         tight = reduced <= tolerance
         tight_indptr = np.concatenate([[0], np.cumsum(np.add.reduceat(tight, indptr[:-1]))])
         tight_graph = csr_matrix((np.ones(tight_indptr[-1], dtype=np.int8), cols[tight], tight_indptr), shape=(n, n))
@@ -72,7 +74,8 @@ def optimal_matching(
         unmatched = np.flatnonzero(right_for_left < 0)
         if len(unmatched) == 0:
             return right_for_left, u, w
-        found = residual.distances(np.maximum(reduced, 0.0, out=reduced), right_for_left, unmatched, limit)
+        np.maximum(reduced, 0.0, out=reduced)  # -rounding: lengths must not be negative
+        found = residual.distances(right_for_left, unmatched, limit)
         if found is None:
             return None
         distance, to_open_columns = found
@@ -91,7 +94,7 @@ class _ResidualGraph:
         row, or to itself while it is open (a loop that changes no distance)."""
         index_type = np.int32 if len(cols) + 2 * n < np.iinfo(np.int32).max else np.int64
         edges = len(cols)
-        self.n = n
+        self.n, self.edges = n, edges
         self.graph = csr_matrix(
             (
                 np.zeros(edges + n),
@@ -101,18 +104,20 @@ class _ResidualGraph:
             shape=(2 * n, 2 * n),
         )
 
-    def distances(
-        self, lengths: np.ndarray, right_for_left: np.ndarray, unmatched: np.ndarray, limit: float
-    ) -> tuple[np.ndarray, np.ndarray] | None:
+    @property
+    def row_edge_lengths(self) -> np.ndarray:
+        """(E,) the lengths of the edges row -> column, in row order: a view to write in place."""
+        return self.graph.data[: self.edges]
+
+    def distances(self, right_for_left: np.ndarray, unmatched: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray] | None:
         """(2N,) every node's distance from the nearest UNMATCHED row, the edges row -> column having
-        LENGTHS (E,) (reduced costs), shifted so that the farthest nodes move by 0; and the sorted
+        `row_edge_lengths` (the reduced costs), shifted so that the farthest nodes move by 0; and the sorted
         distances to the unmatched columns reached. Nodes beyond LIMIT get the largest distance found,
         which keeps the duals feasible: anything beyond it is farther. LIMIT grows until some unmatched
         column is reached; None if none can be: the graph has no perfect matching."""
-        n, edges = self.n, len(lengths)
+        n, edges = self.n, self.edges
         open_columns = np.ones(n, dtype=bool)
         open_columns[right_for_left[right_for_left >= 0]] = False
-        self.graph.data[:edges] = lengths
         matched_rows = np.flatnonzero(right_for_left >= 0)
         self.graph.indices[edges + right_for_left[matched_rows]] = matched_rows
         self.graph.indices[edges:][open_columns] = n + np.flatnonzero(open_columns)
