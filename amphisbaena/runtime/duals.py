@@ -27,7 +27,7 @@ from amphisbaena.runtime.graph import CandidateGraph, SparseSolution
 from amphisbaena.runtime.matcher import optimal_matching
 
 # From this many pairs the matcher's phases beat scipy's LAPJVsp, whose searches each scan every column
-# per distance level (benchmarks/results/matcher-scaling.md: 0.8x at 20,000 pairs, 1.4x at 40,000)
+# per distance level (benchmarks/results/matcher-scaling.md: 0.9x at 20,000 pairs, 1.4x at 40,000)
 PHASES_FROM = 30_000
 
 
