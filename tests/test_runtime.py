@@ -284,7 +284,7 @@ def test_memory_guard_refuses_before_work(monkeypatch: pytest.MonkeyPatch) -> No
     backend = NumpyBackend()
     monkeypatch.setattr(restore_module, "available_memory_bytes", lambda: 2 * 2**30)
     left, right = random_halves(20_000, 0)
-    with pytest.raises(InputError, match=r"needs about 4\.5 GiB, only 2\.0 GiB available; use --assignment sparse"):
+    with pytest.raises(InputError, match=r"needs about 4\.8 GiB, only 2\.0 GiB available; use --assignment sparse"):
         restore(backend, left, right, method="dense")
     assert backend.head_calls == 0
     # The streaming path needs O(N k) memory and is accepted for the same N.

@@ -22,14 +22,23 @@ def available_memory_bytes() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
+PROCESS_BYTES = 300 * 2**20  # the interpreter, numpy, scipy, onnxruntime and the model, before any halves
+HALF_PAIR_BYTES = 2 * 28 * 14  # one left and one right half, uint8
+# The sparse path's arrays below, times this, give the whole process's measured peak RSS within about 10% at
+# 60,000 and 100,000 pairs and at a million up to the matching (docs/performance.md, issue 23's third stop)
+SPARSE_MEASURED_FACTOR = 1.15
+
+
 def estimate_peak_bytes(n: int, feature_size: int, method: str, k: int = DEFAULT_K) -> int:
-    """Upper estimate of what restore() allocates beyond the halves themselves."""
+    """An estimate of the whole restore's peak resident memory for N pairs: the process, the halves and
+    what restore() allocates."""
+    process = PROCESS_BYTES + n * HALF_PAIR_BYTES
     features = 2 * n * feature_size * 4
     if method == "dense":
-        return features + n * n * (4 + 8)  # float32 scores + scipy's float64 copy
+        return process + features + n * n * (4 + 8)  # float32 scores + scipy's float64 copy
     strip = TILE_ROWS * n * 32  # a strip of scores with its masks and gathers, or of rescored rows
     candidates = 2 * n * (k + 1) * (4 + 8) * 3  # best-per-item arrays, merges, the sparse graph
-    return features + strip + candidates
+    return process + int(SPARSE_MEASURED_FACTOR * (features + strip + candidates))
 
 
 def check_memory(n: int, feature_size: int, method: str, k: int = DEFAULT_K, progress: Progress | None = None) -> None:
