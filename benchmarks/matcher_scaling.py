@@ -6,8 +6,8 @@
 For each size, builds the candidate graph a restore solves first (real digits: the test split up to 10,000
 pairs, the training split above, seed 0; synthetic: the first pairs of `million.py make`'s set, shuffled with
 seed 1), then times, interleaved, solves of its maximum-score perfect matching by
-* scipy.sparse.csgraph.min_weight_full_bipartite_matching on the negated scores, as the runtime did;
-* amphisbaena.runtime.matcher.optimal_matching, as it does now.
+* scipy.sparse.csgraph.min_weight_full_bipartite_matching (`duals._matching`), as the runtime calls it below 30,000 pairs;
+* amphisbaena.runtime.matcher.optimal_matching, as it does from there up.
 Sizes above 60,000 get RUNS_LARGE solves each (scipy takes minutes there). Every solution is compared with
 scipy's. Writes benchmarks/results/matcher-scaling.json and .md.
 """
@@ -21,37 +21,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
-import amphisbaena as amph
-from amphisbaena.datasets import load_split
-from amphisbaena.halves import as_images
-from amphisbaena.runtime.candidates import stream
-from amphisbaena.runtime.features import both_arms
+from amphisbaena.runtime import duals
 from amphisbaena.runtime.matcher import optimal_matching
-from amphisbaena.runtime.scorer import PairScorer
-from amphisbaena.shapes import DEFAULT_K, LARGE_K, LARGE_N
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_api import commit
 from bench_models import machine_facts, write_report
-
-
-def first_graph(left: np.ndarray, right: np.ndarray):
-    """(rows, cols, scores) of the candidate graph a restore of these halves solves first."""
-    backend = amph.load().backend
-    left_features, right_features = both_arms(backend, as_images(left, "left"), as_images(right, "right"))
-    graph = stream(
-        PairScorer.pruned(backend, left_features, right_features), LARGE_K if len(left) > LARGE_N else DEFAULT_K
-    )
-    return graph.rows, graph.cols, graph.scores
-
-
-def real_halves(pairs: int) -> tuple[np.ndarray, np.ndarray]:
-    halves = amph.cut(load_split("train" if pairs > 10_000 else "test")[0][:pairs], seed=0)
-    return halves.left, halves.right
+from matchers import candidate_graph, real_halves
 
 
 def synthetic_halves(directory: Path, pairs: int) -> tuple[np.ndarray, np.ndarray]:
@@ -63,9 +41,11 @@ def synthetic_halves(directory: Path, pairs: int) -> tuple[np.ndarray, np.ndarra
 
 
 def scipy_solve(rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, n: int) -> np.ndarray:
-    costs = -scores
-    matrix = csr_matrix((costs - costs.min() + 1.0, (rows, cols)), shape=(n, n))  # as duals._matching did
-    return min_weight_full_bipartite_matching(matrix)[1].astype(np.int64)
+    """scipy's LAPJVsp as the runtime calls it (below `duals.PHASES_FROM` it still does)."""
+    matching = duals._matching(rows, cols, -scores, n)
+    if matching is None:
+        raise RuntimeError("no perfect matching")
+    return matching
 
 
 def matcher_solve(rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, n: int) -> np.ndarray:
@@ -110,12 +90,12 @@ def main() -> None:
     results = []
     for pairs in args.sizes:
         results.append(
-            measure("real", *first_graph(*real_halves(pairs)), pairs, args.runs if pairs <= 60_000 else args.runs_large)
+            measure("real", *candidate_graph(*real_halves(pairs)), pairs, args.runs if pairs <= 60_000 else args.runs_large)
         )
     if args.synthetic_dir is not None:
         for pairs in args.synthetic_sizes:
             results.append(
-                measure("synthetic", *first_graph(*synthetic_halves(args.synthetic_dir, pairs)), pairs, args.runs_large)
+                measure("synthetic", *candidate_graph(*synthetic_halves(args.synthetic_dir, pairs)), pairs, args.runs_large)
             )
     report = {
         "commit": commit(),

@@ -28,6 +28,7 @@ from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 import amphisbaena as amph
 from amphisbaena.datasets import load_split
+from amphisbaena.halves import as_images
 from amphisbaena.runtime.candidates import stream
 from amphisbaena.runtime.features import both_arms
 from amphisbaena.runtime.scorer import PairScorer
@@ -41,13 +42,23 @@ from bench_models import write_report
 ORTOOLS_SCALE = 1e6
 
 
-def first_graph(pairs: int):
-    """(rows, cols, scores) of the candidate graph the restore of PAIRS training pairs solves first."""
-    model = amph.load()
+def real_halves(pairs: int) -> tuple[np.ndarray, np.ndarray]:
+    """PAIRS digits cut and shuffled with seed 0: the test split up to 10,000, the training split above."""
     halves = amph.cut(load_split("train" if pairs > 10_000 else "test")[0][:pairs], seed=0)
-    left, right = both_arms(model.backend, halves.left, halves.right)
-    graph = stream(PairScorer.pruned(model.backend, left, right), LARGE_K if pairs > LARGE_N else DEFAULT_K)
+    return halves.left, halves.right
+
+
+def candidate_graph(left: np.ndarray, right: np.ndarray):
+    """(rows, cols, scores) of the candidate graph a restore of these halves solves first."""
+    backend = amph.load().backend
+    left_features, right_features = both_arms(backend, as_images(left, "left"), as_images(right, "right"))
+    graph = stream(PairScorer.pruned(backend, left_features, right_features), LARGE_K if len(left) > LARGE_N else DEFAULT_K)
     return graph.rows, graph.cols, graph.scores
+
+
+def first_graph(pairs: int):
+    """(rows, cols, scores) of the candidate graph the restore of PAIRS pairs (`real_halves`) solves first."""
+    return candidate_graph(*real_halves(pairs))
 
 
 def scipy_solve(rows, cols, scores, n):

@@ -1,4 +1,5 @@
-"""Array idioms the hot loops share, where numpy's obvious call is several times slower than needed."""
+"""Array idioms the hot loops share: where numpy's obvious call is several times slower than needed, or the
+same few lines would otherwise be written in several places."""
 
 from __future__ import annotations
 
@@ -13,3 +14,10 @@ def nonzero_2d(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     (`benchmarks/nonzero_2d.py`)."""
     rows, cols = np.divmod(np.flatnonzero(mask), mask.shape[1])
     return rows, cols
+
+
+def runs(starts: np.ndarray, stops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of the runs [STARTS[r], STOPS[r]) (R,) laid end to end (E',), and each run's length (R,):
+    the edges of some nodes of a graph stored node by node (CSR), gathered in one pass."""
+    counts = stops - starts
+    return np.arange(int(counts.sum())) + np.repeat(starts - (np.cumsum(counts) - counts), counts), counts

@@ -14,17 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from amphisbaena.runtime.arrays import runs
+
 EPS_STEPS = (1 / 30, 1 / 300, 1 / 3000)  # of the scores' spread: one phase each
 UNASSIGNED_LEFT = 0.002  # a phase ends once at most this fraction of the rows is unassigned
 MAX_ROUNDS = 2_000  # per phase: a bound on price wars; the exact phases finish whatever is left
-
-
-def row_segments(rows_wanted: np.ndarray, indptr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Edge ids of ROWS_WANTED (CSR order, (E',)), each row's edge count (R,) and its first position (R,)."""
-    starts = indptr[rows_wanted]
-    counts = indptr[rows_wanted + 1] - starts
-    firsts = np.cumsum(counts) - counts
-    return np.arange(int(counts.sum())) + np.repeat(starts - firsts, counts), counts, firsts
 
 
 def auction_prices(indptr: np.ndarray, cols: np.ndarray, scores: np.ndarray, n: int) -> np.ndarray:
@@ -35,15 +29,12 @@ def auction_prices(indptr: np.ndarray, cols: np.ndarray, scores: np.ndarray, n: 
     price = np.zeros(n)
     owner = np.full(n, -1)  # column -> row
     assigned = np.full(n, -1)  # row -> column
-    everyone = np.arange(n)
+    row_firsts, row_counts = indptr[:-1], np.diff(indptr)
     for eps in (spread * step for step in EPS_STEPS):
         if (assigned >= 0).any():  # keep only the assignments within eps of their row's best
-            edges, counts, firsts = row_segments(everyone, indptr)
             value = scores - price[cols]
-            best = np.maximum.reduceat(value, firsts)
-            held = cols == np.repeat(assigned, counts)
-            held_value = np.full(n, -np.inf)
-            held_value[np.repeat(everyone, counts)[held]] = value[held]
+            best = np.maximum.reduceat(value, row_firsts)
+            held_value = np.maximum.reduceat(np.where(cols == np.repeat(assigned, row_counts), value, -np.inf), row_firsts)
             dropped = (assigned >= 0) & (held_value < best - eps)
             owner[assigned[dropped]] = -1
             assigned[dropped] = -1
@@ -51,7 +42,8 @@ def auction_prices(indptr: np.ndarray, cols: np.ndarray, scores: np.ndarray, n: 
         for _ in range(MAX_ROUNDS):
             if len(bidders) <= UNASSIGNED_LEFT * n:
                 break
-            edges, counts, firsts = row_segments(bidders, indptr)
+            edges, counts = runs(indptr[bidders], indptr[bidders + 1])
+            firsts = np.cumsum(counts) - counts
             their_cols = cols[edges]
             value = scores[edges] - price[their_cols]
             best = np.maximum.reduceat(value, firsts)

@@ -23,6 +23,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
+from amphisbaena.runtime.arrays import runs
 from amphisbaena.runtime.graph import CandidateGraph, SparseSolution
 from amphisbaena.runtime.matcher import optimal_matching
 
@@ -82,8 +83,7 @@ def _potentials_by_shortest_paths(
         active = np.unique(tails[distance[tails] + weights < distance[heads] - 1e-12])
     touched = np.zeros(2 * n, dtype=bool)  # the nodes a sweep improved, marked instead of sorted out
     for _ in range(2 * n + 1):
-        counts = last[active] - first[active]
-        edges = np.arange(counts.sum()) + np.repeat(first[active] - (np.cumsum(counts) - counts), counts)
+        edges, counts = runs(first[active], last[active])
         relaxed = np.repeat(distance[active], counts) + weights[edges]  # an active node's edges all leave it
         improved_heads = heads[edges]
         improved = relaxed < distance[improved_heads] - 1e-12

@@ -121,9 +121,8 @@ class _ResidualGraph:
         matched_rows = np.flatnonzero(right_for_left >= 0)
         self.graph.indices[edges + right_for_left[matched_rows]] = matched_rows
         self.graph.indices[edges:][open_columns] = n + np.flatnonzero(open_columns)
-        graph = self.graph
         while True:
-            distance = dijkstra(graph, directed=True, indices=unmatched, min_only=True, limit=limit)
+            distance = dijkstra(self.graph, directed=True, indices=unmatched, min_only=True, limit=limit)
             to_open = distance[n:][open_columns]
             to_open = np.sort(to_open[np.isfinite(to_open)])
             if len(to_open):
