@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import DeviceTopKBackend, NumpyBackend, random_halves
 
-from amphisbaena.runtime import candidates, duals, overlap, topk
+from amphisbaena.runtime import candidates, duals, overlap, proof, topk
 from amphisbaena.runtime import graph as graphs
 from amphisbaena.runtime.features import arm_features, both_arms
 from amphisbaena.runtime.restore import restore
@@ -252,14 +252,48 @@ def test_both_arms_equal_one_side_at_a_time(any_thread: bool) -> None:
     np.testing.assert_array_equal(fr, arm_features(backend, "right", right))
 
 
-def test_bound_check_flags_rows_that_could_violate() -> None:
+def _prefix_pairs(plan: duals.Uncovered, n: int) -> np.ndarray:
+    """The keys row * n + col of every pair a check plan covers, sorted."""
+    return np.sort(np.concatenate([row * n + plan.orders[side][:length] for row, side, length in zip(plan.rows, plan.side, plan.length)] or [np.zeros(0, dtype=np.int64)]))
+
+
+def test_bound_check_covers_the_pairs_that_could_violate() -> None:
     graph = graphs.CandidateGraph(
         rows=np.array([0, 1]), cols=np.array([0, 1]), scores=np.array([1.0, 1.0]),
         row_bound=np.array([0.5, 5.0]), col_bound=np.array([5.0, 5.0]),
     )
     solution = graphs.SparseSolution(np.array([0, 1]), np.array([0.5, 0.5]), np.array([0.5, 0.5]))
-    # Row 0: every excluded score <= 0.5 <= u + w = 1.0. Row 1: an excluded score could reach 5.0.
-    np.testing.assert_array_equal(duals.rows_needing_rescore(graph, solution), [1])
+    # Row 0: every excluded score <= 0.5 <= u + w = 1.0. Row 1: pair (1, 0) could reach 5.0 (and so could the edge (1, 1)).
+    plan = duals.uncovered(graph, solution, 0.0)
+    np.testing.assert_array_equal(plan.rows, [1])
+    assert {1 * 2 + 0} <= set(_prefix_pairs(plan, 2)) <= {1 * 2 + 0, 1 * 2 + 1}
+    # With a margin of 0.6, row 0 is checked too: its bound 0.5 leaves pair (0, 1) only 0.5 of slack.
+    assert 0 * 2 + 1 in set(_prefix_pairs(duals.uncovered(graph, solution, 0.6), 2))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_check_covers_every_loose_pair_and_keeps_the_near_ones(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Against every pair, on random bounds, scores and duals, in blocks of a few rows and columns."""
+    rng = np.random.default_rng(seed)
+    n = 60
+    edges = np.unique(rng.integers(0, n * n, 400))
+    graph = graphs.CandidateGraph(edges // n, edges % n, np.zeros(len(edges)), rng.normal(size=n), rng.normal(size=n))
+    graph.row_bound[rng.random(n) < 0.1] = -np.inf
+    scores = np.minimum(rng.normal(size=(n, n)), np.minimum(graph.row_bound[:, None], graph.col_bound[None, :]))  # bounds hold
+    scores[graph.rows, graph.cols] = graph.scores = rng.normal(size=len(edges))
+    solution = graphs.SparseSolution(np.arange(n), rng.normal(size=n), rng.normal(size=n))
+    margin = 0.3
+    certified = solution.row_potential[:, None] + solution.col_potential[None, :]
+    loose = np.minimum(graph.row_bound[:, None], graph.col_bound[None, :]) > certified - margin
+    assert set(np.flatnonzero(loose)) <= set(_prefix_pairs(duals.uncovered(graph, solution, margin), n))
+    monkeypatch.setattr(proof, "BLOCK_ROWS", 3)
+    monkeypatch.setattr(proof, "BLOCK_CELLS", 12)
+    checked = proof.check(lambda rows, cols: scores[np.ix_(rows, cols)], graph, solution, margin, threaded=True)
+    near = scores > certified - margin
+    near[graph.rows, graph.cols] = False
+    np.testing.assert_array_equal(np.sort(checked.rows * n + checked.cols), np.flatnonzero(near))
+    np.testing.assert_array_equal(checked.scores, scores[checked.rows, checked.cols])
+    assert checked.violated == bool((near & (scores > certified + graph.tolerance)).any())
 
 
 def test_no_perfect_matching_widens_k() -> None:

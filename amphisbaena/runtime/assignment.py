@@ -7,19 +7,23 @@ after round until the proof holds. `assign_dense` scores every pair and solves t
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 
 import numpy as np
 
-from amphisbaena.runtime.confidence import regrets_with_counts
-from amphisbaena.runtime.duals import potentials, rows_needing_rescore, solve_sparse
-from amphisbaena.runtime.graph import CandidateGraph, RescoredStrip, SparseSolution
-from amphisbaena.runtime.overlap import one_ahead
+from amphisbaena.runtime.confidence import REGRET_LIMIT, regrets_with_counts
+from amphisbaena.runtime.duals import potentials, solve_sparse
+from amphisbaena.runtime.graph import CandidateGraph, SparseSolution
+from amphisbaena.runtime.proof import check
 from amphisbaena.runtime.results import AssignmentReport, Stopwatch
 from amphisbaena.runtime.scorer import PairScorer
-from amphisbaena.shapes import DEFAULT_K, TILE_ROWS
+from amphisbaena.shapes import DEFAULT_K
 
 MAX_ROUNDS = 8
+# The proof scores every pair its bounds leave under this much slack, not only the pairs that might break it:
+# then no pair outside the graph can make a cycle cheaper than the regrets' cap, and every regret search is exact
+PROOF_MARGIN = REGRET_LIMIT
 DENSE_LIMIT = 20_000  # beyond this the dense fallback's N x N matrix would not be reasonable to hold
 FULL_GRAPH_LIMIT = 1_000  # up to here the dense path's regrets are computed on every pair: exact
 
@@ -55,16 +59,16 @@ def dense_candidates(scores: np.ndarray, right_for_left: np.ndarray, k: int = DE
 
 def certified_graph(scores: np.ndarray, right_for_left: np.ndarray) -> tuple[CandidateGraph, SparseSolution]:
     """A candidate graph of the full (N, N) matrix SCORES with duals that cover every pair, for the
-    optimal RIGHT_FOR_LEFT: each row's and column's best candidates, plus the whole of every row the
-    bounds cannot yet certify, until they all can."""
+    optimal RIGHT_FOR_LEFT: each row's and column's best candidates, plus every pair within PROOF_MARGIN
+    of the duals, which are corrected while any of those pairs breaks them."""
     n = len(scores)
     graph = dense_candidates(scores, right_for_left, k=n if n <= FULL_GRAPH_LIMIT else DEFAULT_K)
     solution = SparseSolution(right_for_left, *potentials(graph, right_for_left))
     for _ in range(MAX_ROUNDS):
-        suspects = rows_needing_rescore(graph, solution)
-        if len(suspects) == 0:
-            break
-        graph, _ = graph.absorb_rows(suspects, [RescoredStrip.dense(scores[suspects])], solution)
+        checked = check(lambda rows, cols: scores[np.ix_(rows, cols)], graph, solution, PROOF_MARGIN, threaded=False)
+        graph = checked.added_to(graph)
+        if not checked.violated:
+            return graph, replace(solution, excluded_floor=PROOF_MARGIN)
         solution = SparseSolution(right_for_left, *potentials(graph, right_for_left, solution))
     return graph, solution
 
@@ -86,13 +90,13 @@ def assign_sparse(scorer: PairScorer, k: int, watch: Stopwatch) -> tuple[np.ndar
     The algorithm: candidates -> match -> certify -> rescore -> repeat.
     1. Stream every left's and right's best k into a candidate graph, with bounds on the rest.
     2. Match optimally on the graph (k doubles while it has no perfect matching).
-    3. Certify: dual potentials u, w cover every edge; `rows_needing_rescore` finds the rows where a
-       bound might exceed u_i + w_j.
-    4. Rescore those rows exactly; any true violation becomes an edge, and the next round re-solves.
+    3. Certify: dual potentials u, w cover every edge; `proof.check` scores every pair whose bound might
+       exceed u_i + w_j - PROOF_MARGIN, and adds those within PROOF_MARGIN of the duals as edges.
+    4. If any of them has s_ij > u_i + w_j, the next round re-solves; else the proof holds, and no pair
+       outside the graph has less than PROOF_MARGIN of slack, which makes the regret searches exact.
     Falls back to dense only if this does not settle within MAX_ROUNDS.
     """
     n = scorer.size[0]
-    pruner = scorer.pruner
     graph = scorer.candidates(k)
     watch.lap("head")
     report = AssignmentReport("sparse", k=k)
@@ -111,22 +115,16 @@ def assign_sparse(scorer: PairScorer, k: int, watch: Stopwatch) -> tuple[np.ndar
                 graph = scorer.candidates(k)
                 watch.lap("head")
                 continue
-            suspects = rows_needing_rescore(graph, solution)
-            if pruner is not None:  # rows of one group share the rights their bounds cannot rule out
-                suspects = suspects[np.argsort(pruner.group_of[suspects], kind="stable")]
             watch.lap("assignment")
-            if len(suspects):
-                chunks = np.array_split(suspects, range(TILE_ROWS, len(suspects), TILE_ROWS))
-                strips = one_ahead(  # a strip at a time (and the next two scoring): memory stays O(TILE_ROWS * N)
-                    (partial(scorer.rescore_rows, chunk, solution) for chunk in chunks), scorer.backend.any_thread, in_flight=2
-                )  # absorbing a strip takes a fraction of scoring one: two score at once (docs/performance.md)
-                graph, added = graph.absorb_rows(suspects, strips, solution)
-                watch.lap("head")
-                report.rescored_rows += len(suspects)
-                report.added_edges += added
-                if added:
-                    previous = solution
-                    continue
+            checked = check(partial(scorer.columns, beside_host=True), graph, solution, PROOF_MARGIN, scorer.backend.any_thread)
+            graph = checked.added_to(graph)
+            report.rescored_rows += checked.rows_checked
+            report.added_edges += len(checked.rows)
+            watch.lap("head")
+            if checked.violated:
+                previous = solution
+                continue
+            solution = replace(solution, excluded_floor=PROOF_MARGIN)
             right_for_left = solution.right_for_left
             report.candidate_edges = len(graph.rows)
             report.scored_pairs = graph.scored_pairs
@@ -135,7 +133,7 @@ def assign_sparse(scorer: PairScorer, k: int, watch: Stopwatch) -> tuple[np.ndar
                 "dual potentials u, w with u_i + w_j = s_ij on all chosen pairs and u_i + w_j >= s_ij on every pair: "
                 f"on {len(graph.rows)} candidate edges exactly, on excluded pairs by top-{report.k} score bounds"
                 + (" and geometry bounds on the pairs never scored" if graph.scored_pairs is not None else "")
-                + (f" or exact rescoring of {report.rescored_rows} rows" if report.rescored_rows else "")
+                + f"; every pair those bounds left within {PROOF_MARGIN} of u_i + w_j scored exactly, {report.added_edges} of them added as edges"
             )
             confidence, counts = regrets_with_counts(graph, solution)
             report.regrets = counts.as_dict()
@@ -144,3 +142,4 @@ def assign_sparse(scorer: PairScorer, k: int, watch: Stopwatch) -> tuple[np.ndar
     if n > DENSE_LIMIT:
         raise RuntimeError(f"sparse assignment did not settle after {report.rounds} rounds and N={n} is too large for the dense fallback")
     return assign_dense(scorer, watch, reason=f"sparse path unsettled after {report.rounds} rounds (k={k})")
+

@@ -9,7 +9,8 @@ the left matched to b along every unchosen pair (a, b), at cost c_ab (Dijkstra; 
 
 A regret is >= 0, and 0 only where another optimal pairing avoids the pair. On the sparse path only
 the candidate edges are known exactly; every pair left out of left r has slack at least
-`duals.excluded_slack`[r] (the bound that proves optimality). A cycle leaving the candidates first
+`duals.excluded_slack`[r] (the bound that proves optimality; the proof scores every pair it leaves under
+REGRET_LIMIT, so no such cycle is cheaper than the cap, `assignment.PROOF_MARGIN`). A cycle leaving the candidates first
 does so at some left r it reached along candidates, so
 
     regret(i) >= min(cheapest candidate cycle through i, min over r of dist(i, r) + max(excluded_slack[r], e)),
@@ -84,7 +85,7 @@ def regrets_with_counts(graph: CandidateGraph, solution: SparseSolution, limit: 
     # Any cycle through i leaves left i along one unchosen pair and enters right_for_left[i] along
     # another, so the cheapest of each bounds the regret from below; only lefts whose bound is
     # under LIMIT need a search.
-    enter = np.maximum(excluded_slack(graph.transposed(), SparseSolution(right_for_left, w, u)), 0.0)
+    enter = np.maximum(excluded_slack(graph.transposed(), SparseSolution(right_for_left, w, u, solution.excluded_floor)), 0.0)
     leave_cheapest, enter_cheapest = leave.copy(), enter.copy()
     np.minimum.at(leave_cheapest, rows, all_slack)
     np.minimum.at(enter_cheapest, cols, all_slack)

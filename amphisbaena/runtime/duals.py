@@ -18,6 +18,7 @@ bound tightens to its largest excluded score.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.sparse import csr_matrix
@@ -178,7 +179,8 @@ def excluded_slack(graph: CandidateGraph, solution: SparseSolution) -> np.ndarra
 
     Uses s_ij <= min(row_bound_i, col_bound_j) and covers all N^2 pairs in O(N log N): for each
     row, the worst column among those whose bound is at least the row's (suffix minimum of w) and
-    among those below it (prefix minimum of w - col_bound).
+    among those below it (prefix minimum of w - col_bound). No less than SOLUTION's excluded_floor, where every
+    pair its bounds left under that floor was scored and joined the graph (`uncovered_pairs`).
     """
     u, w = solution.row_potential, solution.col_potential
     order = np.argsort(graph.col_bound)
@@ -191,9 +193,52 @@ def excluded_slack(graph: CandidateGraph, solution: SparseSolution) -> np.ndarra
     slack[high] = u[high] + suffix_min_w[split[high]] - graph.row_bound[high]
     low = split > 0
     slack[low] = np.minimum(slack[low], u[low] + prefix_min_slack[split[low] - 1])
-    return slack
+    return np.maximum(slack, solution.excluded_floor)
 
 
-def rows_needing_rescore(graph: CandidateGraph, solution: SparseSolution) -> np.ndarray:
-    """Rows i for which some excluded pair (i, j) might have s_ij > u_i + w_j (`excluded_slack`)."""
-    return np.flatnonzero(excluded_slack(graph, solution) < -graph.tolerance)
+@dataclass(frozen=True)
+class Uncovered:
+    """The pairs outside a candidate graph whose bounds leave them under some slack, as prefixes of two orders
+    of the columns: row ROWS[r] must be checked against ORDERS[SIDE[r]][:LENGTH[r]]. Rows come by side, then by
+    length, so neighbours share most of their prefix."""
+
+    rows: np.ndarray  # (R,)
+    side: np.ndarray  # (R,) 0: the columns by w ascending; 1: by col_bound - w descending
+    length: np.ndarray  # (R,)
+    orders: tuple[np.ndarray, np.ndarray]  # (N,) each
+
+    @property
+    def pairs(self) -> int:
+        return int(self.length.sum())
+
+
+def uncovered(graph: CandidateGraph, solution: SparseSolution, margin: float) -> Uncovered:
+    """Every pair (i, j) whose bound min(row_bound_i, col_bound_j) exceeds u_i + w_j - MARGIN, so that the bounds
+    cannot show it has slack at least MARGIN (edges among them too), as prefixes (`Uncovered`).
+
+    Such a pair has w_j < row_bound_i - u_i + MARGIN and col_bound_j - w_j > u_i - MARGIN, so each row's pairs
+    lie in the shorter of two prefixes: the columns by w ascending, or by col_bound - w descending. Finding them
+    costs O(N log N); checking them costs what the prefixes hold."""
+    u, w = solution.row_potential, solution.col_potential
+    excess = graph.col_bound - w
+    by_w, by_excess = np.argsort(w, kind="stable"), np.argsort(-excess, kind="stable")
+    from_w = np.searchsorted(w[by_w], graph.row_bound - u + margin, side="left")
+    from_excess = np.searchsorted(-excess[by_excess], margin - u, side="left")
+    side = (from_excess < from_w).astype(np.int8)
+    length = np.minimum(from_w, from_excess)
+    rows = np.flatnonzero(length)
+    rows = rows[np.lexsort((length[rows], side[rows]))]
+    return Uncovered(rows, side[rows], length[rows], (by_w, by_excess))
+
+
+def edges_among(graph: CandidateGraph, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """(P,) whether each pair (ROWS, COLS) is an edge of GRAPH: the edges of those rows only are sorted and searched."""
+    if len(rows) == 0:
+        return np.zeros(0, dtype=bool)
+    listed_row = np.zeros(graph.size, dtype=bool)
+    listed_row[rows] = True
+    on_rows = np.flatnonzero(listed_row[graph.rows])
+    edge_keys = np.sort(graph.rows[on_rows] * graph.size + graph.cols[on_rows])
+    keys = rows * graph.size + cols
+    position = np.minimum(np.searchsorted(edge_keys, keys), max(len(edge_keys) - 1, 0))
+    return edge_keys[position] == keys if len(edge_keys) else np.zeros(len(rows), dtype=bool)

@@ -36,7 +36,6 @@ from amphisbaena.model_files import FeatureLayout
 
 HALF_WINDOW = CENTRE_HIGH - CENTRE  # 0.5: how far the joined centre of mass may lie from 14
 GROUP_SIZE = 256  # lefts per group: small groups have tight ranges, large ones amortise each head call (docs/performance.md)
-RESCORE_GROUP_SIZE = 32  # rows rescored for the proof are few: tighter groups, fewer pairs to score
 BOUND_CELLS = 1 << 16  # (group, right) bounds computed at once: temporaries stay in cache
 
 
@@ -154,11 +153,6 @@ class GeometryPruner:
             low = np.stack([self.lefts[members].min(axis=0) for members in batch])
             high = np.stack([self.lefts[members].max(axis=0) for members in batch])
             yield from score_upper_bounds(low, high, self.rights, self.bound)
-
-    def subgroups(self, rows: np.ndarray, size: int = RESCORE_GROUP_SIZE) -> list[np.ndarray]:
-        """ROWS split the same way into smaller groups (positions into ROWS): tighter bounds for
-        the few rows the optimality check sends back."""
-        return group_lefts(self.lefts[rows], size)
 
 
 def pruning_applies(backend: Backend) -> bool:

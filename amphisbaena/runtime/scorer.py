@@ -15,7 +15,7 @@ import numpy as np
 from amphisbaena.engines.base import Backend
 from amphisbaena.progress import Progress
 from amphisbaena.runtime import candidates
-from amphisbaena.runtime.graph import CandidateGraph, RescoredBlock, RescoredStrip, SparseSolution
+from amphisbaena.runtime.graph import CandidateGraph
 from amphisbaena.runtime.pruning import GeometryPruner, pruner_for
 from amphisbaena.shapes import TilePlan
 
@@ -90,24 +90,3 @@ class PairScorer:
     def block(self, lefts: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(LEFTS, COLS, their scores): one block of the pruned stream, computed in a worker thread."""
         return lefts, cols, self.columns(lefts, cols, beside_host=True)
-
-    def rescore_rows(self, rows: np.ndarray, solution: SparseSolution) -> RescoredStrip:
-        """ROWS scored for the proof (in a worker, beside the host's work on the last strip): every pair,
-        or the pairs their bounds cannot settle.
-
-        Without a pruner every pair is scored. With one, the rows are split into small groups of
-        similar geometry, and a pair whose group bound is at most what the duals certify
-        (u_i + w_j) needs no score: the bound stands in for it, which both certifies it and
-        bounds what the row leaves out."""
-        if self.pruner is None:
-            return RescoredStrip.dense(self.rows(rows))
-        certified = solution.row_potential[rows, None] + solution.col_potential[None, :]
-        subgroups = self.pruner.subgroups(rows)
-        blocks, scored = [], 0
-        for members, upper in zip(subgroups, self.pruner.bounds([rows[members] for members in subgroups])):
-            needed = upper > certified[members].min(axis=0)
-            cols = np.flatnonzero(needed)
-            unscored = upper[~needed].max(initial=-np.inf)
-            blocks.append(RescoredBlock(members, cols, self.columns(rows[members], cols, beside_host=True), unscored))
-            scored += len(members) * len(cols)
-        return RescoredStrip(len(rows), blocks, scored)

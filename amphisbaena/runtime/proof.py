@@ -1,0 +1,84 @@
+"""The proof's check of every pair outside the candidate graph: score what the bounds cannot settle.
+
+A pair (i, j) left out of the graph scores at most min(row_bound_i, col_bound_j). Where that bound leaves
+it under MARGIN of slack against the duals u, w (`duals.uncovered`), its exact score decides: a pair with
+s_ij > u_i + w_j breaks the duals, and the next round re-solves with it as an edge; a pair within MARGIN
+of them joins the graph, so that afterwards every pair outside it has slack at least MARGIN
+(`SparseSolution.excluded_floor`), which the regrets use. The pairs to check are prefixes of two orders
+of the columns (`duals.Uncovered`), so blocks of neighbouring rows against the longest of their prefixes
+are dense head calls, and only the few near-tight pairs are kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from amphisbaena.runtime.duals import Uncovered, edges_among, uncovered
+from amphisbaena.runtime.graph import CandidateGraph, SparseSolution
+from amphisbaena.runtime.overlap import one_ahead
+
+BLOCK_ROWS = 32  # rows of one head call: neighbours' prefixes differ little, so few pairs are scored beside them
+BLOCK_CELLS = 1 << 22  # pairs one call may score: a long prefix is cut into several calls
+
+ScoreBlock = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (lefts (R,), rights (C,)) -> exact scores (R, C)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What a check found: the pairs outside the graph within its margin of the duals (P,) with their exact
+    scores, whether any of them breaks the duals, and how many pairs were scored to find them."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    scores: np.ndarray
+    violated: bool
+    scored: int
+    rows_checked: int  # rows whose pairs outside the graph were scored
+
+    def added_to(self, graph: CandidateGraph) -> CandidateGraph:
+        return graph.with_edges(self.rows, self.cols, self.scores, self.scored)
+
+
+def check(score_block: ScoreBlock, graph: CandidateGraph, solution: SparseSolution, margin: float, threaded: bool) -> Checked:
+    """Score every pair outside GRAPH whose bound allows less than MARGIN of slack under SOLUTION's duals
+    (SCORE_BLOCK, two calls in flight in workers where THREADED); keep those whose exact slack is under it."""
+    plan = uncovered(graph, solution, margin)
+    u, w = solution.row_potential, solution.col_potential
+    found = list(one_ahead((partial(_near_in_block, score_block, plan, u, w, margin, *block) for block in _blocks(plan)), threaded, in_flight=2))
+    rows, cols, scores = (np.concatenate([part[index] for part in found]) if found else np.zeros(0) for index in range(3))
+    rows, cols = rows.astype(np.int64), cols.astype(np.int64)
+    outside = ~edges_among(graph, rows, cols)
+    rows, cols, scores = rows[outside], cols[outside], scores[outside]
+    violated = bool((scores > u[rows] + w[cols] + graph.tolerance).any())
+    return Checked(rows, cols, scores.astype(np.float64), violated, sum(part[3] for part in found), len(plan.rows))
+
+
+def _blocks(plan: Uncovered) -> Iterator[tuple[int, int, int, int]]:
+    """(first, stop, col_start, col_stop): up to BLOCK_ROWS consecutive rows of PLAN, all on one side, against
+    a slice of their longest prefix of at most BLOCK_CELLS / rows columns."""
+    first = 0
+    while first < len(plan.rows):
+        stop = min(first + BLOCK_ROWS, len(plan.rows))
+        stop = first + int(np.searchsorted(plan.side[first:stop], plan.side[first], side="right"))
+        longest = int(plan.length[stop - 1])
+        step = max(1, BLOCK_CELLS // (stop - first))
+        for col_start in range(0, longest, step):
+            yield first, stop, col_start, min(col_start + step, longest)
+        first = stop
+
+
+def _near_in_block(
+    score_block: ScoreBlock, plan: Uncovered, u: np.ndarray, w: np.ndarray, margin: float, first: int, stop: int, col_start: int, col_stop: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """In a worker: one block's pairs within MARGIN of the duals and inside each row's prefix, and the block's size."""
+    rows = plan.rows[first:stop]
+    cols = plan.orders[plan.side[first]][col_start:col_stop]
+    scores = score_block(rows, cols)
+    inside = np.arange(col_start, col_stop)[None, :] < plan.length[first:stop, None]
+    near = inside & (scores > u[rows, None] + w[None, cols] - margin)
+    r, c = np.nonzero(near)
+    return rows[r], cols[c], scores[r, c], scores.size
