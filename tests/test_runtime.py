@@ -138,18 +138,20 @@ def test_rounds_with_added_edges_still_equal_dense() -> None:
     np.testing.assert_array_equal(sparse.right_for_left, dense.right_for_left)
 
 
-def test_the_matcher_phases_solve_every_round_as_scipy_does(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Large restores match in the matcher's phases, re-solves starting from the last round's duals:
-    forced onto a small restore with added edges, the rounds and the result equal scipy's path."""
+@pytest.mark.parametrize("warm", [True, False])
+def test_the_matcher_phases_solve_every_round_as_scipy_does(warm: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large restores match in the matcher's phases, re-solves starting from the last round's duals (WARM)
+    or afresh: forced onto a small restore with added edges, the rounds and the result equal scipy's path."""
     backend = NumpyBackend(seed=3, sharpness=0.5)
     left, right = random_halves(300, 3)
     scipy_path = restore(backend, left, right, method="sparse", k=1)
     monkeypatch.setattr(duals, "PHASES_FROM", 0)
+    monkeypatch.setattr(duals, "WARM_START_SHARE", 1.0 if warm else 0.0)
     calls = []
     real = duals.optimal_matching
     monkeypatch.setattr(duals, "optimal_matching", lambda *args: calls.append(args[4] is not None) or real(*args))
     phases_path = restore(backend, left, right, method="sparse", k=1)
-    assert calls[0] is False and any(calls[1:])  # a first solve, then re-solves from earlier duals
+    assert calls[0] is False and len(calls) > 1 and any(calls[1:]) == warm  # re-solves after k widens start afresh anyway
     assert phases_path.assignment.rounds == scipy_path.assignment.rounds > 1
     np.testing.assert_array_equal(phases_path.right_for_left, scipy_path.right_for_left)
     np.testing.assert_array_equal(phases_path.confidence, scipy_path.confidence)

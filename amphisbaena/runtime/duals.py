@@ -31,6 +31,9 @@ from amphisbaena.runtime.matcher import optimal_matching
 # From this many pairs the matcher's phases beat scipy's LAPJVsp, whose searches each scan every column
 # per distance level (benchmarks/results/matcher-scaling.md: 0.9x at 20,000 pairs, 1.4x at 40,000)
 PHASES_FROM = 30_000
+# A re-solve from the last round's duals frees the rows its added edges break; past this share of the rows the
+# auction's fresh start is cheaper (docs/performance.md)
+WARM_START_SHARE = 1e-3
 
 
 def _matching(rows: np.ndarray, cols: np.ndarray, costs: np.ndarray, n: int) -> np.ndarray | None:
@@ -148,11 +151,17 @@ def solve_sparse(graph: CandidateGraph, previous: SparseSolution | None = None) 
 
 
 def _optimal_right_for_left(graph: CandidateGraph, previous: SparseSolution | None) -> np.ndarray | None:
-    """The graph's optimal matching: scipy's on small graphs, the matcher's phases from PHASES_FROM pairs,
-    where PREVIOUS's column duals leave only the rows the added edges violate unmatched."""
+    """The graph's optimal matching: scipy's on small graphs, the matcher's phases from PHASES_FROM pairs.
+    A re-solve starts from PREVIOUS's column duals while few rows have an added edge that breaks them (only
+    those rows are then unmatched); past WARM_START_SHARE of the rows, the auction's start is cheaper."""
     if graph.size < PHASES_FROM:
         return _matching(graph.rows, graph.cols, -graph.scores, graph.size) if previous is None else _matching_near(graph, previous)
-    found = optimal_matching(graph.rows, graph.cols, graph.scores, graph.size, None if previous is None else previous.col_potential)
+    start = None
+    if previous is not None:
+        slack = previous.row_potential[graph.rows] + previous.col_potential[graph.cols] - graph.scores
+        if len(np.unique(graph.rows[slack < -graph.tolerance])) <= WARM_START_SHARE * graph.size:
+            start = previous.col_potential
+    found = optimal_matching(graph.rows, graph.cols, graph.scores, graph.size, start)
     return None if found is None else found[0]
 
 
