@@ -1,7 +1,7 @@
 """A million pairs on one machine: a duplicate-free synthetic set, and one timed restore of it.
 
     python benchmarks/million.py make --out-dir runs/million [--count 1000000] [--seed 0]
-    python benchmarks/million.py restore --out-dir runs/million
+    python benchmarks/million.py restore --out-dir runs/million [--pairs 100000]
 
 `make` draws training digits at random (seed SEED), distorts each by its own random affine map (rotation up
 to 12 degrees, shear up to 0.2, one axis stretched against the other by up to 15%) and renormalises it as MNIST
@@ -15,7 +15,10 @@ provenance.json (what was drawn, rejected and dropped). Needs torch (the `train`
 command's own code, which piped prints only its estimate, made to print a line as each stage starts and ends) and
 records its commit, wall time, peak RSS, its RSS every 10 s, every line it prints on stderr (the estimate
 first) with its time, and its summary in benchmarks/results/million.json. With --timeout it interrupts the
-restore (SIGINT) after that many seconds and records how far it got, marked `"completed": false`.
+restore (SIGINT) after that many seconds and records how far it got, marked `"completed": false`. With
+--pairs N it restores the set's first N lefts and their rights instead, the rights shuffled anew (seed 1),
+written once to OUT_DIR/pairs-N/, and records benchmarks/results/scale-N.json: the scaling curve's
+synthetic points between 60,000 real pairs and the million.
 """
 
 from __future__ import annotations
@@ -109,9 +112,25 @@ def make(out_dir: Path, count: int, seed: int) -> None:
     print(f"wrote {out_dir / 'halves.npz'}, {out_dir / 'key.npz'} and provenance.json")
 
 
-def restore(out_dir: Path, timeout: float | None) -> None:
-    """One timed restore of OUT_DIR's set. Past TIMEOUT seconds it is interrupted (SIGINT, as a user would) and
-    what it reached is recorded, marked as not completed."""
+def first_pairs(out_dir: Path, pairs: int) -> Path:
+    """OUT_DIR's first PAIRS lefts with their rights, the rights shuffled anew (seed 1), written once to
+    OUT_DIR/pairs-PAIRS/ (halves.npz and key.npz); that folder."""
+    subset = out_dir / f"pairs-{pairs}"
+    if (subset / "key.npz").exists():
+        return subset
+    with np.load(out_dir / "halves.npz", allow_pickle=False) as halves, np.load(out_dir / "key.npz", allow_pickle=False) as key:
+        left, right = halves["left"][:pairs], halves["right"][key["right_for_left"][:pairs]]
+    order = np.random.default_rng(1).permutation(pairs)  # shuffled right p is right order[p]
+    right_for_left = np.argsort(order)
+    subset.mkdir(exist_ok=True)
+    np.savez(subset / "halves.npz", left=left, right=right[order])
+    np.savez(subset / "key.npz", right_for_left=right_for_left)
+    return subset
+
+
+def restore(out_dir: Path, timeout: float | None, name: str = "million") -> None:
+    """One timed restore of OUT_DIR's set into benchmarks/results/NAME.json. Past TIMEOUT seconds it is
+    interrupted (SIGINT, as a user would) and what it reached is recorded, marked as not completed."""
     command = [sys.executable, "-c", WITH_STAGE_LINES, "restore", str(out_dir / "halves.npz"), "--key", str(out_dir / "key.npz"), "--json"]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -148,7 +167,7 @@ def restore(out_dir: Path, timeout: float | None) -> None:
         "summary": None if interrupted else json.loads(stdout),
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
-    (HERE / "results" / "million.json").write_text(json.dumps(report, indent=2) + "\n")
+    (HERE / "results" / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({key: report[key] for key in ("seconds", "peak_rss_mb", "estimate_line")}, indent=2))
 
 
@@ -177,8 +196,14 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=None, help="restore: interrupt it after this many seconds and record how far it got")
+    parser.add_argument("--pairs", type=int, default=None, help="restore: only the set's first PAIRS lefts and their rights")
     args = parser.parse_args()
-    make(args.out_dir, args.count, args.seed) if args.action == "make" else restore(args.out_dir, args.timeout)
+    if args.action == "make":
+        make(args.out_dir, args.count, args.seed)
+    elif args.pairs is None:
+        restore(args.out_dir, args.timeout)
+    else:
+        restore(first_pairs(args.out_dir, args.pairs), args.timeout, f"scale-{args.pairs}")
 
 
 if __name__ == "__main__":
