@@ -1,8 +1,8 @@
 """Assignment: the one-to-one pairing of maximal total score, and the proof that it is optimal.
 
 `assign_sparse` is the algorithm on large inputs: the top-k candidate graph, its optimal matching
-and dual certificate (`duals`), and exact rescoring of the rows the certificate cannot cover, round
-after round until the proof holds. `assign_dense` scores every pair and solves the full matrix.
+and dual certificate (`duals`), and exact scores of the pairs the certificate's bounds cannot cover
+(`proof`), round after round until the proof holds. `assign_dense` scores every pair and solves the full matrix.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def assign_dense(scorer: PairScorer, watch: Stopwatch, reason: str = "") -> tupl
 def assign_sparse(scorer: PairScorer, k: int, watch: Stopwatch) -> tuple[np.ndarray, np.ndarray, AssignmentReport]:
     """Optimal assignment on a top-k candidate graph, proven optimal for the full score matrix.
 
-    The algorithm: candidates -> match -> certify -> rescore -> repeat.
+    The algorithm: candidates -> match -> certify -> check -> repeat.
     1. Stream every left's and right's best k into a candidate graph, with bounds on the rest.
     2. Match optimally on the graph (k doubles while it has no perfect matching).
     3. Certify: dual potentials u, w cover every edge; `proof.check` scores every pair whose bound might

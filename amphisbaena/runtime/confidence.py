@@ -10,8 +10,8 @@ the left matched to b along every unchosen pair (a, b), at cost c_ab (Dijkstra; 
 A regret is >= 0, and 0 only where another optimal pairing avoids the pair. On the sparse path only
 the candidate edges are known exactly; every pair left out of left r has slack at least
 `duals.excluded_slack`[r] (the bound that proves optimality; the proof scores every pair it leaves under
-REGRET_LIMIT, so no such cycle is cheaper than the cap, `assignment.PROOF_MARGIN`). A cycle leaving the candidates first
-does so at some left r it reached along candidates, so
+REGRET_LIMIT, `assignment.PROOF_MARGIN`, so none is cheaper than the cap). A cycle leaving the candidates
+first does so at some left r it reached along candidates, so
 
     regret(i) >= min(cheapest candidate cycle through i, min over r of dist(i, r) + max(excluded_slack[r], e)),
 

@@ -10,9 +10,9 @@ result is also optimal for the full matrix with LP duality:
 On the candidate edges the potentials come from shortest paths in the residual
 graph of the optimal sparse matching. For an excluded pair (i, j), s_ij is at
 most min(row_bound_i, col_bound_j), the (k+1)-th best score of row i and of
-column j; where even that bound could exceed u_i + w_j the caller rescores the
-row exactly, any true violation becomes a new candidate edge, and the row's
-bound tightens to its largest excluded score.
+column j; where even that bound could exceed u_i + w_j (`uncovered` lists those
+pairs), the caller scores them exactly (`proof`), and any true violation becomes
+a new candidate edge.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ def _tight_tolerance(scores: np.ndarray) -> float:
 
 def _in_row_order(rows: np.ndarray, cols: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The edges sorted by row: as they are where they come sorted (the stream's graphs), else by a
-    stable sort, nearly free where a few rows were appended to sorted ones (`absorb_rows`)."""
+    stable sort, nearly free where a few edges were appended to sorted ones (`CandidateGraph.with_edges`)."""
     if not np.any(rows[1:] < rows[:-1]):
         return rows, cols, scores
     order = np.argsort(rows, kind="stable")

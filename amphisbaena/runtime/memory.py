@@ -36,7 +36,7 @@ def estimate_peak_bytes(n: int, feature_size: int, method: str, k: int = DEFAULT
     features = 2 * n * feature_size * 4
     if method == "dense":
         return process + features + n * n * (4 + 8)  # float32 scores + scipy's float64 copy
-    strip = TILE_ROWS * n * 32  # a strip of scores with its masks and gathers, or of rescored rows
+    strip = TILE_ROWS * n * 32  # a strip of scores with its masks and gathers
     candidates = 2 * n * (k + 1) * (4 + 8) * 3  # best-per-item arrays, merges, the sparse graph
     return process + int(SPARSE_MEASURED_FACTOR * (features + strip + candidates))
 

@@ -25,7 +25,7 @@ class AssignmentReport:
     k: int | None = None
     candidate_edges: int | None = None
     rounds: int = 0
-    rescored_rows: int = 0
+    rescored_rows: int = 0  # rows whose pairs outside the graph the proof scored, summed over rounds
     added_edges: int = 0
     scored_pairs: int | None = None  # pairs the head scored; the rest were ruled out by their bounds
     proof: str = ""

@@ -1,8 +1,8 @@
 """PairScorer: everything that scores pairs of one restore, held once.
 
 The backend, both sides' features, the tile plan and the geometry pruner travel together through
-every stage that runs the head: streaming candidates, scoring blocks and strips, and rescoring rows
-for the proof. Memory stays bounded by a tile: the head's hidden tensor is at most rows x cols x H,
+every stage that runs the head: streaming candidates, scoring blocks and strips, and the proof's
+checks. Memory stays bounded by a tile: the head's hidden tensor is at most rows x cols x H,
 never N x N x H.
 """
 
