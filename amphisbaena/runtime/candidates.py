@@ -65,25 +65,35 @@ def graph_from(by_row: BestPerItem, by_col: BestPerItem, k: int, n_right: int) -
     row_partner, row_score, row_bound = by_row.best(k)
     col_partner, col_score, col_bound = by_col.best(k)
     stride = n_right + 1  # key of (i, j): i * stride + j + 1
+    # Each temporary is dropped as soon as it is used: at a million pairs each of these arrays is about 1 GB.
     by_partner = np.argsort(row_partner, axis=1, kind="stable")
-    row_keys = (np.arange(len(row_partner))[:, None] * stride + np.take_along_axis(row_partner, by_partner, axis=1) + 1).ravel()
+    row_keys = np.take_along_axis(row_partner, by_partner, axis=1)
+    row_keys += np.arange(len(row_partner))[:, None] * stride + 1
+    row_keys = row_keys.ravel()
     row_scores = np.take_along_axis(row_score, by_partner, axis=1).ravel()
     row_held = np.flatnonzero(np.isfinite(row_scores))  # empty slots (an item with fewer than k partners) go
-    col_keys = (col_partner * stride + np.arange(len(col_partner))[:, None] + 1).ravel()
     col_held = np.flatnonzero(np.isfinite(col_score.ravel()))
     rows_of_held = col_partner.ravel()[col_held]  # held in column order, so a stable sort by row sorts by key
     col_held = col_held[np.argsort(rows_of_held.astype(np.uint16) if len(row_partner) <= 1 << 16 else rows_of_held, kind="stable")]  # 16-bit: a radix sort
-    keys = np.concatenate([row_keys[row_held], col_keys[col_held]])
+    del rows_of_held
+    col_keys = col_partner.ravel()[col_held] * stride + col_held // col_partner.shape[1] + 1
+    keys = np.concatenate([row_keys[row_held], col_keys])
+    del row_keys, col_keys
     merged = np.argsort(keys, kind="stable")  # two sorted runs: a merge; a pair's row copy comes first
     keys = keys[merged]
     scores = np.concatenate([row_scores[row_held], col_score.ravel()[col_held]])[merged]
-    rank = np.concatenate([by_partner.ravel()[row_held], col_held % col_partner.shape[1]]).astype(np.int32)[merged]  # place in the best-first list
+    del row_scores
+    rank = np.concatenate([by_partner.ravel()[row_held].astype(np.int32), (col_held % col_partner.shape[1]).astype(np.int32)])[merged]  # place in the best-first list
+    del by_partner, row_held, col_held, merged
     copy = np.flatnonzero(keys[1:] == keys[:-1])  # the row copy; the column copy follows it
     rank[copy] = np.minimum(rank[copy], rank[copy + 1])  # the union keeps an edge's best rank on either side
     first = np.ones(len(keys), dtype=bool)
     first[copy + 1] = False
+    del copy
     keys, scores, rank = keys[first], scores[first].astype(np.float64), rank[first]
+    del first
     rows, cols = np.divmod(keys, stride)
+    del keys
     return CandidateGraph(rows, cols - 1, scores, row_bound, col_bound, core=rank < CORE_K)
 
 

@@ -68,11 +68,14 @@ def _potentials_by_shortest_paths(
     """
     n = len(right_for_left)
     matched = right_for_left[rows] == cols
-    # Nodes 0..n-1 are rows, n..2n-1 are columns; edges sorted by tail, so a node's edges are one run.
-    tails = np.where(matched, cols + n, rows)
+    # Nodes 0..n-1 are rows, n..2n-1 are columns; edges sorted by tail, so a node's edges are one run. Node
+    # numbers in 32 bits where they fit: two of these passes run at once, each holding several edge arrays.
+    node_type = np.int32 if 2 * n < np.iinfo(np.int32).max else np.int64
+    tails = np.where(matched, cols + n, rows).astype(node_type)
     order = np.argsort(tails, kind="stable")
-    tails, heads = tails[order], np.where(matched, rows, cols + n)[order]
+    tails, heads = tails[order], np.where(matched, rows, cols + n).astype(node_type)[order]
     weights = np.where(matched, scores, -scores)[order]
+    del order
     nodes = np.arange(2 * n)
     first, last = np.searchsorted(tails, nodes, side="left"), np.searchsorted(tails, nodes, side="right")
     matched_score = np.empty(n)

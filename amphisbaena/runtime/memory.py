@@ -56,15 +56,16 @@ def check_memory(n: int, feature_size: int, method: str, k: int = DEFAULT_K, pro
         progress.note(announced)
 
 
-# seconds ~ LINEAR_SECONDS * n + QUADRATIC_SECONDS * n^2 for n pairs on two cores of this project's reference
-# machine, fitted to the whole-process restores of 10,000 and 60,000 pairs (docs/performance.md, "Long runs")
-LINEAR_SECONDS, QUADRATIC_SECONDS = 8.6e-5, 6.5e-9
+# seconds ~ LINEAR_SECONDS * n + QUADRATIC_SECONDS * n^2 + CUBIC_SECONDS * n^3 for n pairs on two cores of this
+# project's reference machine, fitted to whole-process restores of 10,000 to 200,000 pairs; the cubic term is the
+# proof's check, whose share of the pairs grows with n (docs/performance.md, issue 23's fourth stop)
+LINEAR_SECONDS, QUADRATIC_SECONDS, CUBIC_SECONDS = 1.86e-4, 9.0e-10, 5.15e-14
 LONG_RUN_SECONDS = 20.0  # runs estimated at least this long announce their estimate
 
 
 def estimate_seconds(n: int) -> float:
     """A rough whole-restore time for N pairs (sparse path, two cores like the reference machine)."""
-    return LINEAR_SECONDS * n + QUADRATIC_SECONDS * n * n
+    return LINEAR_SECONDS * n + QUADRATIC_SECONDS * n * n + CUBIC_SECONDS * n * n * n
 
 
 def estimate_line(n: int, feature_size: int, method: str, k: int = DEFAULT_K) -> str | None:
