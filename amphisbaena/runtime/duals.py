@@ -10,19 +10,17 @@ result is also optimal for the full matrix with LP duality:
 On the candidate edges the potentials come from shortest paths in the residual
 graph of the optimal sparse matching. For an excluded pair (i, j), s_ij is at
 most min(row_bound_i, col_bound_j), the (k+1)-th best score of row i and of
-column j; where even that bound could exceed u_i + w_j (`uncovered` lists those
-pairs), the caller scores them exactly (`proof`), and any true violation becomes
-a new candidate edge.
+column j; where even that bound could exceed u_i + w_j, the caller scores the pair
+exactly (`proof`), and any true violation becomes a new candidate edge.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+from scipy.sparse.csgraph import dijkstra, min_weight_full_bipartite_matching
 
 from amphisbaena.runtime.arrays import runs
 from amphisbaena.runtime.graph import CandidateGraph, SparseSolution
@@ -107,8 +105,45 @@ def _potentials_by_shortest_paths(
     return matched_score - w[right_for_left], w  # u tight on the matching
 
 
+def _extreme_by_dijkstra(
+    rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, right_for_left: np.ndarray, feasible: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The column-heavy extreme of `_potentials_by_shortest_paths` (from the virtual source), by one Dijkstra.
+
+    FEASIBLE duals (u, w) give every node a potential h (u_i for row i, -w_j for column j) under which each
+    residual edge a -> b of length c has c + h(a) - h(b) >= 0 (the reduced cost; rounding clipped). A source
+    joined to every node v by length max(h) - h(v) stands for the virtual source; a distance d' then gives
+    d = d' - max(h) + h(v). The graph is laid out node by node directly: rows, then columns (one matched edge
+    each), then the source."""
+    n = len(right_for_left)
+    u, w = feasible
+    free = right_for_left[rows] != cols
+    tails, heads, free_scores = rows[free], cols[free], scores[free]
+    if np.any(tails[1:] < tails[:-1]):
+        order = np.argsort(tails, kind="stable")
+        tails, heads, free_scores = tails[order], heads[order], free_scores[order]
+        del order
+    left_for_right = np.empty_like(right_for_left)
+    left_for_right[right_for_left] = np.arange(n)
+    matched_score = np.empty(n)
+    matched_score[rows[~free]] = scores[~free]
+    potential = np.concatenate([u, -w])
+    top = float(potential.max())
+    lengths = np.concatenate([u[tails] + w[heads] - free_scores, matched_score[left_for_right] - w - u[left_for_right], top - potential])
+    np.maximum(lengths, 0.0, out=lengths)
+    lengths += np.finfo(np.float64).tiny  # csgraph drops stored zeros: a tight edge keeps the smallest positive length
+    index_type = np.int32 if len(lengths) + 2 * n < np.iinfo(np.int32).max else np.int64
+    targets = np.concatenate([heads + n, left_for_right, np.arange(2 * n)]).astype(index_type)
+    starts = np.concatenate([[0], np.cumsum(np.bincount(tails, minlength=n)), len(tails) + np.arange(1, n + 1), [len(lengths)]])
+    del tails, heads, free_scores
+    graph = csr_matrix((lengths, targets, starts.astype(index_type)), shape=(2 * n + 1, 2 * n + 1))
+    distance = dijkstra(graph, directed=True, indices=2 * n)[: 2 * n] - top + potential
+    w_extreme = -distance[n:]
+    return matched_score - w_extreme[right_for_left], w_extreme
+
+
 def potentials(
-    graph: CandidateGraph, right_for_left: np.ndarray, start: SparseSolution | None = None
+    graph: CandidateGraph, right_for_left: np.ndarray, start: SparseSolution | None = None, feasible: tuple[np.ndarray, np.ndarray] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Central optimal duals: the mean of the column-heavy and the row-heavy extremes.
 
@@ -123,7 +158,19 @@ def potentials(
     gets its duals there first, where the shortest paths take an eighth of the edges
     (k = 64), and then only corrected on the whole graph, where few edges are violated
     (docs/performance.md).
+
+    FEASIBLE, optimal duals (u, w) of this graph and matching (the matcher's), turns every
+    residual length non-negative (Johnson's reweighting), so each extreme is one Dijkstra
+    (`_extreme_by_dijkstra`) instead of hundreds of Bellman-Ford sweeps through the crowded part.
     """
+    if feasible is not None:
+        left_for_right = np.empty_like(right_for_left)
+        left_for_right[right_for_left] = np.arange(len(right_for_left))
+        with ThreadPoolExecutor(max_workers=1) as worker:
+            row_heavy = worker.submit(_extreme_by_dijkstra, graph.cols, graph.rows, graph.scores, left_for_right, feasible[::-1])
+            u_cols, w_cols = _extreme_by_dijkstra(graph.rows, graph.cols, graph.scores, right_for_left, feasible)
+            w_rows, u_rows = row_heavy.result()
+        return (u_cols + u_rows) / 2, (w_cols + w_rows) / 2
     core = None if start is not None or graph.core is None else graph.core | (right_for_left[graph.rows] == graph.cols)
     if core is not None and not core.all():
         inner = CandidateGraph(graph.rows[core], graph.cols[core], graph.scores[core], graph.row_bound, graph.col_bound)
@@ -146,26 +193,29 @@ def solve_sparse(graph: CandidateGraph, previous: SparseSolution | None = None) 
     PREVIOUS, an optimal solution of a graph with the same nodes and a subset of these edges,
     makes a re-solve cheap (the matching starts from its duals, and the potentials are corrected
     from them)."""
-    right_for_left = _optimal_right_for_left(graph, previous)
-    if right_for_left is None:
+    found = _optimal_matching(graph, previous)
+    if found is None:
         return None
-    u, w = potentials(graph, right_for_left, previous)
+    right_for_left, feasible = found
+    u, w = potentials(graph, right_for_left, previous, feasible)
     return SparseSolution(right_for_left, u, w)
 
 
-def _optimal_right_for_left(graph: CandidateGraph, previous: SparseSolution | None) -> np.ndarray | None:
-    """The graph's optimal matching: scipy's on small graphs, the matcher's phases from PHASES_FROM pairs.
-    A re-solve starts from PREVIOUS's column duals while few rows have an added edge that breaks them (only
-    those rows are then unmatched); past WARM_START_SHARE of the rows, the auction's start is cheaper."""
+def _optimal_matching(graph: CandidateGraph, previous: SparseSolution | None) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None] | None:
+    """The graph's optimal matching, with optimal duals where the solver gives them: scipy's on small graphs
+    (no duals), the matcher's phases from PHASES_FROM pairs. A re-solve starts from PREVIOUS's column duals
+    while few rows have an added edge that breaks them (only those rows are then unmatched); past
+    WARM_START_SHARE of the rows, the auction's start is cheaper."""
     if graph.size < PHASES_FROM:
-        return _matching(graph.rows, graph.cols, -graph.scores, graph.size) if previous is None else _matching_near(graph, previous)
+        found = _matching(graph.rows, graph.cols, -graph.scores, graph.size) if previous is None else _matching_near(graph, previous)
+        return None if found is None else (found, None)
     start = None
     if previous is not None:
         slack = previous.row_potential[graph.rows] + previous.col_potential[graph.cols] - graph.scores
         if len(np.unique(graph.rows[slack < -graph.tolerance])) <= WARM_START_SHARE * graph.size:
             start = previous.col_potential
     found = optimal_matching(graph.rows, graph.cols, graph.scores, graph.size, start)
-    return None if found is None else found[0]
+    return None if found is None else (found[0], found[1:])
 
 
 def _matching_near(graph: CandidateGraph, previous: SparseSolution) -> np.ndarray | None:
@@ -206,51 +256,3 @@ def excluded_slack(graph: CandidateGraph, solution: SparseSolution) -> np.ndarra
     low = split > 0
     slack[low] = np.minimum(slack[low], u[low] + prefix_min_slack[split[low] - 1])
     return np.maximum(slack, solution.excluded_floor)
-
-
-@dataclass(frozen=True)
-class Uncovered:
-    """The pairs outside a candidate graph whose bounds leave them under some slack, as prefixes of two orders
-    of the columns: row ROWS[r] must be checked against ORDERS[SIDE[r]][:LENGTH[r]]. Rows come by side, then by
-    length, so neighbours share most of their prefix."""
-
-    rows: np.ndarray  # (R,)
-    side: np.ndarray  # (R,) 0: the columns by w ascending; 1: by col_bound - w descending
-    length: np.ndarray  # (R,)
-    orders: tuple[np.ndarray, np.ndarray]  # (N,) each
-
-    @property
-    def pairs(self) -> int:
-        return int(self.length.sum())
-
-
-def uncovered(graph: CandidateGraph, solution: SparseSolution, margin: float) -> Uncovered:
-    """Every pair (i, j) whose bound min(row_bound_i, col_bound_j) exceeds u_i + w_j - MARGIN, so that the bounds
-    cannot show it has slack at least MARGIN (edges among them too), as prefixes (`Uncovered`).
-
-    Such a pair has w_j < row_bound_i - u_i + MARGIN and col_bound_j - w_j > u_i - MARGIN, so each row's pairs
-    lie in the shorter of two prefixes: the columns by w ascending, or by col_bound - w descending. Finding them
-    costs O(N log N); checking them costs what the prefixes hold."""
-    u, w = solution.row_potential, solution.col_potential
-    excess = graph.col_bound - w
-    by_w, by_excess = np.argsort(w, kind="stable"), np.argsort(-excess, kind="stable")
-    from_w = np.searchsorted(w[by_w], graph.row_bound - u + margin, side="left")
-    from_excess = np.searchsorted(-excess[by_excess], margin - u, side="left")
-    side = (from_excess < from_w).astype(np.int8)
-    length = np.minimum(from_w, from_excess)
-    rows = np.flatnonzero(length)
-    rows = rows[np.lexsort((length[rows], side[rows]))]
-    return Uncovered(rows, side[rows], length[rows], (by_w, by_excess))
-
-
-def edges_among(graph: CandidateGraph, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """(P,) whether each pair (ROWS, COLS) is an edge of GRAPH: the edges of those rows only are sorted and searched."""
-    if len(rows) == 0:
-        return np.zeros(0, dtype=bool)
-    listed_row = np.zeros(graph.size, dtype=bool)
-    listed_row[rows] = True
-    on_rows = np.flatnonzero(listed_row[graph.rows])
-    edge_keys = np.sort(graph.rows[on_rows] * graph.size + graph.cols[on_rows])
-    keys = rows * graph.size + cols
-    position = np.minimum(np.searchsorted(edge_keys, keys), max(len(edge_keys) - 1, 0))
-    return edge_keys[position] == keys if len(edge_keys) else np.zeros(len(rows), dtype=bool)

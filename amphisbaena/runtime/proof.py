@@ -1,11 +1,11 @@
 """The proof's check of every pair outside the candidate graph: score what the bounds cannot settle.
 
 A pair (i, j) left out of the graph scores at most min(row_bound_i, col_bound_j). Where that bound leaves
-it under MARGIN of slack against the duals u, w (`duals.uncovered`), its exact score decides: a pair with
+it under MARGIN of slack against the duals u, w (`uncovered`), its exact score decides: a pair with
 s_ij > u_i + w_j breaks the duals, and the next round re-solves with it as an edge; a pair within MARGIN
 of them joins the graph, so that afterwards every pair outside it has slack at least MARGIN
 (`SparseSolution.excluded_floor`), which the regrets use. The pairs to check are prefixes of two orders
-of the columns (`duals.Uncovered`), so blocks of neighbouring rows against the longest of their prefixes
+of the columns (`Uncovered`), so blocks of neighbouring rows against the longest of their prefixes
 are dense head calls, and only the few near-tight pairs are kept.
 """
 
@@ -17,7 +17,6 @@ from functools import partial
 
 import numpy as np
 
-from amphisbaena.runtime.duals import Uncovered, edges_among, uncovered
 from amphisbaena.runtime.graph import CandidateGraph, SparseSolution
 from amphisbaena.runtime.overlap import one_ahead
 
@@ -25,6 +24,54 @@ BLOCK_ROWS = 32  # rows of one head call: neighbours' prefixes differ little, so
 BLOCK_CELLS = 1 << 22  # pairs one call may score: a long prefix is cut into several calls
 
 ScoreBlock = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (lefts (R,), rights (C,)) -> exact scores (R, C)
+
+
+@dataclass(frozen=True)
+class Uncovered:
+    """The pairs outside a candidate graph whose bounds leave them under some slack, as prefixes of two orders
+    of the columns: row ROWS[r] must be checked against ORDERS[SIDE[r]][:LENGTH[r]]. Rows come by side, then by
+    length, so neighbours share most of their prefix."""
+
+    rows: np.ndarray  # (R,)
+    side: np.ndarray  # (R,) 0: the columns by w ascending; 1: by col_bound - w descending
+    length: np.ndarray  # (R,)
+    orders: tuple[np.ndarray, np.ndarray]  # (N,) each
+
+    @property
+    def pairs(self) -> int:
+        return int(self.length.sum())
+
+
+def uncovered(graph: CandidateGraph, solution: SparseSolution, margin: float) -> Uncovered:
+    """Every pair (i, j) whose bound min(row_bound_i, col_bound_j) exceeds u_i + w_j - MARGIN, so that the bounds
+    cannot show it has slack at least MARGIN (edges among them too), as prefixes (`Uncovered`).
+
+    Such a pair has w_j < row_bound_i - u_i + MARGIN and col_bound_j - w_j > u_i - MARGIN, so each row's pairs
+    lie in the shorter of two prefixes: the columns by w ascending, or by col_bound - w descending. Finding them
+    costs O(N log N); checking them costs what the prefixes hold."""
+    u, w = solution.row_potential, solution.col_potential
+    excess = graph.col_bound - w
+    by_w, by_excess = np.argsort(w, kind="stable"), np.argsort(-excess, kind="stable")
+    from_w = np.searchsorted(w[by_w], graph.row_bound - u + margin, side="left")
+    from_excess = np.searchsorted(-excess[by_excess], margin - u, side="left")
+    side = (from_excess < from_w).astype(np.int8)
+    length = np.minimum(from_w, from_excess)
+    rows = np.flatnonzero(length)
+    rows = rows[np.lexsort((length[rows], side[rows]))]
+    return Uncovered(rows, side[rows], length[rows], (by_w, by_excess))
+
+
+def _edges_among(graph: CandidateGraph, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """(P,) whether each pair (ROWS, COLS) is an edge of GRAPH: the edges of those rows only are sorted and searched."""
+    if len(rows) == 0:
+        return np.zeros(0, dtype=bool)
+    listed_row = np.zeros(graph.size, dtype=bool)
+    listed_row[rows] = True
+    on_rows = np.flatnonzero(listed_row[graph.rows])
+    edge_keys = np.sort(graph.rows[on_rows] * graph.size + graph.cols[on_rows])
+    keys = rows * graph.size + cols
+    position = np.minimum(np.searchsorted(edge_keys, keys), max(len(edge_keys) - 1, 0))
+    return edge_keys[position] == keys if len(edge_keys) else np.zeros(len(rows), dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -51,7 +98,7 @@ def check(score_block: ScoreBlock, graph: CandidateGraph, solution: SparseSoluti
     found = list(one_ahead((partial(_near_in_block, score_block, plan, u, w, margin, *block) for block in _blocks(plan)), threaded, in_flight=2))
     rows, cols, scores = (np.concatenate([part[index] for part in found]) if found else np.zeros(0) for index in range(3))
     rows, cols = rows.astype(np.int64), cols.astype(np.int64)
-    outside = ~edges_among(graph, rows, cols)
+    outside = ~_edges_among(graph, rows, cols)
     rows, cols, scores = rows[outside], cols[outside], scores[outside]
     violated = bool((scores > u[rows] + w[cols] + graph.tolerance).any())
     return Checked(rows, cols, scores.astype(np.float64), violated, sum(part[3] for part in found), len(plan.rows))
