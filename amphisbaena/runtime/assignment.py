@@ -142,4 +142,3 @@ def assign_sparse(scorer: PairScorer, k: int, watch: Stopwatch) -> tuple[np.ndar
     if n > DENSE_LIMIT:
         raise RuntimeError(f"sparse assignment did not settle after {report.rounds} rounds and N={n} is too large for the dense fallback")
     return assign_dense(scorer, watch, reason=f"sparse path unsettled after {report.rounds} rounds (k={k})")
-

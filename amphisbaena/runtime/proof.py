@@ -63,15 +63,14 @@ def uncovered(graph: CandidateGraph, solution: SparseSolution, margin: float) ->
 
 def _edges_among(graph: CandidateGraph, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """(P,) whether each pair (ROWS, COLS) is an edge of GRAPH: the edges of those rows only are sorted and searched."""
-    if len(rows) == 0:
-        return np.zeros(0, dtype=bool)
     listed_row = np.zeros(graph.size, dtype=bool)
     listed_row[rows] = True
     on_rows = np.flatnonzero(listed_row[graph.rows])
+    if len(on_rows) == 0:
+        return np.zeros(len(rows), dtype=bool)
     edge_keys = np.sort(graph.rows[on_rows] * graph.size + graph.cols[on_rows])
     keys = rows * graph.size + cols
-    position = np.minimum(np.searchsorted(edge_keys, keys), max(len(edge_keys) - 1, 0))
-    return edge_keys[position] == keys if len(edge_keys) else np.zeros(len(rows), dtype=bool)
+    return edge_keys[np.minimum(np.searchsorted(edge_keys, keys), len(edge_keys) - 1)] == keys
 
 
 @dataclass(frozen=True)
