@@ -118,13 +118,13 @@ def first_pairs(out_dir: Path, pairs: int) -> Path:
     subset = out_dir / f"pairs-{pairs}"
     if (subset / "key.npz").exists():
         return subset
-    with np.load(out_dir / "halves.npz", allow_pickle=False) as halves, np.load(out_dir / "key.npz", allow_pickle=False) as key:
-        left, right = halves["left"][:pairs], halves["right"][key["right_for_left"][:pairs]]
+    import amphisbaena as amph
+
+    whole = amph.load_halves(out_dir / "halves.npz", key=out_dir / "key.npz")
+    left, right = whole.left[:pairs], whole.right[whole.key[:pairs]]
     order = np.random.default_rng(1).permutation(pairs)  # shuffled right p is right order[p]
-    right_for_left = np.argsort(order)
     subset.mkdir(exist_ok=True)
-    np.savez(subset / "halves.npz", left=left, right=right[order])
-    np.savez(subset / "key.npz", right_for_left=right_for_left)
+    amph.Halves(left, right[order], np.argsort(order)).save(subset / "halves.npz", key=subset / "key.npz")
     return subset
 
 

@@ -21,3 +21,13 @@ def runs(starts: np.ndarray, stops: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     the edges of some nodes of a graph stored node by node (CSR), gathered in one pass."""
     counts = stops - starts
     return np.arange(int(counts.sum())) + np.repeat(starts - (np.cumsum(counts) - counts), counts), counts
+
+
+def in_row_order(rows: np.ndarray, *columns: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The edges (ROWS and each of COLUMNS, (E,)) sorted by row: as they are where they come sorted (the stream's
+    graphs), else by a stable sort, nearly free where a few edges were appended to sorted ones
+    (`CandidateGraph.with_edges`)."""
+    if not np.any(rows[1:] < rows[:-1]):
+        return (rows, *columns)
+    order = np.argsort(rows, kind="stable")
+    return (rows[order], *(column[order] for column in columns))

@@ -17,12 +17,13 @@ exactly (`proof`), and any true violation becomes a new candidate edge.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra, min_weight_full_bipartite_matching
 
-from amphisbaena.runtime.arrays import runs
+from amphisbaena.runtime.arrays import in_row_order, runs
 from amphisbaena.runtime.graph import CandidateGraph, SparseSolution
 from amphisbaena.runtime.matcher import optimal_matching
 
@@ -106,7 +107,12 @@ def _potentials_by_shortest_paths(
 
 
 def _extreme_by_dijkstra(
-    rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, right_for_left: np.ndarray, feasible: tuple[np.ndarray, np.ndarray]
+    rows: np.ndarray,
+    cols: np.ndarray,
+    scores: np.ndarray,
+    right_for_left: np.ndarray,
+    left_for_right: np.ndarray,
+    feasible: tuple[np.ndarray, np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray]:
     """The column-heavy extreme of `_potentials_by_shortest_paths` (from the virtual source), by one Dijkstra.
 
@@ -118,13 +124,7 @@ def _extreme_by_dijkstra(
     n = len(right_for_left)
     u, w = feasible
     free = right_for_left[rows] != cols
-    tails, heads, free_scores = rows[free], cols[free], scores[free]
-    if np.any(tails[1:] < tails[:-1]):
-        order = np.argsort(tails, kind="stable")
-        tails, heads, free_scores = tails[order], heads[order], free_scores[order]
-        del order
-    left_for_right = np.empty_like(right_for_left)
-    left_for_right[right_for_left] = np.arange(n)
+    tails, heads, free_scores = in_row_order(rows[free], cols[free], scores[free])
     matched_score = np.empty(n)
     matched_score[rows[~free]] = scores[~free]
     potential = np.concatenate([u, -w])
@@ -163,26 +163,24 @@ def potentials(
     residual length non-negative (Johnson's reweighting), so each extreme is one Dijkstra
     (`_extreme_by_dijkstra`) instead of hundreds of Bellman-Ford sweeps through the crowded part.
     """
-    if feasible is not None:
-        left_for_right = np.empty_like(right_for_left)
-        left_for_right[right_for_left] = np.arange(len(right_for_left))
-        with ThreadPoolExecutor(max_workers=1) as worker:
-            row_heavy = worker.submit(_extreme_by_dijkstra, graph.cols, graph.rows, graph.scores, left_for_right, feasible[::-1])
-            u_cols, w_cols = _extreme_by_dijkstra(graph.rows, graph.cols, graph.scores, right_for_left, feasible)
-            w_rows, u_rows = row_heavy.result()
-        return (u_cols + u_rows) / 2, (w_cols + w_rows) / 2
-    core = None if start is not None or graph.core is None else graph.core | (right_for_left[graph.rows] == graph.cols)
-    if core is not None and not core.all():
-        inner = CandidateGraph(graph.rows[core], graph.cols[core], graph.scores[core], graph.row_bound, graph.col_bound)
-        start = SparseSolution(right_for_left, *potentials(inner, right_for_left))
-    scores = graph.scores.astype(np.float64)
     left_for_right = np.empty_like(right_for_left)
     left_for_right[right_for_left] = np.arange(len(right_for_left))
-    start_w, start_u = (None, None) if start is None else (start.col_potential, start.row_potential)
+    if feasible is not None:
+        column_heavy = partial(_extreme_by_dijkstra, graph.rows, graph.cols, graph.scores, right_for_left, left_for_right, feasible)
+        row_heavy = partial(_extreme_by_dijkstra, graph.cols, graph.rows, graph.scores, left_for_right, right_for_left, feasible[::-1])
+    else:
+        core = None if start is not None or graph.core is None else graph.core | (right_for_left[graph.rows] == graph.cols)
+        if core is not None and not core.all():
+            inner = CandidateGraph(graph.rows[core], graph.cols[core], graph.scores[core], graph.row_bound, graph.col_bound)
+            start = SparseSolution(right_for_left, *potentials(inner, right_for_left))
+        scores = graph.scores.astype(np.float64)
+        start_w, start_u = (None, None) if start is None else (start.col_potential, start.row_potential)
+        column_heavy = partial(_potentials_by_shortest_paths, graph.rows, graph.cols, scores, right_for_left, start_w)
+        row_heavy = partial(_potentials_by_shortest_paths, graph.cols, graph.rows, scores, left_for_right, start_u)
     with ThreadPoolExecutor(max_workers=1) as worker:
-        row_heavy = worker.submit(_potentials_by_shortest_paths, graph.cols, graph.rows, scores, left_for_right, start_u)
-        u_cols, w_cols = _potentials_by_shortest_paths(graph.rows, graph.cols, scores, right_for_left, start_w)
-        w_rows, u_rows = row_heavy.result()
+        from_rows = worker.submit(row_heavy)
+        u_cols, w_cols = column_heavy()
+        w_rows, u_rows = from_rows.result()
     return (u_cols + u_rows) / 2, (w_cols + w_rows) / 2
 
 
@@ -242,7 +240,7 @@ def excluded_slack(graph: CandidateGraph, solution: SparseSolution) -> np.ndarra
     Uses s_ij <= min(row_bound_i, col_bound_j) and covers all N^2 pairs in O(N log N): for each
     row, the worst column among those whose bound is at least the row's (suffix minimum of w) and
     among those below it (prefix minimum of w - col_bound). No less than SOLUTION's excluded_floor, where every
-    pair its bounds left under that floor was scored and joined the graph (`uncovered_pairs`).
+    pair its bounds left under that floor was scored and joined the graph (`proof.uncovered`).
     """
     u, w = solution.row_potential, solution.col_potential
     order = np.argsort(graph.col_bound)

@@ -63,7 +63,7 @@ class SparseSolution:
     """An optimal matching of a candidate graph and its duals: right_for_left, u (row_potential) and w
     (col_potential), each (N,). EXCLUDED_FLOOR: every pair outside the graph has slack u_i + w_j - s_ij at
     least this (-inf: only what the graph's bounds show), because the pairs whose bounds allowed less were
-    scored and added (`duals.uncovered_pairs`)."""
+    scored and added (`proof.check`)."""
 
     right_for_left: np.ndarray
     row_potential: np.ndarray

@@ -23,6 +23,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra, maximum_bipartite_matching
 
+from amphisbaena.runtime.arrays import in_row_order
 from amphisbaena.runtime.auction import auction_prices
 
 LIMIT_REACH = 4.0  # a phase's Dijkstra reaches this many times the typical distance to an unmatched column
@@ -31,15 +32,6 @@ LIMIT_REACH = 4.0  # a phase's Dijkstra reaches this many times the typical dist
 def _tight_tolerance(scores: np.ndarray) -> float:
     """Rounding allowed in a reduced cost of zero: the duals are sums of many float64 distances."""
     return 1e-12 * (1.0 + float(np.abs(scores).max()))
-
-
-def _in_row_order(rows: np.ndarray, cols: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The edges sorted by row: as they are where they come sorted (the stream's graphs), else by a
-    stable sort, nearly free where a few edges were appended to sorted ones (`CandidateGraph.with_edges`)."""
-    if not np.any(rows[1:] < rows[:-1]):
-        return rows, cols, scores
-    order = np.argsort(rows, kind="stable")
-    return rows[order], cols[order], scores[order]
 
 
 def optimal_matching(
@@ -53,7 +45,7 @@ def optimal_matching(
     without it an auction finds them."""
     if n == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
-    rows, cols, scores = _in_row_order(rows, cols, scores.astype(np.float64, copy=False))
+    rows, cols, scores = in_row_order(rows, cols, scores.astype(np.float64, copy=False))
     counts = np.bincount(rows, minlength=n)
     if not counts.all():
         return None

@@ -37,10 +37,6 @@ class Uncovered:
     length: np.ndarray  # (R,)
     orders: tuple[np.ndarray, np.ndarray]  # (N,) each
 
-    @property
-    def pairs(self) -> int:
-        return int(self.length.sum())
-
 
 def uncovered(graph: CandidateGraph, solution: SparseSolution, margin: float) -> Uncovered:
     """Every pair (i, j) whose bound min(row_bound_i, col_bound_j) exceeds u_i + w_j - MARGIN, so that the bounds
@@ -95,8 +91,8 @@ def check(score_block: ScoreBlock, graph: CandidateGraph, solution: SparseSoluti
     plan = uncovered(graph, solution, margin)
     u, w = solution.row_potential, solution.col_potential
     found = list(one_ahead((partial(_near_in_block, score_block, plan, u, w, margin, *block) for block in _blocks(plan)), threaded, in_flight=2))
-    rows, cols, scores = (np.concatenate([part[index] for part in found]) if found else np.zeros(0) for index in range(3))
-    rows, cols = rows.astype(np.int64), cols.astype(np.int64)
+    empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+    rows, cols, scores = (np.concatenate([part[index] for part in found]) if found else empty[index] for index in range(3))
     outside = ~_edges_among(graph, rows, cols)
     rows, cols, scores = rows[outside], cols[outside], scores[outside]
     violated = bool((scores > u[rows] + w[cols] + graph.tolerance).any())
