@@ -37,3 +37,26 @@ def test_counts_cover_every_match_and_a_spent_budget_leaves_lower_bounds(shipped
     assert spent["bound_only"] > 0 and spent["searched"] < counts["searched"] and sum(spent.values()) == 1500
     assert (starved.confidence <= full.confidence + 1e-9).all() and (starved.confidence < full.confidence - 1e-6).any()
     assert starved.summary()["assignment"]["regrets"] == spent
+
+
+def test_batches_hold_at_most_batch_sources_and_cover_every_source_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    component = np.repeat([0, 1, 2], [700, 20, 5])  # one large component, then two small ones, numbered in order
+    ends = np.array([0, 700, 720, 725])
+    sources = np.r_[np.arange(0, 700, 2), 700, 703, 720]
+    monkeypatch.setattr(confidence, "BATCH_SOURCES", 64)
+    batches = list(confidence._batches(sources, component, ends, cells=1 << 30, budget=1 << 40))
+    assert all(len(batch) <= 64 for batch, _, _ in batches) and len(batches) == 6  # 350 + 3 sources: the small components join the last
+    np.testing.assert_array_equal(np.concatenate([batch for batch, _, _ in batches]), sources)
+    for batch, low, high in batches:  # every batch's lefts lie in its range
+        assert (low <= batch).all() and (batch < high).all()
+
+
+def test_smaller_batches_find_the_same_regrets(shipped, test_digits: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    from amphisbaena.halves import make_halves
+
+    left, right, _ = make_halves(test_digits[:1500], seed=4)
+    whole = restore(shipped, left, right)
+    monkeypatch.setattr(confidence, "BATCH_SOURCES", 3)
+    split = restore(shipped, left, right)
+    assert whole.assignment.regrets == split.assignment.regrets and whole.assignment.regrets["searched"] > 30
+    np.testing.assert_array_equal(split.confidence, whole.confidence)

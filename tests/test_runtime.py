@@ -504,3 +504,15 @@ def test_nonzero_2d_equals_np_nonzero(shape: tuple[int, int]) -> None:
         mask = rng.random(shape) < density
         for got, want in zip(nonzero_2d(mask), np.nonzero(mask)):
             np.testing.assert_array_equal(got, want)
+
+
+def test_import_beside_loads_the_module_and_leaves_a_failure_to_the_callers_import(capfd: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    sys.modules.pop("json.tool", None)
+    overlap.import_beside("json.tool").join()
+    assert "json.tool" in sys.modules
+    overlap.import_beside("amphisbaena.no_such_module").join()
+    assert capfd.readouterr().err == ""  # nothing printed from the worker
+    with pytest.raises(ModuleNotFoundError):
+        __import__("amphisbaena.no_such_module")

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -19,7 +19,9 @@ from amphisbaena.halves import as_images, check_counts
 from amphisbaena.model_files import ModelFiles, model_to_run
 from amphisbaena.progress import Progress, for_terminal
 from amphisbaena.runtime.match import OTHER_SIDE, PartnerPool
-from amphisbaena.runtime.partial import PartialResult
+
+if TYPE_CHECKING:  # the runtime's assignment modules load scipy: imported when a restore needs them
+    from amphisbaena.runtime.partial import PartialResult
 
 ASSIGNMENTS = ("sparse", "dense")
 

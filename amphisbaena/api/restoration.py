@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,9 +14,11 @@ from amphisbaena.engines.base import Backend
 from amphisbaena.errors import InputError
 from amphisbaena.halves import check_key, join_halves
 from amphisbaena.runtime.outputs import OutputTargets
-from amphisbaena.runtime.partial import PartialResult
 from amphisbaena.runtime.png import digit_grid, png_bytes
 from amphisbaena.runtime.results import RestoreResult
+
+if TYPE_CHECKING:  # scipy's import waits until a restore runs (`runtime.restore`)
+    from amphisbaena.runtime.partial import PartialResult
 
 NOTEBOOK_DIGITS = 60  # restored digits drawn inline by _repr_html_
 

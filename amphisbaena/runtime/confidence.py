@@ -39,6 +39,7 @@ from amphisbaena.runtime.graph import CandidateGraph, SparseSolution
 
 REGRET_LIMIT = 1.0  # score units: regrets above it are reported as 1 (at least 1)
 BATCH_CELLS = 1 << 22  # distances one search batch may hold
+BATCH_SOURCES = 128  # searches one batch may hold: a batch reaches as far as its farthest source needs, so fewer stop sooner
 SEARCH_CELLS = 1 << 24  # distances all searches together may compute per SEARCH_PAIRS matches; past it, the cheap bound stands
 SEARCH_PAIRS = 10_000  # the budget grows in proportion to the matches beyond this many (docs/performance.md)
 
@@ -156,7 +157,7 @@ def _batches(
         stop = start + 1
         while stop < len(sources):
             next_high = ends[component[sources[stop]] + 1]
-            if (stop + 1 - start) * (next_high - low) > cells:
+            if stop - start == BATCH_SOURCES or (stop + 1 - start) * (next_high - low) > cells:
                 break
             stop, high = stop + 1, next_high
         yield sources[start:stop], low, high

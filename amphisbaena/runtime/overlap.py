@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError
+from importlib import import_module
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -42,3 +44,19 @@ def _result(future: Future[T]) -> T:
             return future.result(timeout=WAKE_SECONDS)
         except TimeoutError:
             continue
+
+
+def import_beside(module: str) -> threading.Thread:
+    """Start importing MODULE in a worker thread, so that a long import (scipy's) runs while the caller
+    waits in native code that releases the GIL (the arms). The caller's own import of MODULE later waits
+    for this one to finish; where it failed, that import raises the error itself, so none is lost here."""
+    worker = threading.Thread(target=_import_quietly, args=(module,), name=f"import {module}", daemon=True)
+    worker.start()
+    return worker
+
+
+def _import_quietly(module: str) -> None:
+    try:
+        import_module(module)
+    except Exception:  # noqa: BLE001  (the caller's own import of MODULE raises it, with its traceback)
+        return

@@ -10,13 +10,15 @@ import numpy as np
 
 from amphisbaena.engines.base import Backend
 from amphisbaena.progress import Progress
-from amphisbaena.runtime.assignment import assign_dense, assign_sparse
 from amphisbaena.runtime.features import both_arms
 from amphisbaena.runtime.memory import check_memory
+from amphisbaena.runtime.overlap import import_beside
 from amphisbaena.runtime.pruning import pruning_applies
 from amphisbaena.runtime.results import RestoreResult, Stopwatch
 from amphisbaena.runtime.scorer import PairScorer
 from amphisbaena.shapes import DEFAULT_K, LARGE_K, LARGE_N
+
+ASSIGNMENT = "amphisbaena.runtime.assignment"  # with the matcher, duals and regrets: every module that needs scipy
 
 
 def restore(
@@ -37,8 +39,10 @@ def restore(
         k = LARGE_K if prune and pruning_applies(backend) and len(left) > LARGE_N else DEFAULT_K
     check_memory(len(left), backend.feature_size, method, k, progress)
     watch = Stopwatch()
+    import_beside(ASSIGNMENT)  # scipy's import, a few tenths of a second, runs while the arms do
     left_features, right_features = both_arms(backend, left, right, progress)
     watch.lap("arms")
+    from amphisbaena.runtime.assignment import assign_dense, assign_sparse
     if method == "dense":
         right_for_left, confidence, report = assign_dense(PairScorer(backend, left_features, right_features, progress=progress), watch)
     else:
