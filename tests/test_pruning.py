@@ -38,7 +38,7 @@ def test_bounds_hold_on_every_pair_and_rule_out_most(shipped: OnnxRuntimeBackend
     bound = pruning.LearnedBound.probe(shipped)
     lefts, rights = pruning.half_statistics(fl, bound), pruning.half_statistics(fr, bound)
     upper = np.empty_like(scores)
-    for members in pruning.group_lefts(lefts, group_size):
+    for members in pruning.centre_groups(lefts, group_size):
         low, high = lefts[members].min(axis=0, keepdims=True), lefts[members].max(axis=0, keepdims=True)
         upper[members] = pruning.score_upper_bounds(low, high, rights, bound)
     assert np.all(scores <= upper), f"bound broken by {np.max(scores - upper):.4g}"
@@ -70,7 +70,7 @@ def test_groups_partition_the_lefts(features) -> None:
     layout = load_model_files().layout
     bound = pruning.LearnedBound(1.0, np.zeros(layout.geometry.start - layout.embedding), layout)
     statistics = pruning.half_statistics(features[0], bound)
-    groups = pruning.group_lefts(statistics, 100)
+    groups = pruning.centre_groups(statistics, 100)
     assert sorted(np.concatenate(groups).tolist()) == list(range(1500))
     assert all(50 < len(g) <= 100 for g in groups)
     # the first split is at the median column torque
@@ -98,3 +98,46 @@ def test_unpruned_streaming_is_still_available(shipped: OnnxRuntimeBackend, feat
     fl, fr = features
     graph = PairScorer(shipped, fl, fr).candidates(k=8)
     assert graph.scored_pairs is None and len(graph.rows) >= 8 * len(fl)
+
+
+def test_bucket_caps_hold_on_every_pair_and_rule_most_buckets_out(shipped: OnnxRuntimeBackend, features, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pruning, "BUCKET_SIZE", 100)
+    fl, fr = features
+    scores = shipped.head(fl, fr).astype(np.float64)
+    pruner = pruning.GeometryPruner(shipped, fl, fr)
+    assert sorted(np.concatenate(pruner.buckets).tolist()) == list(range(1500)) and len(pruner.buckets) >= 15
+    lefts = np.arange(1500)
+    caps = np.stack([pruner.bucket_caps(lefts, number) for number in range(len(pruner.buckets))], axis=1)
+    for number, members in enumerate(pruner.buckets):
+        assert np.all(scores[:, members] <= caps[:, [number]]), f"cap of bucket {number} broken by {np.max(scores[:, members] - caps[:, [number]]):.4g}"
+    assert np.mean(caps < candidates.PRUNE_FLOOR) > 0.5  # a left's geometry rules out most buckets whole
+
+
+@pytest.mark.parametrize("bucket_size", [100, 5000])
+def test_the_check_with_bucket_caps_finds_every_near_pair(shipped: OnnxRuntimeBackend, features, bucket_size: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Against every pair: a small candidate graph (k = 4) leaves many pairs to the check, and the capped check
+    must find each one within the margin of the duals, as the uncapped one does, while scoring fewer."""
+    from amphisbaena.runtime import proof
+    from amphisbaena.runtime.duals import solve_sparse
+
+    monkeypatch.setattr(pruning, "BUCKET_SIZE", bucket_size)
+    monkeypatch.setattr(proof, "BLOCK_ROWS", 16)
+    fl, fr = features
+    scorer = PairScorer.pruned(shipped, fl, fr)
+    graph = scorer.candidates(4)
+    solution = solve_sparse(graph, None)
+    assert solution is not None
+    scores = shipped.head(fl, fr).astype(np.float64)
+    margin, rounding = 1.0, 1e-4  # the head's float32 sums differ slightly between tile shapes
+    slack = solution.row_potential[:, None] + solution.col_potential[None, :] - margin - scores
+    slack[graph.rows, graph.cols] = np.inf
+    capped = proof.check(scorer.columns, graph, solution, margin, threaded=True, caps=scorer.pruner)
+    plain = proof.check(scorer.columns, graph, solution, margin, threaded=True)
+    for checked in (capped, plain):
+        found = np.zeros_like(slack, dtype=bool)
+        found[checked.rows, checked.cols] = True
+        assert found[slack < -rounding].all() and (slack[found] < rounding).all()
+        np.testing.assert_allclose(checked.scores, scores[checked.rows, checked.cols], atol=rounding)
+    assert (slack < 0).sum() > 20 and capped.violated == plain.violated
+    # one bucket of all 1,500 rights caps little; fifteen rule most of every row's loose pairs out
+    assert capped.scored < plain.scored / 2 if len(scorer.pruner.buckets) > 1 else capped.scored <= plain.scored

@@ -256,7 +256,7 @@ def test_both_arms_equal_one_side_at_a_time(any_thread: bool) -> None:
 
 def _prefix_pairs(plan: proof.Uncovered, n: int) -> np.ndarray:
     """The keys row * n + col of every pair a check plan covers, sorted."""
-    return np.sort(np.concatenate([row * n + plan.orders[side][:length] for row, side, length in zip(plan.rows, plan.side, plan.length)] or [np.zeros(0, dtype=np.int64)]))
+    return np.sort(np.concatenate([row * n + plan.orders[lane][:length] for row, lane, length in zip(plan.rows, plan.lane, plan.length)] or [np.zeros(0, dtype=np.int64)]))
 
 
 def test_bound_check_covers_the_pairs_that_could_violate() -> None:

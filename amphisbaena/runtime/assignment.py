@@ -116,7 +116,7 @@ def assign_sparse(scorer: PairScorer, k: int, watch: Stopwatch) -> tuple[np.ndar
                 watch.lap("head")
                 continue
             watch.lap("assignment")
-            checked = check(partial(scorer.columns, beside_host=True), graph, solution, PROOF_MARGIN, scorer.backend.any_thread)
+            checked = check(partial(scorer.columns, beside_host=True), graph, solution, PROOF_MARGIN, scorer.backend.any_thread, scorer.pruner)
             graph = checked.added_to(graph)
             report.rescored_rows += checked.rows_checked
             report.added_edges += len(checked.rows)

@@ -7,6 +7,11 @@ of them joins the graph, so that afterwards every pair outside it has slack at l
 (`SparseSolution.excluded_floor`), which the regrets use. The pairs to check are prefixes of two orders
 of the columns (`Uncovered`), so blocks of neighbouring rows against the longest of their prefixes
 are dense head calls, and only the few near-tight pairs are kept.
+
+With the geometry's caps (`pruning.GeometryPruner.bucket_caps`), the columns are split into buckets, and a
+row's pair with a column of a bucket is bounded by the row's cap for that bucket too: most of a row's loose
+pairs lie in buckets its geometry rules out, so each bucket has its own two orders and each row its own
+prefixes in them.
 """
 
 from __future__ import annotations
@@ -14,47 +19,81 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
+from typing import Protocol
 
 import numpy as np
 
 from amphisbaena.runtime.graph import CandidateGraph, SparseSolution
 from amphisbaena.runtime.overlap import one_ahead
 
-BLOCK_ROWS = 32  # rows of one head call: neighbours' prefixes differ little, so few pairs are scored beside them
+BLOCK_ROWS = 256  # rows of one head call at most: each call costs a fixed share (docs/performance.md)
+MIN_BLOCK_ROWS = 32  # rows of one head call at least (where the lane has them), whatever their prefixes
 BLOCK_CELLS = 1 << 22  # pairs one call may score: a long prefix is cut into several calls
 
 ScoreBlock = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (lefts (R,), rights (C,)) -> exact scores (R, C)
 
 
+class BucketCaps(Protocol):
+    """Buckets of columns, and per row an upper bound on its score with any column of a bucket
+    (`pruning.GeometryPruner`)."""
+
+    buckets: list[np.ndarray]
+
+    def bucket_caps(self, lefts: np.ndarray, bucket: int) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class Uncovered:
-    """The pairs outside a candidate graph whose bounds leave them under some slack, as prefixes of two orders
-    of the columns: row ROWS[r] must be checked against ORDERS[SIDE[r]][:LENGTH[r]]. Rows come by side, then by
+    """The pairs outside a candidate graph whose bounds leave them under some slack, as prefixes of orders of
+    the columns: row ROWS[t] must be checked against ORDERS[LANE[t]][:LENGTH[t]]. Each bucket of columns has two
+    lanes: 2b, its columns by w ascending, and 2b + 1, by col_bound - w descending. Rows come by lane, then by
     length, so neighbours share most of their prefix."""
 
-    rows: np.ndarray  # (R,)
-    side: np.ndarray  # (R,) 0: the columns by w ascending; 1: by col_bound - w descending
-    length: np.ndarray  # (R,)
-    orders: tuple[np.ndarray, np.ndarray]  # (N,) each
+    rows: np.ndarray  # (T,)
+    lane: np.ndarray  # (T,)
+    length: np.ndarray  # (T,)
+    orders: list[np.ndarray]  # two per bucket
 
 
-def uncovered(graph: CandidateGraph, solution: SparseSolution, margin: float) -> Uncovered:
-    """Every pair (i, j) whose bound min(row_bound_i, col_bound_j) exceeds u_i + w_j - MARGIN, so that the bounds
-    cannot show it has slack at least MARGIN (edges among them too), as prefixes (`Uncovered`).
+def uncovered(graph: CandidateGraph, solution: SparseSolution, margin: float, caps: BucketCaps | None = None) -> Uncovered:
+    """Every pair (i, j) whose bound min(row_bound_i, col_bound_j, and with CAPS row i's cap for j's bucket)
+    exceeds u_i + w_j - MARGIN, so that the bounds cannot show it has slack at least MARGIN (edges among them
+    too), as prefixes (`Uncovered`); without CAPS, all columns form one bucket.
 
-    Such a pair has w_j < row_bound_i - u_i + MARGIN and col_bound_j - w_j > u_i - MARGIN, so each row's pairs
-    lie in the shorter of two prefixes: the columns by w ascending, or by col_bound - w descending. Finding them
-    costs O(N log N); checking them costs what the prefixes hold."""
+    Such a pair has w_j < bound_i - u_i + MARGIN and col_bound_j - w_j > u_i - MARGIN, so in each bucket a row's
+    pairs lie in the shorter of two prefixes: the bucket's columns by w ascending, or by col_bound - w
+    descending. Finding them costs O(N log N) per bucket, for the rows the row bounds alone leave open;
+    checking them costs what the prefixes hold."""
     u, w = solution.row_potential, solution.col_potential
     excess = graph.col_bound - w
-    by_w, by_excess = np.argsort(w, kind="stable"), np.argsort(-excess, kind="stable")
-    from_w = np.searchsorted(w[by_w], graph.row_bound - u + margin, side="left")
+    if caps is None:
+        open_rows, buckets = np.arange(graph.size), [np.arange(graph.size)]
+    else:  # rows whose pairs the row and column bounds alone settle need no bucket
+        open_rows = np.flatnonzero(_prefix_lengths(np.arange(graph.size), graph.row_bound, u, w, excess, margin)[0])
+        buckets = caps.buckets
+    orders, parts = [], []
+    for number, members in enumerate(buckets):
+        bound = graph.row_bound[open_rows] if caps is None else np.minimum(graph.row_bound[open_rows], caps.bucket_caps(open_rows, number))
+        length, side, by_w, by_excess = _prefix_lengths(members, bound, u[open_rows], w, excess, margin)
+        orders += [by_w, by_excess]
+        held = np.flatnonzero(length)
+        parts.append((open_rows[held], 2 * number + side[held], length[held]))
+    rows, lane, length = (np.concatenate([part[index] for part in parts]) for index in range(3))
+    order = np.lexsort((length, lane))
+    return Uncovered(rows[order], lane[order], length[order], orders)
+
+
+def _prefix_lengths(
+    members: np.ndarray, bound: np.ndarray, u: np.ndarray, w: np.ndarray, excess: np.ndarray, margin: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For rows with bounds BOUND and duals U, against the columns MEMBERS: each row's shorter prefix (its
+    length, and its side: 0 by w ascending, 1 by excess descending), and the two orders of MEMBERS."""
+    by_w = members[np.argsort(w[members], kind="stable")]
+    by_excess = members[np.argsort(-excess[members], kind="stable")]
+    from_w = np.searchsorted(w[by_w], bound - u + margin, side="left")
     from_excess = np.searchsorted(-excess[by_excess], margin - u, side="left")
-    side = (from_excess < from_w).astype(np.int8)
-    length = np.minimum(from_w, from_excess)
-    rows = np.flatnonzero(length)
-    rows = rows[np.lexsort((length[rows], side[rows]))]
-    return Uncovered(rows, side[rows], length[rows], (by_w, by_excess))
+    side = (from_excess < from_w).astype(np.int64)
+    return np.minimum(from_w, from_excess), side, by_w, by_excess
 
 
 def _edges_among(graph: CandidateGraph, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -85,10 +124,13 @@ class Checked:
         return graph.with_edges(self.rows, self.cols, self.scores, self.scored)
 
 
-def check(score_block: ScoreBlock, graph: CandidateGraph, solution: SparseSolution, margin: float, threaded: bool) -> Checked:
-    """Score every pair outside GRAPH whose bound allows less than MARGIN of slack under SOLUTION's duals
-    (SCORE_BLOCK, two calls in flight in workers where THREADED); keep those whose exact slack is under it."""
-    plan = uncovered(graph, solution, margin)
+def check(
+    score_block: ScoreBlock, graph: CandidateGraph, solution: SparseSolution, margin: float, threaded: bool, caps: BucketCaps | None = None
+) -> Checked:
+    """Score every pair outside GRAPH whose bound (with CAPS, `uncovered`) allows less than MARGIN of slack under
+    SOLUTION's duals (SCORE_BLOCK, two calls in flight in workers where THREADED); keep those whose exact slack
+    is under it."""
+    plan = uncovered(graph, solution, margin, caps)
     u, w = solution.row_potential, solution.col_potential
     found = list(one_ahead((partial(_near_in_block, score_block, plan, u, w, margin, *block) for block in _blocks(plan)), threaded, in_flight=2))
     empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
@@ -96,16 +138,20 @@ def check(score_block: ScoreBlock, graph: CandidateGraph, solution: SparseSoluti
     outside = ~_edges_among(graph, rows, cols)
     rows, cols, scores = rows[outside], cols[outside], scores[outside]
     violated = bool((scores > u[rows] + w[cols] + graph.tolerance).any())
-    return Checked(rows, cols, scores.astype(np.float64), violated, sum(part[3] for part in found), len(plan.rows))
+    return Checked(rows, cols, scores.astype(np.float64), violated, sum(part[3] for part in found), len(np.unique(plan.rows)))
 
 
 def _blocks(plan: Uncovered) -> Iterator[tuple[int, int, int, int]]:
-    """(first, stop, col_start, col_stop): up to BLOCK_ROWS consecutive rows of PLAN, all on one side, against
-    a slice of their longest prefix of at most BLOCK_CELLS / rows columns."""
+    """(first, stop, col_start, col_stop): up to BLOCK_ROWS consecutive rows of PLAN, all in one lane, against
+    a slice of their longest prefix of at most BLOCK_CELLS / rows columns. Beyond its first MIN_BLOCK_ROWS, a
+    block takes rows only while their prefix is at most twice its first row's, so that at most half of it
+    lies past the rows' own prefixes."""
     first = 0
     while first < len(plan.rows):
         stop = min(first + BLOCK_ROWS, len(plan.rows))
-        stop = first + int(np.searchsorted(plan.side[first:stop], plan.side[first], side="right"))
+        stop = first + int(np.searchsorted(plan.lane[first:stop], plan.lane[first], side="right"))
+        within = first + int(np.searchsorted(plan.length[first:stop], 2 * plan.length[first], side="right"))
+        stop = min(stop, max(within, first + MIN_BLOCK_ROWS))
         longest = int(plan.length[stop - 1])
         step = max(1, BLOCK_CELLS // (stop - first))
         for col_start in range(0, longest, step):
@@ -118,7 +164,7 @@ def _near_in_block(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """In a worker: one block's pairs within MARGIN of the duals and inside each row's prefix, and the block's size."""
     rows = plan.rows[first:stop]
-    cols = plan.orders[plan.side[first]][col_start:col_stop]
+    cols = plan.orders[plan.lane[first]][col_start:col_stop]
     scores = score_block(rows, cols)
     inside = np.arange(col_start, col_stop)[None, :] < plan.length[first:stop, None]
     near = inside & (scores > u[rows, None] + w[None, cols] - margin)

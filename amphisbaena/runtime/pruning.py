@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -37,6 +38,7 @@ from amphisbaena.model_files import FeatureLayout
 HALF_WINDOW = CENTRE_HIGH - CENTRE  # 0.5: how far the joined centre of mass may lie from 14
 GROUP_SIZE = 256  # lefts per group: small groups have tight ranges, large ones amortise each head call (docs/performance.md)
 BOUND_CELLS = 1 << 16  # (group, right) bounds computed at once: temporaries stay in cache
+BUCKET_SIZE = 12_000  # rights per bucket of the proof's caps: small buckets bound tightly, but each is a head call per block of rows (docs/performance.md)
 
 
 @dataclass(frozen=True)
@@ -93,9 +95,9 @@ def half_statistics(features: np.ndarray, bound: LearnedBound) -> np.ndarray:
     return np.column_stack([mass, row_torque, col_torque, geometry[:, 3:6], norms, squares, *edges])
 
 
-def group_lefts(statistics: np.ndarray, size: int = GROUP_SIZE) -> list[np.ndarray]:
-    """Lefts split into groups of similar centre of mass: alternately at the median column and row
-    torque, until a group holds at most SIZE (so more than SIZE / 2)."""
+def centre_groups(statistics: np.ndarray, size: int = GROUP_SIZE) -> list[np.ndarray]:
+    """Halves (their statistics, (N, 12)) split into groups of similar centre of mass: alternately at the
+    median column and row torque, until a group holds at most SIZE (so more than SIZE / 2)."""
     groups, pending, depth = [], [(np.arange(len(statistics)), 0)], 0
     while pending:
         members, depth = pending.pop()
@@ -109,24 +111,26 @@ def group_lefts(statistics: np.ndarray, size: int = GROUP_SIZE) -> list[np.ndarr
     return groups
 
 
-def score_upper_bounds(low: np.ndarray, high: np.ndarray, rights: np.ndarray, bound: LearnedBound) -> np.ndarray:
+def score_upper_bounds(low: np.ndarray, high: np.ndarray, rights: np.ndarray, bound: LearnedBound, rights_high: np.ndarray | None = None) -> np.ndarray:
     """(G, N) upper bounds on the score of any left of each group (statistics in [LOW, HIGH], (G, 12))
-    with each right (RIGHTS, (N, 12)): the learned bound minus the penalty's interval lower bound."""
+    with each right (RIGHTS, (N, 12)), or with RIGHTS_HIGH with any right of each of N ranges of rights
+    (statistics in [RIGHTS, RIGHTS_HIGH]): the learned bound minus the penalty's interval lower bound."""
     spec = bound.layout.geometry
-    lo, hi, r = low[:, None, :], high[:, None, :], rights[None, :, :]
-    mass_low, mass_high = lo[..., 0] + r[..., 0], hi[..., 0] + r[..., 0]
+    lo, hi = low[:, None, :], high[:, None, :]
+    r_lo, r_hi = rights[None, :, :], (rights if rights_high is None else rights_high)[None, :, :]
+    mass_low, mass_high = lo[..., 0] + r_lo[..., 0], hi[..., 0] + r_hi[..., 0]
     beyond = np.zeros(mass_low.shape)  # torque beyond the window, summed over both axes
     for e in WINDOW_EDGES:  # past the high edge (e_l + e_r > 0) or the low one (f_l + f_r < 0); never both
-        beyond += np.maximum(lo[..., e] + r[..., e], 0) + np.maximum(-(hi[..., e + 1] + r[..., e + 1]), 0)
+        beyond += np.maximum(lo[..., e] + r_lo[..., e], 0) + np.maximum(-(hi[..., e + 1] + r_hi[..., e + 1]), 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         outside = np.where(mass_low >= MIN_MASS, beyond / mass_high, 0.0)  # near-blank pairs: the clamped mass, no claim
-    height_low = np.maximum(lo[..., 4], r[..., 4]) - np.minimum(hi[..., 3], r[..., 3]) + 1
-    height_high = np.maximum(hi[..., 4], r[..., 4]) - np.minimum(lo[..., 3], r[..., 3]) + 1
-    width_low, width_high = r[..., 5] - hi[..., 5] + 1, r[..., 5] - lo[..., 5] + 1
+    height_low = np.maximum(lo[..., 4], r_lo[..., 4]) - np.minimum(hi[..., 3], r_hi[..., 3]) + 1
+    height_high = np.maximum(hi[..., 4], r_hi[..., 4]) - np.minimum(lo[..., 3], r_lo[..., 3]) + 1
+    width_low, width_high = r_lo[..., 5] - hi[..., 5] + 1, r_hi[..., 5] - lo[..., 5] + 1
     side_low, side_high = np.maximum(height_low, width_low), np.maximum(height_high, width_high)
     box = np.maximum(side_low - BOX_SIDE, 0) + np.maximum(BOX_SIDE - side_high, 0)
     penalty = spec.com_weight * outside + spec.box_weight * box
-    learned = bound.scale * hi[..., 6] * r[..., 6] + 2 * hi[..., 7] + 2 * r[..., 7]
+    learned = bound.scale * hi[..., 6] * r_hi[..., 6] + 2 * hi[..., 7] + 2 * r_hi[..., 7]
     # float32 scores carry rounding the float64 bound does not: widen it
     return learned - penalty + 1e-3 * (1.0 + np.abs(learned) + 1e-3 * penalty)
 
@@ -139,7 +143,7 @@ class GeometryPruner:
         self.bound = LearnedBound.probe(backend)
         self.lefts = half_statistics(left_features, self.bound)
         self.rights = half_statistics(right_features, self.bound)
-        self.groups = group_lefts(self.lefts, group_size)
+        self.groups = centre_groups(self.lefts, group_size)
         self.group_of = np.empty(len(self.lefts), dtype=np.int64)
         for number, members in enumerate(self.groups):
             self.group_of[members] = number
@@ -153,6 +157,23 @@ class GeometryPruner:
             low = np.stack([self.lefts[members].min(axis=0) for members in batch])
             high = np.stack([self.lefts[members].max(axis=0) for members in batch])
             yield from score_upper_bounds(low, high, self.rights, self.bound)
+
+    @cached_property
+    def buckets(self) -> list[np.ndarray]:
+        """The rights split by centre of mass into buckets of at most BUCKET_SIZE, for the proof's check
+        (`proof.uncovered`): a left's bound against a whole bucket rules out most of the pairs its row's
+        bound leaves open."""
+        return centre_groups(self.rights, BUCKET_SIZE)
+
+    @cached_property
+    def _bucket_ranges(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.stack([self.rights[b].min(axis=0) for b in self.buckets]), np.stack([self.rights[b].max(axis=0) for b in self.buckets])
+
+    def bucket_caps(self, lefts: np.ndarray, bucket: int) -> np.ndarray:
+        """(len(LEFTS),) upper bounds on the score of each of the lefts LEFTS with any right in `buckets`[BUCKET]."""
+        statistics = self.lefts[lefts]
+        low, high = self._bucket_ranges
+        return score_upper_bounds(statistics, statistics, low[bucket : bucket + 1], self.bound, high[bucket : bucket + 1])[:, 0]
 
 
 def pruning_applies(backend: Backend) -> bool:
