@@ -58,8 +58,8 @@ def check_memory(n: int, feature_size: int, method: str, k: int = DEFAULT_K, pro
 
 # seconds ~ LINEAR_SECONDS * n + QUADRATIC_SECONDS * n^2 + CUBIC_SECONDS * n^3 for n pairs on two cores of this
 # project's reference machine, fitted to whole-process restores of 10,000 to 200,000 pairs; the cubic term is the
-# proof's check, whose share of the pairs grows with n (docs/performance.md, issue 23's fourth stop)
-LINEAR_SECONDS, QUADRATIC_SECONDS, CUBIC_SECONDS = 1.42e-4, 2.5e-9, 3.08e-14
+# proof's check, whose share of the pairs grows with n (docs/performance.md, issue 23's fifth stop)
+LINEAR_SECONDS, QUADRATIC_SECONDS, CUBIC_SECONDS = 1.35e-4, 3.9e-9, 1.23e-14
 LONG_RUN_SECONDS = 20.0  # runs estimated at least this long announce their estimate
 
 
