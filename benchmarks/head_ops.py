@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -32,10 +32,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from amphisbaena.datasets import load_split
-from amphisbaena.engines.select import BackendChoice
-from amphisbaena.halves import make_halves
-from amphisbaena.model_files import load_model_files, shipped_model_dir
+import amphisbaena as amph
 from amphisbaena.runtime.candidates import PRUNE_FLOOR
 from amphisbaena.runtime.features import both_arms
 from amphisbaena.runtime.pruning import GeometryPruner
@@ -43,6 +40,9 @@ from amphisbaena.runtime.topk import best_of_each_row, block_offer
 from amphisbaena.shapes import DEFAULT_K
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from bench_api import commit
+from matchers import real_halves
 
 
 def penalty_nodes(graph: onnx.GraphProto) -> set[str]:
@@ -67,16 +67,13 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
-    digits = load_split("test")[0] if args.size <= 10_000 else load_split("train")[0]
-    left, right, _ = make_halves(digits[: args.size], seed=0)
-    files = load_model_files(shipped_model_dir("mnist"), verify=False)
-    backend, _ = BackendChoice().create(files)
-    left_features, right_features = both_arms(backend, left, right)
+    backend = amph.load().backend
+    left_features, right_features = both_arms(backend, *real_halves(args.size))
     pruner = GeometryPruner(backend, left_features, right_features)
     blocks = [(left_features[m], right_features[np.flatnonzero(upper >= PRUNE_FLOOR)]) for m, upper in zip(pruner.groups, pruner.bounds(pruner.groups))]
     pairs = sum(len(a) * len(b) for a, b in blocks)
 
-    head_bytes = files.read("head")
+    head_bytes = backend.model.read("head")
     graph = onnx.load_from_string(head_bytes).graph
     in_penalty = penalty_nodes(graph)
     op_of = {node.name: node.op_type for node in graph.node}
@@ -125,7 +122,7 @@ def main() -> None:
     result = {
         "halves": args.size,
         "runs": args.runs,
-        "commit": subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=HERE, check=True).stdout.strip(),
+        "commit": commit(),
         "onnxruntime": ort.__version__,
         "blocks": len(blocks),
         "pairs_in_blocks": pairs,
