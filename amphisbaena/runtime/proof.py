@@ -37,7 +37,8 @@ class BucketCaps(Protocol):
     """Buckets of columns, and per row an upper bound on its score with any column of a bucket
     (`pruning.GeometryPruner`)."""
 
-    buckets: list[np.ndarray]
+    @property
+    def buckets(self) -> list[np.ndarray]: ...
 
     def bucket_caps(self, lefts: np.ndarray, bucket: int) -> np.ndarray: ...
 
