@@ -516,3 +516,14 @@ def test_import_beside_loads_the_module_and_leaves_a_failure_to_the_callers_impo
     assert capfd.readouterr().err == ""  # nothing printed from the worker
     with pytest.raises(ModuleNotFoundError):
         __import__("amphisbaena.no_such_module")
+
+
+@pytest.mark.parametrize("high", [2, 60_000, 1 << 16, 1 << 40])
+def test_stable_order_is_numpys_stable_argsort(high: int) -> None:
+    from amphisbaena.runtime.arrays import in_row_order, stable_order
+
+    keys = np.random.default_rng(high % 97).integers(0, high, 20_000)
+    np.testing.assert_array_equal(stable_order(keys), np.argsort(keys, kind="stable"))  # ties keep their order
+    rows, cols = in_row_order(keys, np.arange(20_000))
+    assert (np.diff(rows) >= 0).all() and all((np.diff(cols[rows == key]) > 0).all() for key in np.unique(keys)[:50])
+    assert len(stable_order(np.zeros(0, dtype=np.int64))) == 0

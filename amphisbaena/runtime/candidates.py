@@ -17,7 +17,7 @@ import numpy as np
 
 from amphisbaena.engines.base import Backend
 from amphisbaena.progress import Progress
-from amphisbaena.runtime.arrays import nonzero_2d
+from amphisbaena.runtime.arrays import nonzero_2d, stable_order
 from amphisbaena.runtime.graph import CandidateGraph
 from amphisbaena.runtime.overlap import one_ahead
 from amphisbaena.runtime.pruning import GeometryPruner
@@ -74,7 +74,7 @@ def graph_from(by_row: BestPerItem, by_col: BestPerItem, k: int, n_right: int) -
     row_held = np.flatnonzero(np.isfinite(row_scores))  # empty slots (an item with fewer than k partners) go
     col_held = np.flatnonzero(np.isfinite(col_score.ravel()))
     rows_of_held = col_partner.ravel()[col_held]  # held in column order, so a stable sort by row sorts by key
-    col_held = col_held[np.argsort(rows_of_held.astype(np.uint16) if len(row_partner) <= 1 << 16 else rows_of_held, kind="stable")]  # 16-bit: a radix sort
+    col_held = col_held[stable_order(rows_of_held)]
     del rows_of_held
     col_keys = col_partner.ravel()[col_held] * stride + col_held // col_partner.shape[1] + 1
     keys = np.concatenate([row_keys[row_held], col_keys])

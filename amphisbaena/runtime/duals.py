@@ -23,7 +23,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra, min_weight_full_bipartite_matching
 
-from amphisbaena.runtime.arrays import in_row_order, runs
+from amphisbaena.runtime.arrays import in_row_order, runs, stable_order
 from amphisbaena.runtime.graph import CandidateGraph, SparseSolution
 from amphisbaena.runtime.matcher import optimal_matching
 
@@ -71,7 +71,7 @@ def _potentials_by_shortest_paths(
     # numbers in 32 bits where they fit: two of these passes run at once, each holding several edge arrays.
     node_type = np.int32 if 2 * n < np.iinfo(np.int32).max else np.int64
     tails = np.where(matched, cols + n, rows).astype(node_type)
-    order = np.argsort(tails, kind="stable")
+    order = stable_order(tails)
     tails, heads = tails[order], np.where(matched, rows, cols + n).astype(node_type)[order]
     weights = np.where(matched, scores, -scores)[order]
     del order

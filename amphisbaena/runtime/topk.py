@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from amphisbaena.runtime.arrays import nonzero_2d
+from amphisbaena.runtime.arrays import nonzero_2d, stable_order
 
 
 def _best_first_within_items(item: np.ndarray, score: np.ndarray, partner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -179,7 +179,7 @@ def block_offer(scores: np.ndarray, floor: np.ndarray, count: int) -> BlockOffer
     if new.max(initial=0) > count:
         a, b, values = _best_of_crowded(floor, a, b, values, new, count)
         new = np.bincount(a, minlength=n_items)
-    order = np.argsort(a.astype(np.uint16) if n_items <= 1 << 16 else a, kind="stable")  # 16-bit keys: a radix sort
+    order = stable_order(a)
     return BlockOffer(a[order], b[order], values[order], new, floor)
 
 
