@@ -95,12 +95,14 @@ class BestPerItemFromBlocks:
         distinct, and no (item, partner) pair comes in more than one block. An item whose slots would
         overflow is first cut back to its best COUNT."""
         self.floor[items] = np.maximum(self.floor[items], offer.floor)
-        a, b, values, new = offer.item, offer.partner, offer.score, offer.count_by_item
-        self._cut(items[self.fill[items] + new > self.score.shape[1]])
-        rank = np.arange(len(a)) - np.repeat(np.cumsum(new) - new, new)
-        slot = self.fill[items[a]] + rank
-        self.score[items[a], slot] = values
-        self.partner[items[a], slot] = partners[b]
+        b, values, new = offer.partner, offer.score, offer.count_by_item
+        width = self.score.shape[1]
+        self._cut(items[self.fill[items] + new > width])
+        # The entries come item by item: each item's run goes to its next free slots, as flat positions.
+        run_start = np.cumsum(new) - new
+        target = np.repeat(items * width + self.fill[items] - run_start, new) + np.arange(len(values))
+        self.score.reshape(-1)[target] = values
+        self.partner.reshape(-1)[target] = partners[b]
         self.fill[items] += new
 
     def _cut(self, items: np.ndarray) -> None:
@@ -122,12 +124,11 @@ class BestPerItemFromBlocks:
             np.put_along_axis(tied_keep, top, True, axis=1)
             keep[tied] = tied_keep
         kept = np.flatnonzero(keep)  # COUNT per item, item by item
-        kept_score = score.ravel()[kept].reshape(len(items), self.count)
-        kept_partner = partner.ravel()[kept].reshape(len(items), self.count)
-        self.score[items] = -np.inf
-        self.partner[items] = -1
-        self.score[items, : self.count] = kept_score
-        self.partner[items, : self.count] = kept_partner
+        score[:, : self.count] = score.ravel()[kept].reshape(len(items), self.count)
+        partner[:, : self.count] = partner.ravel()[kept].reshape(len(items), self.count)
+        score[:, self.count :] = -np.inf
+        partner[:, self.count :] = -1
+        self.score[items], self.partner[items] = score, partner
         self.fill[items] = self.count
         self.floor[items] = np.maximum(self.floor[items], threshold)
 
@@ -146,7 +147,6 @@ class BlockOffer:
     """What a block offers its items (`block_offer`): entries sorted by item, at most COUNT per item, and each
     item's floor as the block proves it."""
 
-    item: np.ndarray  # position of each entry's item among the block's items
     partner: np.ndarray  # position of each entry's partner among the block's partners
     score: np.ndarray
     count_by_item: np.ndarray  # entries per item
@@ -180,7 +180,7 @@ def block_offer(scores: np.ndarray, floor: np.ndarray, count: int) -> BlockOffer
         a, b, values = _best_of_crowded(floor, a, b, values, new, count)
         new = np.bincount(a, minlength=n_items)
     order = stable_order(a)
-    return BlockOffer(a[order], b[order], values[order], new, floor)
+    return BlockOffer(b[order], values[order], new, floor)
 
 
 def _raise_floor(floor: np.ndarray, which: np.ndarray, scores: np.ndarray, count: int) -> None:
