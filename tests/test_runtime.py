@@ -527,3 +527,18 @@ def test_stable_order_is_numpys_stable_argsort(high: int) -> None:
     rows, cols = in_row_order(keys, np.arange(20_000))
     assert (np.diff(rows) >= 0).all() and all((np.diff(cols[rows == key]) > 0).all() for key in np.unique(keys)[:50])
     assert len(stable_order(np.zeros(0, dtype=np.int64))) == 0
+
+
+def test_best_first_sorts_by_score_then_partner_with_ties_and_signed_zeros() -> None:
+    rng = np.random.default_rng(3)
+    lists = topk.BestPerItemFromBlocks(300, 5)
+    score = rng.integers(-3, 3, size=(300, 10)).astype(np.float32)  # many ties
+    score[rng.random((300, 10)) < 0.2] = -np.inf
+    score[score == 0] = np.where(rng.random(int((score == 0).sum())) < 0.5, np.float32(-0.0), np.float32(0.0))
+    partner = np.stack([rng.permutation(1000)[:10] for _ in range(300)])
+    lists.score, lists.partner = score, np.where(np.isneginf(score), -1, partner)
+    best = lists.best_first()
+    key_partner = np.where(np.isneginf(score), np.iinfo(np.int64).max, lists.partner)
+    order = np.lexsort((key_partner, -score), axis=1)[:, :5]  # the reference: a two-key sort of every slot
+    np.testing.assert_array_equal(best.score, np.take_along_axis(score, order, axis=1))
+    np.testing.assert_array_equal(best.partner, np.take_along_axis(lists.partner, order, axis=1))
