@@ -542,3 +542,14 @@ def test_best_first_sorts_by_score_then_partner_with_ties_and_signed_zeros() -> 
     order = np.lexsort((key_partner, -score), axis=1)[:, :5]  # the reference: a two-key sort of every slot
     np.testing.assert_array_equal(best.score, np.take_along_axis(score, order, axis=1))
     np.testing.assert_array_equal(best.partner, np.take_along_axis(lists.partner, order, axis=1))
+
+
+@pytest.mark.parametrize("groups, entries", [(1, 0), (7, 50), (60_000, 200_000)])
+def test_minimum_by_group_is_minimum_at(groups: int, entries: int) -> None:
+    from amphisbaena.runtime.arrays import minimum_by_group
+
+    rng = np.random.default_rng(entries)
+    initial, which, values = rng.normal(size=groups), rng.integers(0, groups, entries), rng.normal(size=entries)
+    expected = initial.copy()
+    np.minimum.at(expected, which, values)
+    np.testing.assert_array_equal(minimum_by_group(initial, which, values), expected)

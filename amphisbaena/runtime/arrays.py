@@ -38,3 +38,17 @@ def stable_order(keys: np.ndarray) -> np.ndarray:
     if len(keys) and int(keys.max()) < 1 << 16:
         return np.argsort(keys.astype(np.uint16), kind="stable")
     return np.argsort(keys, kind="stable")
+
+
+def minimum_by_group(initial: np.ndarray, groups: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """INITIAL (G,) lowered to the least of VALUES (E,) in each group GROUPS (E,): what np.minimum.at(initial.copy(),
+    groups, values) gives, by one `stable_order` and a reduceat, several times faster on millions of entries."""
+    result = initial.copy()
+    if len(groups) == 0:
+        return result
+    order = stable_order(groups)
+    groups, values = groups[order], values[order]
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    which = groups[starts]
+    result[which] = np.minimum(result[which], np.minimum.reduceat(values, starts))
+    return result

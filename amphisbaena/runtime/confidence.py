@@ -33,7 +33,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 
-from amphisbaena.runtime.arrays import nonzero_2d
+from amphisbaena.runtime.arrays import minimum_by_group, nonzero_2d
 from amphisbaena.runtime.duals import excluded_slack
 from amphisbaena.runtime.graph import CandidateGraph, SparseSolution
 
@@ -87,9 +87,7 @@ def regrets_with_counts(graph: CandidateGraph, solution: SparseSolution, limit: 
     # another, so the cheapest of each bounds the regret from below; only lefts whose bound is
     # under LIMIT need a search.
     enter = np.maximum(excluded_slack(graph.transposed(), SparseSolution(right_for_left, w, u, solution.excluded_floor)), 0.0)
-    leave_cheapest, enter_cheapest = leave.copy(), enter.copy()
-    np.minimum.at(leave_cheapest, rows, all_slack)
-    np.minimum.at(enter_cheapest, cols, all_slack)
+    leave_cheapest, enter_cheapest = minimum_by_group(leave, rows, all_slack), minimum_by_group(enter, cols, all_slack)
     regret = np.minimum(leave_cheapest + enter_cheapest[right_for_left], limit)
     searched = np.flatnonzero(regret < limit)
     useful = all_slack < limit
