@@ -33,9 +33,8 @@ import onnx
 import onnxruntime as ort
 
 import amphisbaena as amph
-from amphisbaena.runtime.candidates import PRUNE_FLOOR
 from amphisbaena.runtime.features import both_arms
-from amphisbaena.runtime.pruning import GeometryPruner
+from amphisbaena.runtime.pruning import PRUNE_FLOOR, GeometryPruner
 from amphisbaena.runtime.topk import best_of_each_row, block_offer
 from amphisbaena.shapes import DEFAULT_K
 

@@ -28,9 +28,8 @@ from amphisbaena.engines.select import BackendChoice
 from amphisbaena.export.onnx_export import model_from_onnx
 from amphisbaena.halves import make_halves
 from amphisbaena.model_files import load_model_files, shipped_model_dir
-from amphisbaena.runtime.candidates import PRUNE_FLOOR
 from amphisbaena.runtime.features import both_arms
-from amphisbaena.runtime.pruning import GeometryPruner, score_upper_bounds
+from amphisbaena.runtime.pruning import PRUNE_FLOOR, GeometryPruner, score_upper_bounds
 
 HERE = Path(__file__).resolve().parent
 

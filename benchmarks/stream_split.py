@@ -22,8 +22,8 @@ from amphisbaena.datasets import load_split
 from amphisbaena.engines.select import BackendChoice
 from amphisbaena.halves import make_halves
 from amphisbaena.model_files import load_model_files, shipped_model_dir
-from amphisbaena.runtime.candidates import PRUNE_FLOOR
 from amphisbaena.runtime.features import both_arms
+from amphisbaena.runtime.pruning import PRUNE_FLOOR
 from amphisbaena.runtime.scorer import PairScorer
 from amphisbaena.shapes import DEFAULT_K
 

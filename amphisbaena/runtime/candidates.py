@@ -3,7 +3,7 @@
 The full score matrix is never held. Each row and column keeps its best k + 1 entries while the tiles go
 by; the union of every row's and column's best k becomes the candidate graph, and each one's (k+1)-th
 best bounds every pair it left out (`graph`). With a pruner, pairs whose geometry bound falls below
-PRUNE_FLOOR are never scored, and their bounds join the graph's.
+the pruner's floor are never scored, and their bounds join the graph's.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from amphisbaena.runtime.topk import (
 from amphisbaena.shapes import TilePlan, kept_per_item
 
 CORE_K = 8  # of each row's and column's candidates, the best this many form the graph's core
-PRUNE_FLOOR = -20.0  # pairs whose score bound is below this are not scored (well under a row's 33rd best)
 
 
 class BlockScorer(Protocol):
@@ -179,10 +178,10 @@ def _scored_block(
 def _stream_pruned(scorer: BlockScorer, k: int) -> CandidateGraph:
     """The top-k of every left and right among the pairs the geometry does not rule out, with
     bounds on every pair left out (see `pruning`). Each group of lefts is scored against the
-    rights whose bound reaches PRUNE_FLOOR, and always against at least its k + 1 most promising.
+    rights whose bound reaches the pruner's floor, and always against at least its k + 1 most promising.
     A left meets one block only, so two workers score blocks and find each left's final list there,
     while the main thread merges the rights' lists, which span many blocks (docs/performance.md)."""
-    pruner, floor = scorer.pruner, PRUNE_FLOOR
+    pruner = scorer.pruner
     n_left, n_right = scorer.size
     row_count = kept_per_item(k, n_right)
     row_score = np.full((n_left, row_count), -np.inf, dtype=np.float32)
@@ -193,7 +192,7 @@ def _stream_pruned(scorer: BlockScorer, k: int) -> CandidateGraph:
 
     def blocks() -> Iterator[Callable[[], tuple[np.ndarray, ...]]]:
         for members, upper in zip(pruner.groups, pruner.bounds(pruner.groups)):
-            keep = upper >= floor
+            keep = upper >= pruner.floor
             if keep.sum() < row_count:
                 keep[np.argpartition(-upper, row_count - 1)[:row_count]] = True
             cols = np.flatnonzero(keep)

@@ -15,8 +15,9 @@ without running the head on the pair:
   which leaves fewer pairs to score (docs/performance.md).
 
 MNIST digits are centred and boxed, so on the test set about 95% of all pairs
-have a penalty far above any learned score. Lefts are grouped by their centre
-of mass (a k-d split on the two torques), each group is scored only against
+have a penalty far above any learned score. Lefts are grouped by a k-d split
+that at each step cuts the statistic leaving fewest pairs (`bound_groups`:
+window edges or extents), each group is scored only against
 the rights its bound cannot rule out, and the bound of every pair left out
 goes into the candidate graph's row and column bounds. The optimality proof in
 `assignment` then covers those pairs like any other excluded pair, so pruning
@@ -38,6 +39,7 @@ from amphisbaena.model_files import FeatureLayout
 HALF_WINDOW = CENTRE_HIGH - CENTRE  # 0.5: how far the joined centre of mass may lie from 14
 GROUP_SIZE = 256  # lefts per group: small groups have tight ranges, large ones amortise each head call (docs/performance.md)
 BOUND_CELLS = 1 << 16  # (group, right) bounds computed at once: temporaries stay in cache
+PRUNE_FLOOR = -20.0  # pairs whose score bound is below this are not scored (well under a row's 33rd best)
 BUCKET_SIZE = 12_000  # rights per bucket of the proof's caps: small buckets bound tightly, but each is a head call per block of rows (docs/performance.md)
 
 
@@ -111,6 +113,69 @@ def centre_groups(statistics: np.ndarray, size: int = GROUP_SIZE) -> list[np.nda
     return groups
 
 
+SPLIT_STATISTICS = (8, 9, 10, 11, 3, 4, 5)  # the four window edges, then top, bottom and outer extent
+EXTENTS = (3, 4, 5)  # whole pixels: a split keeps each value on one side, so small groups get exact boxes
+SAMPLE_RIGHTS = 512  # rights the splits are judged against: enough to rank them (1,500 chose groups that keep as many pairs)
+JUDGED_LEFTS = 4_096  # a larger node judges its splits on this many of its lefts, spread evenly
+VISIT_PAIRS = 128  # what a right costs a block beyond its scored pairs (its offer and slots), in pairs (docs/performance.md)
+MIN_SPLIT = 32  # groups this small are not split further
+
+
+def bound_groups(lefts: np.ndarray, rights: np.ndarray, bound: LearnedBound, floor: float, size: int = GROUP_SIZE) -> list[np.ndarray]:
+    """Lefts (statistics, (N, 12)) split into groups of at most SIZE (where their statistics differ) that leave few pairs to score: a k-d
+    split where each node takes, of the median splits of SPLIT_STATISTICS, the one whose halves cost least
+    against a fixed sample of RIGHTS ((M, 12)): the (left, right) pairs each half keeps at FLOOR, plus
+    VISIT_PAIRS per right it keeps. A node of at most SIZE stays whole unless splitting it costs less.
+
+    The exact bound is a conjunction of sharp conditions on all six of a left's geometry statistics, so
+    splitting on whichever binds most narrows groups where it matters (docs/performance.md)."""
+    sample = rights[np.linspace(0, len(rights) - 1, min(SAMPLE_RIGHTS, len(rights))).astype(np.int64)]
+    groups, pending = [], [(np.arange(len(lefts)), sample)]
+    while pending:
+        members, reached = pending.pop()  # REACHED: the sampled rights the node's own range keeps
+        judged = members[np.linspace(0, len(members) - 1, min(JUDGED_LEFTS, len(members))).astype(np.int64)]
+        statistics = lefts[judged]
+        splits = _median_splits(statistics) if len(members) > MIN_SPLIT else []
+        if not splits:
+            groups.append(members)
+            continue
+        sides = [np.flatnonzero(side) for axis, threshold in splits for side in _sides(statistics[:, axis], threshold)]
+        shares = np.array([len(side) for side in sides]) * (len(members) / len(judged))
+        gathered = statistics[np.concatenate(sides)]
+        starts = np.r_[0, np.cumsum([len(side) for side in sides])[:-1]]
+        low, high = np.minimum.reduceat(gathered, starts), np.maximum.reduceat(gathered, starts)
+        kept = score_upper_bounds(low, high, reached, bound) >= floor  # a half's range lies in its node's: it keeps no more
+        cost = (kept.sum(axis=1) * (shares + VISIT_PAIRS)).reshape(-1, 2).sum(axis=1)
+        best = int(np.argmin(cost))
+        if len(members) <= size and cost[best] >= len(reached) * (len(members) + VISIT_PAIRS):
+            groups.append(members)
+            continue
+        axis, threshold = splits[best]
+        below, above = _sides(lefts[members, axis], threshold)
+        pending += [(members[above], reached[kept[2 * best + 1]]), (members[below], reached[kept[2 * best]])]
+    return groups
+
+
+def _sides(values: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    below = values < threshold
+    return below, ~below
+
+
+def _median_splits(statistics: np.ndarray) -> list[tuple[int, float]]:
+    """(axis, threshold) of each statistic's median split (below the threshold, and the rest) that leaves
+    neither side empty. An extent's median value goes wholly to the side that balances the two better."""
+    splits = []
+    for axis in SPLIT_STATISTICS:
+        values = statistics[:, axis]
+        middle = float(np.partition(values, len(values) // 2)[len(values) // 2])
+        threshold = middle
+        if axis in EXTENTS and abs(2 * (values <= middle).sum() - len(values)) < abs(2 * (values < middle).sum() - len(values)):
+            threshold = middle + 0.5
+        if 0 < (values < threshold).sum() < len(values):
+            splits.append((axis, threshold))
+    return splits
+
+
 def score_upper_bounds(low: np.ndarray, high: np.ndarray, rights: np.ndarray, bound: LearnedBound, rights_high: np.ndarray | None = None) -> np.ndarray:
     """(G, N) upper bounds on the score of any left of each group (statistics in [LOW, HIGH], (G, 12))
     with each right (RIGHTS, (N, 12)), or with RIGHTS_HIGH with any right of each of N ranges of rights
@@ -136,17 +201,15 @@ def score_upper_bounds(low: np.ndarray, high: np.ndarray, rights: np.ndarray, bo
 
 
 class GeometryPruner:
-    """Score bounds for one restore: the probed head weights, every half's statistics and the
-    groups of lefts."""
+    """Score bounds for one restore: the probed head weights, every half's statistics, the floor below
+    which a pair is not scored, and the groups of lefts."""
 
     def __init__(self, backend: Backend, left_features: np.ndarray, right_features: np.ndarray, group_size: int = GROUP_SIZE) -> None:
         self.bound = LearnedBound.probe(backend)
         self.lefts = half_statistics(left_features, self.bound)
         self.rights = half_statistics(right_features, self.bound)
-        self.groups = centre_groups(self.lefts, group_size)
-        self.group_of = np.empty(len(self.lefts), dtype=np.int64)
-        for number, members in enumerate(self.groups):
-            self.group_of[members] = number
+        self.floor = PRUNE_FLOOR
+        self.groups = bound_groups(self.lefts, self.rights, self.bound, self.floor, group_size)
 
     def bounds(self, sets: list[np.ndarray]) -> Iterator[np.ndarray]:
         """For each set of lefts in turn, (N_right,) bounds on any of its scores with each right;

@@ -82,9 +82,11 @@ class PairScorer:
         BESIDE_HOST: called from a worker while the host digests the last block (`Backend.head`)."""
         left_rows = self.left[lefts]
         scores = np.empty((len(lefts), len(cols)), dtype=np.float32)
-        for c0 in range(0, len(cols), self.tiles.cols):
-            right_rows = self.right[cols[c0 : c0 + self.tiles.cols]]
-            scores[:, c0 : c0 + self.tiles.cols] = self.backend.head(left_rows, right_rows, beside_host=beside_host)
+        rows, width = self.tiles.rows, self.tiles.cols
+        for c0 in range(0, len(cols), width):
+            right_rows = self.right[cols[c0 : c0 + width]]
+            for r0 in range(0, len(lefts), rows):
+                scores[r0 : r0 + rows, c0 : c0 + width] = self.backend.head(left_rows[r0 : r0 + rows], right_rows, beside_host=beside_host)
         return scores
 
     def block(self, lefts: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
