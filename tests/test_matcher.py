@@ -83,22 +83,6 @@ def test_a_resolve_from_earlier_duals_finds_the_optimum_of_the_larger_graph() ->
     assert total >= assert_certified(rows[first], cols[first], scores[first], n, base) - 1e-9
 
 
-@pytest.mark.parametrize("core_per_row", [2, 0])
-def test_an_auction_on_the_core_starts_the_same_optimum(core_per_row: int) -> None:
-    """Prices from the core's auction (each row's best CORE_PER_ROW edges) are only a start: the phases reach
-    the whole graph's optimum, also where the core leaves rows without an edge (the auction then bids on all)."""
-    n = 1_500
-    rows, cols, scores = sparse_graph(n, 8, 9)
-    order = np.lexsort((-scores, rows))  # row by row, best first
-    rank = np.arange(len(rows)) - np.searchsorted(rows[order], rows[order])
-    core = np.zeros(len(rows), dtype=bool)
-    core[order[rank < core_per_row]] = True
-    with_core = optimal_matching(rows, cols, scores, n, core=core)
-    assert with_core is not None
-    total = assert_certified(rows, cols, scores, n, with_core)
-    assert total == pytest.approx(dense_optimum(rows, cols, scores, n), abs=1e-6)
-
-
 def test_no_perfect_matching_gives_none() -> None:
     # Rows 0 and 1 both have only column 0.
     assert optimal_matching(np.array([0, 1, 2, 2]), np.array([0, 0, 1, 2]), np.array([1.0, 2.0, 3.0, 4.0]), 3) is None

@@ -212,7 +212,7 @@ def _optimal_matching(graph: CandidateGraph, previous: SparseSolution | None) ->
         slack = previous.row_potential[graph.rows] + previous.col_potential[graph.cols] - graph.scores
         if len(np.unique(graph.rows[slack < -graph.tolerance])) <= WARM_START_SHARE * graph.size:
             start = previous.col_potential
-    found = optimal_matching(graph.rows, graph.cols, graph.scores, graph.size, start, graph.core)
+    found = optimal_matching(graph.rows, graph.cols, graph.scores, graph.size, start)
     return None if found is None else (found[0], found[1:])
 
 

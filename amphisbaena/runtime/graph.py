@@ -23,8 +23,8 @@ class CandidateGraph:
     row_bound: np.ndarray  # (N,) every excluded score in row i is <= row_bound[i] (-inf: none excluded)
     col_bound: np.ndarray  # (N,) every excluded score in column j is <= col_bound[j]
     scored_pairs: int | None = None  # pairs the head scored to build it; None: every pair
-    # bool (E,): each row's and column's best few edges, where the duals and the matcher's auction start
-    # (`duals`); with_edges adds its edges to the core: few, and each one broke the last duals. None: not known
+    # bool (E,): each row's and column's best few edges (`potentials`); None where not known, as after
+    # with_edges, whose graphs are always re-solved from the previous round's duals, which need no core
     core: np.ndarray | None = None
 
     @property
@@ -55,7 +55,6 @@ class CandidateGraph:
             self.row_bound,
             self.col_bound,
             None if self.scored_pairs is None else self.scored_pairs + scored,
-            None if self.core is None else np.concatenate([self.core, np.ones(len(rows), dtype=bool)]),
         )
 
 

@@ -35,29 +35,22 @@ def _tight_tolerance(scores: np.ndarray) -> float:
 
 
 def optimal_matching(
-    rows: np.ndarray,
-    cols: np.ndarray,
-    scores: np.ndarray,
-    n: int,
-    start_col_potential: np.ndarray | None = None,
-    core: np.ndarray | None = None,
+    rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, n: int, start_col_potential: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The perfect matching of N rows and N columns on the edges (ROWS, COLS) (E,) that maximises the
     total of SCORES (E,), with duals certifying it: (right_for_left (N,), u (N,), w (N,)), u_i + w_j >=
     s_ij on every edge and equal on the matching. None if the graph has no perfect matching.
 
     START_COL_POTENTIAL (N,): column duals to start from, such as an earlier solution's for a subgraph;
-    without it an auction finds them, on the edges CORE (E,) marks where given (each row's and column's
-    best few: prices as good for the phases, at a fifth of the auction's cost on the whole graph)."""
+    without it an auction finds them."""
     if n == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
-    core = np.ones(len(rows), dtype=bool) if core is None else core
-    rows, cols, scores, core = in_row_order(rows, cols, scores.astype(np.float64, copy=False), core)
+    rows, cols, scores = in_row_order(rows, cols, scores.astype(np.float64, copy=False))
     counts = np.bincount(rows, minlength=n)
     if not counts.all():
         return None
     indptr = np.concatenate([[0], np.cumsum(counts)])
-    w = _auction_start(rows, cols, scores, core, n) if start_col_potential is None else start_col_potential.astype(np.float64)
+    w = auction_prices(indptr, cols, scores, n) if start_col_potential is None else start_col_potential.astype(np.float64)
     u = np.maximum.reduceat(scores - w[cols], indptr[:-1])  # the least feasible u for these w
     tolerance = _tight_tolerance(scores)
     residual = _ResidualGraph(indptr, cols, n)
@@ -81,15 +74,6 @@ def optimal_matching(
         limit = LIMIT_REACH * float(to_open_columns[min(len(to_open_columns) - 1, len(unmatched) // 2)]) + tolerance
         u += distance[:n]
         w -= distance[n:]
-
-
-def _auction_start(rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, core: np.ndarray, n: int) -> np.ndarray:
-    """(N,) column prices from an auction on the CORE edges (E,) of the graph (edges in row order), or on all
-    of them where the core leaves a row without an edge."""
-    core_counts = np.bincount(rows[core], minlength=n)
-    if not core_counts.all():
-        core, core_counts = np.ones(len(rows), dtype=bool), np.bincount(rows, minlength=n)
-    return auction_prices(np.concatenate([[0], np.cumsum(core_counts)]), cols[core], scores[core], n)
 
 
 class _ResidualGraph:
