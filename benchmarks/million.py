@@ -39,10 +39,14 @@ HERE = Path(__file__).resolve().parent
 BATCH = 50_000  # digits distorted at once
 SAMPLE_SECONDS = 10  # how often the restore's memory is sampled
 # `python -m amphisbaena` with one change for the record: piped, it also prints a line as each stage starts and ends
+# The restore, printing each stage's start and end. It takes SIGINT as a terminal's Ctrl-C would even where this
+# script runs as a background job of a non-interactive shell, which starts its children with SIGINT ignored.
 WITH_STAGE_LINES = """
-import sys, time
+import signal, sys, time
 from contextlib import contextmanager
 import amphisbaena.progress as progress
+
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 class StageLines(progress.NotesOnly):
     @contextmanager
