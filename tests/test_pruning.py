@@ -129,6 +129,23 @@ def test_pruned_restore_equals_dense_on_real_digits(shipped: OnnxRuntimeBackend,
         assert pruned.assignment.rescored_rows > 0
 
 
+def test_a_graph_without_a_perfect_matching_is_repaired_not_streamed_again(shipped: OnnxRuntimeBackend, test_digits: np.ndarray) -> None:
+    """With k = 2 the candidate graph of 3,000 test pairs has no perfect matching; the unmatched rows' and
+    columns' pairs join it instead of a stream at k = 4, and the proof still reaches the dense optimum."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import maximum_bipartite_matching
+
+    left, right, key = make_halves(test_digits[:3000], seed=4)
+    fl, fr = arm_features(shipped, "left", left), arm_features(shipped, "right", right)
+    graph = PairScorer.pruned(shipped, fl, fr).candidates(2)
+    edges = csr_matrix((np.ones(len(graph.rows), dtype=np.int8), (graph.rows, graph.cols)), shape=(3000, 3000))
+    assert (maximum_bipartite_matching(edges, perm_type="column") < 0).any()  # the case under test
+    repaired = restore(shipped, left, right, key=key, k=2)
+    dense = restore(shipped, left, right, key=key, method="dense")
+    assert repaired.assignment.k == 2
+    np.testing.assert_array_equal(repaired.right_for_left, dense.right_for_left)
+
+
 def test_unpruned_streaming_is_still_available(shipped: OnnxRuntimeBackend, features) -> None:
     fl, fr = features
     graph = PairScorer(shipped, fl, fr).candidates(k=8)

@@ -11,6 +11,8 @@ from dataclasses import replace
 from functools import partial
 
 import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import maximum_bipartite_matching
 
 from amphisbaena.runtime.confidence import REGRET_LIMIT, regrets_with_counts
 from amphisbaena.runtime.duals import potentials, solve_sparse
@@ -26,6 +28,7 @@ MAX_ROUNDS = 8
 PROOF_MARGIN = REGRET_LIMIT
 DENSE_LIMIT = 20_000  # beyond this the dense fallback's N x N matrix would not be reasonable to hold
 FULL_GRAPH_LIMIT = 1_000  # up to here the dense path's regrets are computed on every pair: exact
+REPAIR_LIMIT = 4_096  # unmatched rows whose pairs with the unmatched columns are scored, rather than streaming again at 2k
 
 
 def solve_dense(scores: np.ndarray) -> np.ndarray:
@@ -84,12 +87,29 @@ def assign_dense(scorer: PairScorer, watch: Stopwatch, reason: str = "") -> tupl
     return right_for_left, confidence, AssignmentReport("dense", fallback_reason=reason, total_score=total, regrets=counts.as_dict())
 
 
+def with_a_perfect_matching(scorer: PairScorer, graph: CandidateGraph) -> CandidateGraph | None:
+    """GRAPH plus, scored exactly, every pair of a row and a column that a maximum matching of it leaves
+    unmatched: it then has a perfect matching (the maximum one and those pairs), and the proof's rounds add
+    whatever else the optimum needs. None where more than REPAIR_LIMIT rows are unmatched (their pairs would
+    cost more than a wider stream). The bounds stand: only exact edges are added."""
+    n = graph.size
+    edges = csr_matrix((np.ones(len(graph.rows), dtype=np.int8), (graph.rows, graph.cols)), shape=(n, n))
+    right_for_left = maximum_bipartite_matching(edges, perm_type="column")
+    rows = np.flatnonzero(right_for_left < 0)
+    if len(rows) > REPAIR_LIMIT:
+        return None
+    cols = np.setdiff1d(np.arange(n), right_for_left[right_for_left >= 0])
+    scores = scorer.columns(rows, cols)  # none of these pairs is an edge: the matching would have taken it
+    return graph.with_edges(np.repeat(rows, len(cols)), np.tile(cols, len(rows)), scores.ravel(), scores.size)
+
+
 def assign_sparse(scorer: PairScorer, k: int, watch: Stopwatch) -> tuple[np.ndarray, np.ndarray, AssignmentReport]:
     """Optimal assignment on a top-k candidate graph, proven optimal for the full score matrix.
 
     The algorithm: candidates -> match -> certify -> check -> repeat.
     1. Stream every left's and right's best k into a candidate graph, with bounds on the rest.
-    2. Match optimally on the graph (k doubles while it has no perfect matching).
+    2. Match optimally on the graph. Where it has no perfect matching, the pairs of the rows and columns a
+       maximum matching leaves unmatched join it (`with_a_perfect_matching`); k doubles only where they are many.
     3. Certify: dual potentials u, w cover every edge; `proof.check` scores every pair whose bound might
        exceed u_i + w_j - PROOF_MARGIN, and adds those within PROOF_MARGIN of the duals as edges.
     4. If any of them has s_ij > u_i + w_j, the next round re-solves; else the proof holds, and no pair
@@ -107,12 +127,16 @@ def assign_sparse(scorer: PairScorer, k: int, watch: Stopwatch) -> tuple[np.ndar
             stage.advance()
             solution = solve_sparse(graph, previous)
             if solution is None:
-                if k >= n:
-                    break
-                k, previous = min(2 * k, n), None
-                report.k = k
                 watch.lap("assignment")
-                graph = scorer.candidates(k)
+                previous, repaired = None, with_a_perfect_matching(scorer, graph)
+                if repaired is not None:
+                    graph = repaired
+                elif k >= n:
+                    break
+                else:
+                    k = min(2 * k, n)
+                    report.k = k
+                    graph = scorer.candidates(k)
                 watch.lap("head")
                 continue
             watch.lap("assignment")
