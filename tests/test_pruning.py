@@ -132,14 +132,11 @@ def test_pruned_restore_equals_dense_on_real_digits(shipped: OnnxRuntimeBackend,
 def test_a_graph_without_a_perfect_matching_is_repaired_not_streamed_again(shipped: OnnxRuntimeBackend, test_digits: np.ndarray) -> None:
     """With k = 2 the candidate graph of 3,000 test pairs has no perfect matching; the unmatched rows' and
     columns' pairs join it instead of a stream at k = 4, and the proof still reaches the dense optimum."""
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import maximum_bipartite_matching
+    from amphisbaena.runtime.assignment import unmatched
 
     left, right, key = make_halves(test_digits[:3000], seed=4)
     fl, fr = arm_features(shipped, "left", left), arm_features(shipped, "right", right)
-    graph = PairScorer.pruned(shipped, fl, fr).candidates(2)
-    edges = csr_matrix((np.ones(len(graph.rows), dtype=np.int8), (graph.rows, graph.cols)), shape=(3000, 3000))
-    assert (maximum_bipartite_matching(edges, perm_type="column") < 0).any()  # the case under test
+    assert len(unmatched(PairScorer.pruned(shipped, fl, fr).candidates(2))[0]) > 0  # the case under test
     repaired = restore(shipped, left, right, key=key, k=2)
     dense = restore(shipped, left, right, key=key, method="dense")
     assert repaired.assignment.k == 2

@@ -87,18 +87,23 @@ def assign_dense(scorer: PairScorer, watch: Stopwatch, reason: str = "") -> tupl
     return right_for_left, confidence, AssignmentReport("dense", fallback_reason=reason, total_score=total, regrets=counts.as_dict())
 
 
-def with_a_perfect_matching(scorer: PairScorer, graph: CandidateGraph) -> CandidateGraph | None:
-    """GRAPH plus, scored exactly, every pair of a row and a column that a maximum matching of it leaves
-    unmatched: it then has a perfect matching (the maximum one and those pairs), and the proof's rounds add
-    whatever else the optimum needs. None where more than REPAIR_LIMIT rows are unmatched (their pairs would
-    cost more than a wider stream). The bounds stand: only exact edges are added."""
+def unmatched(graph: CandidateGraph) -> tuple[np.ndarray, np.ndarray]:
+    """The rows and the columns (as many of each) that a maximum matching of GRAPH's edges leaves unmatched:
+    none where the graph has a perfect matching."""
     n = graph.size
     edges = csr_matrix((np.ones(len(graph.rows), dtype=np.int8), (graph.rows, graph.cols)), shape=(n, n))
     right_for_left = maximum_bipartite_matching(edges, perm_type="column")
-    rows = np.flatnonzero(right_for_left < 0)
+    return np.flatnonzero(right_for_left < 0), np.setdiff1d(np.arange(n), right_for_left[right_for_left >= 0])
+
+
+def with_a_perfect_matching(scorer: PairScorer, graph: CandidateGraph) -> CandidateGraph | None:
+    """GRAPH plus, scored exactly, every pair of a row and a column that a maximum matching of it leaves
+    unmatched (`unmatched`): it then has a perfect matching (the maximum one and those pairs), and the proof's
+    rounds add whatever else the optimum needs. None where more than REPAIR_LIMIT rows are unmatched (their
+    pairs would cost more than a wider stream). The bounds stand: only exact edges are added."""
+    rows, cols = unmatched(graph)
     if len(rows) > REPAIR_LIMIT:
         return None
-    cols = np.setdiff1d(np.arange(n), right_for_left[right_for_left >= 0])
     scores = scorer.columns(rows, cols)  # none of these pairs is an edge: the matching would have taken it
     return graph.with_edges(np.repeat(rows, len(cols)), np.tile(cols, len(rows)), scores.ravel(), scores.size)
 
@@ -128,7 +133,8 @@ def assign_sparse(scorer: PairScorer, k: int, watch: Stopwatch) -> tuple[np.ndar
             solution = solve_sparse(graph, previous)
             if solution is None:
                 watch.lap("assignment")
-                previous, repaired = None, with_a_perfect_matching(scorer, graph)
+                previous = None
+                repaired = with_a_perfect_matching(scorer, graph)
                 if repaired is not None:
                     graph = repaired
                 elif k >= n:

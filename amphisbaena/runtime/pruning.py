@@ -133,19 +133,18 @@ def bound_groups(lefts: np.ndarray, rights: np.ndarray, bound: LearnedBound, flo
     groups, pending = [], [(np.arange(len(lefts)), sample)]
     while pending:
         members, reached = pending.pop()  # REACHED: the sampled rights the node's own range keeps
-        judged = members[np.linspace(0, len(members) - 1, min(JUDGED_LEFTS, len(members))).astype(np.int64)]
+        judged = members if len(members) <= JUDGED_LEFTS else members[np.linspace(0, len(members) - 1, JUDGED_LEFTS).astype(np.int64)]
         statistics = lefts[judged]
         splits = _median_splits(statistics) if len(members) > MIN_SPLIT else []
         if not splits:
             groups.append(members)
             continue
         sides = [np.flatnonzero(side) for axis, threshold in splits for side in _sides(statistics[:, axis], threshold)]
-        shares = np.array([len(side) for side in sides]) * (len(members) / len(judged))
-        gathered = statistics[np.concatenate(sides)]
-        starts = np.r_[0, np.cumsum([len(side) for side in sides])[:-1]]
+        sizes = np.array([len(side) for side in sides])
+        gathered, starts = statistics[np.concatenate(sides)], np.cumsum(sizes) - sizes
         low, high = np.minimum.reduceat(gathered, starts), np.maximum.reduceat(gathered, starts)
         kept = score_upper_bounds(low, high, reached, bound) >= floor  # a half's range lies in its node's: it keeps no more
-        cost = (kept.sum(axis=1) * (shares + VISIT_PAIRS)).reshape(-1, 2).sum(axis=1)
+        cost = (kept.sum(axis=1) * (sizes * (len(members) / len(judged)) + VISIT_PAIRS)).reshape(-1, 2).sum(axis=1)
         best = int(np.argmin(cost))
         if len(members) <= size and cost[best] >= len(reached) * (len(members) + VISIT_PAIRS):
             groups.append(members)
