@@ -12,7 +12,8 @@ no tied halves. It cuts and shuffles them (`amphisbaena.cut`) and writes OUT_DIR
 provenance.json (what was drawn, rejected and dropped). Needs torch (the `train` extra).
 
 `restore` runs `amphisbaena restore OUT_DIR/halves.npz --key OUT_DIR/key.npz --json` once as a fresh process (the
-command's own code, which piped prints only its estimate, made to print a line as each stage starts and ends) and
+command's own code, which piped prints only its estimate, made to print a line as each stage and each step of the
+assignment starts and ends) and
 records its commit, wall time, peak RSS, its RSS every 10 s, every line it prints on stderr (the estimate
 first) with its time, and its summary in benchmarks/results/million.json. With --timeout it interrupts the
 restore (SIGINT) after that many seconds and records how far it got, marked `"completed": false`. With
@@ -57,6 +58,21 @@ class StageLines(progress.NotesOnly):
         self.note(f"stage end: {description} ({time.perf_counter() - started:.1f} s)")
 
 progress.for_terminal = lambda notes_only=False: StageLines()
+
+import amphisbaena.runtime.assignment as assignment
+
+def step_lines(name):
+    step = getattr(assignment, name)
+    def timed(*args, **kwargs):
+        started = time.perf_counter()
+        print(f"step start: {name}", file=sys.stderr, flush=True)
+        result = step(*args, **kwargs)
+        print(f"step end: {name} ({time.perf_counter() - started:.1f} s)", file=sys.stderr, flush=True)
+        return result
+    setattr(assignment, name, timed)
+
+for name in ("with_a_perfect_matching", "solve_sparse", "check", "regrets_with_counts"):
+    step_lines(name)
 from amphisbaena.cli import main
 sys.argv[0] = "amphisbaena"
 main()

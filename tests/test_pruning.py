@@ -129,17 +129,32 @@ def test_pruned_restore_equals_dense_on_real_digits(shipped: OnnxRuntimeBackend,
         assert pruned.assignment.rescored_rows > 0
 
 
-def test_a_graph_without_a_perfect_matching_is_repaired_not_streamed_again(shipped: OnnxRuntimeBackend, test_digits: np.ndarray) -> None:
+@pytest.mark.parametrize("checked_first", [False, True])
+def test_a_graph_without_a_perfect_matching_is_repaired_not_streamed_again(
+    shipped: OnnxRuntimeBackend, test_digits: np.ndarray, checked_first: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With k = 2 the candidate graph of 3,000 test pairs has no perfect matching; the unmatched rows' and
-    columns' pairs join it instead of a stream at k = 4, and the proof still reaches the dense optimum."""
-    from amphisbaena.runtime.assignment import unmatched
+    columns' pairs join it instead of a stream at k = 4, and the proof still reaches the dense optimum. Found by
+    the first matching, or (from MATCHABLE_CHECK_FROM pairs) checked before it, so that no matching fails."""
+    from amphisbaena.runtime import assignment
 
+    monkeypatch.setattr(assignment, "MATCHABLE_CHECK_FROM", 0 if checked_first else 10**9)
+    solve_sparse, failed = assignment.solve_sparse, []
+
+    def counting_failures(*args, **kwargs):
+        solution = solve_sparse(*args, **kwargs)
+        failed.extend([1] if solution is None else [])
+        return solution
+
+    monkeypatch.setattr(assignment, "solve_sparse", counting_failures)
     left, right, key = make_halves(test_digits[:3000], seed=4)
     fl, fr = arm_features(shipped, "left", left), arm_features(shipped, "right", right)
-    assert len(unmatched(PairScorer.pruned(shipped, fl, fr).candidates(2))[0]) > 0  # the case under test
+    missing = len(assignment.unmatched(PairScorer.pruned(shipped, fl, fr).candidates(2))[0])
+    assert missing > 0  # the case under test
     repaired = restore(shipped, left, right, key=key, k=2)
     dense = restore(shipped, left, right, key=key, method="dense")
-    assert repaired.assignment.k == 2
+    assert repaired.assignment.k == 2 and repaired.assignment.repaired_rows == missing
+    assert len(failed) == (0 if checked_first else 1)
     np.testing.assert_array_equal(repaired.right_for_left, dense.right_for_left)
 
 

@@ -29,6 +29,9 @@ PROOF_MARGIN = REGRET_LIMIT
 DENSE_LIMIT = 20_000  # beyond this the dense fallback's N x N matrix would not be reasonable to hold
 FULL_GRAPH_LIMIT = 1_000  # up to here the dense path's regrets are computed on every pair: exact
 REPAIR_LIMIT = 4_096  # unmatched rows whose pairs with the unmatched columns are scored, rather than streaming again at 2k
+# From this many pairs a maximum matching (Hopcroft-Karp) first checks that the candidate graph has a perfect matching:
+# an optimal matching that finds none costs as much as one that succeeds, 14 minutes at a million (docs/performance.md)
+MATCHABLE_CHECK_FROM = 250_000
 
 
 def solve_dense(scores: np.ndarray) -> np.ndarray:
@@ -96,16 +99,21 @@ def unmatched(graph: CandidateGraph) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(right_for_left < 0), np.setdiff1d(np.arange(n), right_for_left[right_for_left >= 0])
 
 
-def with_a_perfect_matching(scorer: PairScorer, graph: CandidateGraph) -> CandidateGraph | None:
-    """GRAPH plus, scored exactly, every pair of a row and a column that a maximum matching of it leaves
-    unmatched (`unmatched`): it then has a perfect matching (the maximum one and those pairs), and the proof's
-    rounds add whatever else the optimum needs. None where more than REPAIR_LIMIT rows are unmatched (their
-    pairs would cost more than a wider stream). The bounds stand: only exact edges are added."""
-    rows, cols = unmatched(graph)
-    if len(rows) > REPAIR_LIMIT:
-        return None
-    scores = scorer.columns(rows, cols)  # none of these pairs is an edge: the matching would have taken it
-    return graph.with_edges(np.repeat(rows, len(cols)), np.tile(cols, len(rows)), scores.ravel(), scores.size)
+def with_a_perfect_matching(scorer: PairScorer, graph: CandidateGraph, k: int) -> tuple[CandidateGraph, int, int]:
+    """(graph, k, repaired rows): GRAPH itself where it has a perfect matching; else GRAPH plus, scored exactly,
+    every pair of a row and a column that a maximum matching of it leaves unmatched (`unmatched`). That graph
+    has a perfect matching (the maximum one and those pairs), and the proof's rounds add whatever else the
+    optimum needs. Where more than REPAIR_LIMIT rows are unmatched (their pairs would cost more than a wider
+    stream), the candidates are streamed again at 2K instead. The bounds stand: only exact edges are added."""
+    while True:
+        rows, cols = unmatched(graph)
+        if len(rows) == 0:
+            return graph, k, 0
+        if len(rows) <= REPAIR_LIMIT:
+            scores = scorer.columns(rows, cols)  # none of these pairs is an edge: the matching would have taken it
+            return graph.with_edges(np.repeat(rows, len(cols)), np.tile(cols, len(rows)), scores.ravel(), scores.size), k, len(rows)
+        k = min(2 * k, scorer.size[0])  # at k = N every pair is an edge: a perfect matching exists
+        graph = scorer.candidates(k)
 
 
 def assign_sparse(scorer: PairScorer, k: int, watch: Stopwatch) -> tuple[np.ndarray, np.ndarray, AssignmentReport]:
@@ -115,6 +123,7 @@ def assign_sparse(scorer: PairScorer, k: int, watch: Stopwatch) -> tuple[np.ndar
     1. Stream every left's and right's best k into a candidate graph, with bounds on the rest.
     2. Match optimally on the graph. Where it has no perfect matching, the pairs of the rows and columns a
        maximum matching leaves unmatched join it (`with_a_perfect_matching`); k doubles only where they are many.
+       From MATCHABLE_CHECK_FROM pairs that is checked before the first matching, not found by it.
     3. Certify: dual potentials u, w cover every edge; `proof.check` scores every pair whose bound might
        exceed u_i + w_j - PROOF_MARGIN, and adds those within PROOF_MARGIN of the duals as edges.
     4. If any of them has s_ij > u_i + w_j, the next round re-solves; else the proof holds, and no pair
@@ -127,22 +136,18 @@ def assign_sparse(scorer: PairScorer, k: int, watch: Stopwatch) -> tuple[np.ndar
     report = AssignmentReport("sparse", k=k)
     previous = None  # the last round's solution, while the graph has only gained edges since
     with scorer.progress.stage("proof: rounds") as stage:
+        if graph.size >= MATCHABLE_CHECK_FROM:
+            graph, report.k, report.repaired_rows = with_a_perfect_matching(scorer, graph, k)
+            watch.lap("assignment")
         for round_number in range(1, MAX_ROUNDS + 1):
             report.rounds = round_number
             stage.advance()
             solution = solve_sparse(graph, previous)
-            if solution is None:
+            if solution is None:  # no perfect matching
                 watch.lap("assignment")
                 previous = None
-                repaired = with_a_perfect_matching(scorer, graph)
-                if repaired is not None:
-                    graph = repaired
-                elif k >= n:
-                    break
-                else:
-                    k = min(2 * k, n)
-                    report.k = k
-                    graph = scorer.candidates(k)
+                graph, report.k, repaired = with_a_perfect_matching(scorer, graph, report.k)
+                report.repaired_rows += repaired
                 watch.lap("head")
                 continue
             watch.lap("assignment")
