@@ -152,6 +152,7 @@ def restore(out_dir: Path, timeout: float | None, name: str = "million") -> None
     """One timed restore of OUT_DIR's set into benchmarks/results/NAME.json. Past TIMEOUT seconds it is
     interrupted (SIGINT, as a user would) and what it reached is recorded, marked as not completed."""
     command = [sys.executable, "-c", WITH_STAGE_LINES, "restore", str(out_dir / "halves.npz"), "--key", str(out_dir / "key.npz"), "--json"]
+    commit = commit_of(HERE.parent)  # the code the restore runs: what the tree holds as it starts
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     notes: list[dict] = []  # every line the restore prints on stderr, with when it came
@@ -175,7 +176,7 @@ def restore(out_dir: Path, timeout: float | None, name: str = "million") -> None
         raise SystemExit(f"restore failed ({process.returncode}): {notes[-1]['line'] if notes else ''}")
     report = {
         "command": " ".join(command[1:]),
-        "commit": commit_of(HERE.parent),
+        "commit": commit,
         "runs": 1,
         "note": "one run, timed once" + (f"; interrupted after the {timeout:g} s limit, not completed" if interrupted else ""),
         "completed": not interrupted,

@@ -191,7 +191,7 @@ def _stream_pruned(scorer: BlockScorer, k: int) -> CandidateGraph:
     col_left_out = np.full(n_right, -np.inf)
 
     def blocks() -> Iterator[Callable[[], tuple[np.ndarray, ...]]]:
-        for members, upper in zip(pruner.groups, pruner.bounds(pruner.groups)):
+        for members, upper in pruner.bounded_groups():
             keep = upper >= pruner.floor
             if keep.sum() < row_count:
                 keep[np.argpartition(-upper, row_count - 1)[:row_count]] = True
@@ -202,12 +202,12 @@ def _stream_pruned(scorer: BlockScorer, k: int) -> CandidateGraph:
             yield partial(_scored_block, scorer, members, cols, row_count, by_col)
 
     scored = 0
-    with scorer.progress.stage(f"head: groups of lefts (k={k})", total=len(pruner.groups)) as stage:
+    with scorer.progress.stage(f"head: groups of lefts (k={k})", total=n_left) as stage:
         for members, cols, pairs, best_partners, best_scores, offer in one_ahead(blocks(), scorer.backend.any_thread, in_flight=2):
             scored += pairs
             row_partner[members], row_score[members] = best_partners, best_scores
             by_col.take(cols, members, offer)
-            stage.advance()
+            stage.advance(len(members))
     graph = graph_from(BestPerItem.from_lists(row_score, row_partner), by_col.best_first(), k, n_right)
     return replace(
         graph, row_bound=np.maximum(graph.row_bound, row_left_out), col_bound=np.maximum(graph.col_bound, col_left_out), scored_pairs=scored

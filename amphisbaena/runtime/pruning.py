@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import islice
 
 import numpy as np
 
@@ -121,23 +122,24 @@ VISIT_PAIRS = 128  # what a right costs a block beyond its scored pairs (its off
 MIN_SPLIT = 32  # groups this small are not split further
 
 
-def bound_groups(lefts: np.ndarray, rights: np.ndarray, bound: LearnedBound, floor: float, size: int = GROUP_SIZE) -> list[np.ndarray]:
+def bound_groups(lefts: np.ndarray, rights: np.ndarray, bound: LearnedBound, floor: float, size: int = GROUP_SIZE) -> Iterator[np.ndarray]:
     """Lefts (statistics, (N, 12)) split into groups of at most SIZE (where their statistics differ) that leave few pairs to score: a k-d
     split where each node takes, of the median splits of SPLIT_STATISTICS, the one whose halves cost least
     against a fixed sample of RIGHTS ((M, 12)): the (left, right) pairs each half keeps at FLOOR, plus
     VISIT_PAIRS per right it keeps. A node of at most SIZE stays whole unless splitting it costs less.
 
     The exact bound is a conjunction of sharp conditions on all six of a left's geometry statistics, so
-    splitting on whichever binds most narrows groups where it matters (docs/performance.md)."""
+    splitting on whichever binds most narrows groups where it matters (docs/performance.md). Each group is
+    yielded as the depth-first split finds it, so the stream scores the first while the rest are split."""
     sample = rights[np.linspace(0, len(rights) - 1, min(SAMPLE_RIGHTS, len(rights))).astype(np.int64)]
-    groups, pending = [], [(np.arange(len(lefts)), sample)]
+    pending = [(np.arange(len(lefts)), sample)]
     while pending:
         members, reached = pending.pop()  # REACHED: the sampled rights the node's own range keeps
         judged = members if len(members) <= JUDGED_LEFTS else members[np.linspace(0, len(members) - 1, JUDGED_LEFTS).astype(np.int64)]
         statistics = lefts[judged]
         splits = _median_splits(statistics) if len(members) > MIN_SPLIT else []
         if not splits:
-            groups.append(members)
+            yield members
             continue
         sides = [np.flatnonzero(side) for axis, threshold in splits for side in _sides(statistics[:, axis], threshold)]
         sizes = np.array([len(side) for side in sides])
@@ -147,12 +149,11 @@ def bound_groups(lefts: np.ndarray, rights: np.ndarray, bound: LearnedBound, flo
         cost = (kept.sum(axis=1) * (sizes * (len(members) / len(judged)) + VISIT_PAIRS)).reshape(-1, 2).sum(axis=1)
         best = int(np.argmin(cost))
         if len(members) <= size and cost[best] >= len(reached) * (len(members) + VISIT_PAIRS):
-            groups.append(members)
+            yield members
             continue
         axis, threshold = splits[best]
         below, above = _sides(lefts[members, axis], threshold)
         pending += [(members[above], reached[kept[2 * best + 1]]), (members[below], reached[kept[2 * best]])]
-    return groups
 
 
 def _sides(values: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -201,19 +202,43 @@ def score_upper_bounds(low: np.ndarray, high: np.ndarray, rights: np.ndarray, bo
 
 class GeometryPruner:
     """Score bounds for one restore: the probed head weights, every half's statistics, the floor below
-    which a pair is not scored, and the groups of lefts."""
+    which a pair is not scored, and the groups of lefts (`bound_groups`), split as they are first needed."""
 
     def __init__(self, backend: Backend, left_features: np.ndarray, right_features: np.ndarray, group_size: int = GROUP_SIZE) -> None:
         self.bound = LearnedBound.probe(backend)
         self.lefts = half_statistics(left_features, self.bound)
         self.rights = half_statistics(right_features, self.bound)
         self.floor = PRUNE_FLOOR
-        self.groups = bound_groups(self.lefts, self.rights, self.bound, self.floor, group_size)
+        self._splitting = bound_groups(self.lefts, self.rights, self.bound, self.floor, group_size)
+        self._split: list[np.ndarray] = []
+
+    def each_group(self) -> Iterator[np.ndarray]:
+        """The groups of lefts in order, each as soon as it is split off; split once, kept for later streams."""
+        yield from self._split
+        for members in self._splitting:
+            self._split.append(members)
+            yield members
+
+    @property
+    def groups(self) -> list[np.ndarray]:
+        """Every group of lefts, all split."""
+        return list(self.each_group())
+
+    def bounded_groups(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(members, (N_right,) bounds on any of their scores with each right) for each group in turn
+        (`each_group`); the bounds are computed a cache-sized batch of groups at a time."""
+        groups, per_batch = self.each_group(), self._sets_per_batch
+        while batch := list(islice(groups, per_batch)):
+            yield from zip(batch, self.bounds(batch))
+
+    @property
+    def _sets_per_batch(self) -> int:
+        return max(1, BOUND_CELLS // len(self.rights))
 
     def bounds(self, sets: list[np.ndarray]) -> Iterator[np.ndarray]:
         """For each set of lefts in turn, (N_right,) bounds on any of its scores with each right;
         computed a cache-sized batch of sets at a time."""
-        per_batch = max(1, BOUND_CELLS // len(self.rights))
+        per_batch = self._sets_per_batch
         for i in range(0, len(sets), per_batch):
             batch = sets[i : i + per_batch]
             low = np.stack([self.lefts[members].min(axis=0) for members in batch])
