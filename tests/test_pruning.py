@@ -91,7 +91,7 @@ def test_bound_groups_partition_the_lefts_and_keep_fewer_pairs_than_torque_group
         high = np.stack([lefts[g].max(axis=0) for g in groups])
         return int(((pruning.score_upper_bounds(low, high, rights, bound) >= pruning.PRUNE_FLOOR).sum(axis=1) * [len(g) for g in groups]).sum())
 
-    chosen = list(pruning.bound_groups(lefts, rights, bound, pruning.PRUNE_FLOOR, 256))
+    chosen = [group.members for group in pruning.bound_groups(lefts, rights, bound, pruning.PRUNE_FLOOR, 256)]
     torque = pruning.centre_groups(lefts, 256)
     assert sorted(np.concatenate(chosen).tolist()) == list(range(6000))
     assert max(len(g) for g in chosen) <= 256 and len(chosen) <= 2 * len(torque)
@@ -107,26 +107,30 @@ def test_bound_groups_split_extents_between_values(features) -> None:
     statistics[:] = statistics[0]
     tops = np.repeat(np.arange(10.0), 150)
     statistics[:, 3] = tops
-    groups = list(pruning.bound_groups(statistics, statistics, bound, pruning.PRUNE_FLOOR, 200))
+    groups = [group.members for group in pruning.bound_groups(statistics, statistics, bound, pruning.PRUNE_FLOOR, 200)]
     assert sorted(np.concatenate(groups).tolist()) == list(range(1500))
     for group in groups:
         assert all((tops == top).sum() == (tops[group] == top).sum() for top in np.unique(tops[group]))
 
 
-def test_groups_are_split_as_the_stream_needs_them_and_kept(shipped: OnnxRuntimeBackend, features, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The first group's bounds come before the last group is split off, and a second pass (a later stream)
-    meets the same groups, in the same order, as the whole split, with the same bounds."""
-    monkeypatch.setattr(pruning, "BOUND_CELLS", 2 * len(features[1]))  # bounds two groups at a time
-    pruner = pruning.GeometryPruner(shipped, *features, group_size=64)
-    every = list(pruning.bound_groups(pruner.lefts, pruner.rights, pruner.bound, pruner.floor, 64))
-    first_members, first_bounds = next(pruner.bounded_groups())
-    assert first_members.tolist() == every[0].tolist()
-    assert 0 < len(pruner._split) < len(every)
-    assert [g.tolist() for g in pruner.groups] == [g.tolist() for g in every]
-    again = list(pruner.bounded_groups())
-    assert [m.tolist() for m, _ in again] == [g.tolist() for g in every]
-    np.testing.assert_array_equal(again[0][1], first_bounds)
-    np.testing.assert_array_equal(np.stack([u for _, u in again]), np.stack(list(pruner.bounds(every))))
+def test_groups_are_split_as_the_stream_needs_them_and_keep_what_their_own_bound_keeps(shipped: OnnxRuntimeBackend, features) -> None:
+    """The first group comes before the last is split off, and a second pass (a later stream) meets the same
+    groups. Each group keeps exactly the rights its own bound keeps, though it bounds only those its parent
+    kept; every pair left out scores no more than its group's and its right's left-out bound, below the floor."""
+    fl, fr = features
+    scores = shipped.head(fl, fr)
+    pruner = pruning.GeometryPruner(shipped, fl, fr, group_size=64)
+    first = next(pruner.each_group())
+    assert 0 < len(pruner._split) < len(pruner.groups)
+    assert next(pruner.each_group()).members.tolist() == first.members.tolist()
+    groups = list(pruner.each_group())
+    assert sorted(np.concatenate([g.members for g in groups]).tolist()) == list(range(1500))
+    for group, upper in zip(groups, pruner.bounds([g.members for g in groups])):
+        np.testing.assert_array_equal(group.cols, np.flatnonzero(upper >= pruner.floor))
+        left_out = np.setdiff1d(np.arange(1500), group.cols)
+        assert group.left_out >= upper[left_out].max(initial=-np.inf) and group.left_out < pruner.floor
+        assert np.all(pruner.col_left_out[left_out] >= upper[left_out])
+        assert np.all(scores[np.ix_(group.members, left_out)] <= np.minimum(group.left_out, pruner.col_left_out[left_out]))
 
 
 @pytest.mark.parametrize("floor", [None, 5.0])

@@ -188,17 +188,17 @@ def _stream_pruned(scorer: BlockScorer, k: int) -> CandidateGraph:
     row_partner = np.full((n_left, row_count), -1, dtype=np.int64)
     by_col = BestPerItemFromBlocks(n_right, kept_per_item(k, n_left))
     row_left_out = np.full(n_left, -np.inf)
-    col_left_out = np.full(n_right, -np.inf)
 
     def blocks() -> Iterator[Callable[[], tuple[np.ndarray, ...]]]:
-        for members, upper in pruner.bounded_groups():
-            keep = upper >= pruner.floor
-            if keep.sum() < row_count:
+        for group in pruner.each_group():
+            members, cols = group.members, group.cols
+            row_left_out[members] = group.left_out
+            if len(cols) < row_count:  # too few above the floor: the group's most promising rights, by its bound on every right
+                upper = next(pruner.bounds([members]))
+                keep = upper >= pruner.floor
                 keep[np.argpartition(-upper, row_count - 1)[:row_count]] = True
-            cols = np.flatnonzero(keep)
-            if len(cols) < n_right:
-                row_left_out[members] = upper[~keep].max()
-                np.maximum(col_left_out, np.where(keep, -np.inf, upper), out=col_left_out)
+                cols = np.flatnonzero(keep)
+                row_left_out[members] = upper[~keep].max(initial=-np.inf)
             yield partial(_scored_block, scorer, members, cols, row_count, by_col)
 
     scored = 0
@@ -210,5 +210,5 @@ def _stream_pruned(scorer: BlockScorer, k: int) -> CandidateGraph:
             stage.advance(len(members))
     graph = graph_from(BestPerItem.from_lists(row_score, row_partner), by_col.best_first(), k, n_right)
     return replace(
-        graph, row_bound=np.maximum(graph.row_bound, row_left_out), col_bound=np.maximum(graph.col_bound, col_left_out), scored_pairs=scored
+        graph, row_bound=np.maximum(graph.row_bound, row_left_out), col_bound=np.maximum(graph.col_bound, pruner.col_left_out), scored_pairs=scored
     )

@@ -29,7 +29,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from itertools import islice
 
 import numpy as np
 
@@ -122,38 +121,74 @@ VISIT_PAIRS = 128  # what a right costs a block beyond its scored pairs (its off
 MIN_SPLIT = 32  # groups this small are not split further
 
 
-def bound_groups(lefts: np.ndarray, rights: np.ndarray, bound: LearnedBound, floor: float, size: int = GROUP_SIZE) -> Iterator[np.ndarray]:
-    """Lefts (statistics, (N, 12)) split into groups of at most SIZE (where their statistics differ) that leave few pairs to score: a k-d
-    split where each node takes, of the median splits of SPLIT_STATISTICS, the one whose halves cost least
-    against a fixed sample of RIGHTS ((M, 12)): the (left, right) pairs each half keeps at FLOOR, plus
-    VISIT_PAIRS per right it keeps. A node of at most SIZE stays whole unless splitting it costs less.
+@dataclass(frozen=True)
+class Group:
+    """A group of lefts and the rights its bound keeps (`bound_groups`)."""
+
+    members: np.ndarray  # lefts
+    cols: np.ndarray  # ascending: every right whose bound with the group reaches the floor
+    left_out: float  # a bound on any member's score with every other right (-inf where none is left out)
+
+
+def bound_groups(
+    lefts: np.ndarray, rights: np.ndarray, bound: LearnedBound, floor: float, size: int = GROUP_SIZE, col_left_out: np.ndarray | None = None
+) -> Iterator[Group]:
+    """Lefts (statistics, (N, 12)) split into groups of at most SIZE (where their statistics differ) that leave
+    few pairs to score, each with the rights (RIGHTS, (M, 12)) it keeps at FLOOR. A k-d split where each node
+    takes, of the median splits of SPLIT_STATISTICS, the one whose halves cost least against a fixed sample
+    of the rights: the (left, right) pairs each half keeps, plus VISIT_PAIRS per right it keeps. A node of
+    at most SIZE stays whole unless splitting it costs less.
 
     The exact bound is a conjunction of sharp conditions on all six of a left's geometry statistics, so
     splitting on whichever binds most narrows groups where it matters (docs/performance.md). Each group is
-    yielded as the depth-first split finds it, so the stream scores the first while the rest are split."""
+    yielded as the depth-first split finds it, so the stream scores the first while the rest are split.
+
+    A node's range lies inside its parent's, so its bound is no higher: each node bounds only the rights its
+    parent kept (a leaf, about a third of what bounding every right would cost at 60,000 pairs). A right a
+    node leaves out is left out of every group below it, at that node's bound, which goes into the groups'
+    `left_out` and into COL_LEFT_OUT (M,), per right the largest bound of a node that left it out."""
     sample = rights[np.linspace(0, len(rights) - 1, min(SAMPLE_RIGHTS, len(rights))).astype(np.int64)]
-    pending = [(np.arange(len(lefts)), sample)]
+    pending = [(np.arange(len(lefts)), sample, np.arange(len(rights)), -np.inf)]
     while pending:
-        members, reached = pending.pop()  # REACHED: the sampled rights the node's own range keeps
+        members, reached, cols, left_out = pending.pop()  # REACHED: the sampled rights the node's own range keeps
+        upper = _range_bounds(lefts[members], rights, cols, bound)
+        kept = upper >= floor
+        if not kept.all():
+            left_out = max(left_out, float(upper[~kept].max()))
+            if col_left_out is not None:
+                col_left_out[cols[~kept]] = np.maximum(col_left_out[cols[~kept]], upper[~kept])
+            cols = cols[kept]
         judged = members if len(members) <= JUDGED_LEFTS else members[np.linspace(0, len(members) - 1, JUDGED_LEFTS).astype(np.int64)]
         statistics = lefts[judged]
         splits = _median_splits(statistics) if len(members) > MIN_SPLIT else []
         if not splits:
-            yield members
+            yield Group(members, cols, left_out)
             continue
         sides = [np.flatnonzero(side) for axis, threshold in splits for side in _sides(statistics[:, axis], threshold)]
         sizes = np.array([len(side) for side in sides])
         gathered, starts = statistics[np.concatenate(sides)], np.cumsum(sizes) - sizes
         low, high = np.minimum.reduceat(gathered, starts), np.maximum.reduceat(gathered, starts)
-        kept = score_upper_bounds(low, high, reached, bound) >= floor  # a half's range lies in its node's: it keeps no more
-        cost = (kept.sum(axis=1) * (sizes * (len(members) / len(judged)) + VISIT_PAIRS)).reshape(-1, 2).sum(axis=1)
+        judged_kept = score_upper_bounds(low, high, reached, bound) >= floor  # a half's range lies in its node's: it keeps no more
+        cost = (judged_kept.sum(axis=1) * (sizes * (len(members) / len(judged)) + VISIT_PAIRS)).reshape(-1, 2).sum(axis=1)
         best = int(np.argmin(cost))
         if len(members) <= size and cost[best] >= len(reached) * (len(members) + VISIT_PAIRS):
-            yield members
+            yield Group(members, cols, left_out)
             continue
         axis, threshold = splits[best]
         below, above = _sides(lefts[members, axis], threshold)
-        pending += [(members[above], reached[kept[2 * best + 1]]), (members[below], reached[kept[2 * best]])]
+        pending += [
+            (members[above], reached[judged_kept[2 * best + 1]], cols, left_out),
+            (members[below], reached[judged_kept[2 * best]], cols, left_out),
+        ]
+
+
+def _range_bounds(members: np.ndarray, rights: np.ndarray, cols: np.ndarray, bound: LearnedBound) -> np.ndarray:
+    """(len(COLS),) bounds on the score of any left in the range of MEMBERS (statistics) with each right COLS
+    of RIGHTS, a cache-sized batch of rights at a time."""
+    low, high = members.min(axis=0)[None], members.max(axis=0)[None]
+    return np.concatenate(
+        [score_upper_bounds(low, high, rights[cols[i : i + BOUND_CELLS]], bound)[0] for i in range(0, len(cols), BOUND_CELLS)] or [np.zeros(0)]
+    )
 
 
 def _sides(values: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -202,43 +237,34 @@ def score_upper_bounds(low: np.ndarray, high: np.ndarray, rights: np.ndarray, bo
 
 class GeometryPruner:
     """Score bounds for one restore: the probed head weights, every half's statistics, the floor below
-    which a pair is not scored, and the groups of lefts (`bound_groups`), split as they are first needed."""
+    which a pair is not scored, and the groups of lefts with the rights they keep (`bound_groups`), split as
+    they are first needed."""
 
     def __init__(self, backend: Backend, left_features: np.ndarray, right_features: np.ndarray, group_size: int = GROUP_SIZE) -> None:
         self.bound = LearnedBound.probe(backend)
         self.lefts = half_statistics(left_features, self.bound)
         self.rights = half_statistics(right_features, self.bound)
         self.floor = PRUNE_FLOOR
-        self._splitting = bound_groups(self.lefts, self.rights, self.bound, self.floor, group_size)
-        self._split: list[np.ndarray] = []
+        self.col_left_out = np.full(len(self.rights), -np.inf)  # complete once every group is split
+        self._splitting = bound_groups(self.lefts, self.rights, self.bound, self.floor, group_size, self.col_left_out)
+        self._split: list[Group] = []
 
-    def each_group(self) -> Iterator[np.ndarray]:
+    def each_group(self) -> Iterator[Group]:
         """The groups of lefts in order, each as soon as it is split off; split once, kept for later streams."""
         yield from self._split
-        for members in self._splitting:
-            self._split.append(members)
-            yield members
+        for group in self._splitting:
+            self._split.append(group)
+            yield group
 
     @property
     def groups(self) -> list[np.ndarray]:
-        """Every group of lefts, all split."""
-        return list(self.each_group())
-
-    def bounded_groups(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(members, (N_right,) bounds on any of their scores with each right) for each group in turn
-        (`each_group`); the bounds are computed a cache-sized batch of groups at a time."""
-        groups, per_batch = self.each_group(), self._sets_per_batch
-        while batch := list(islice(groups, per_batch)):
-            yield from zip(batch, self.bounds(batch))
-
-    @property
-    def _sets_per_batch(self) -> int:
-        return max(1, BOUND_CELLS // len(self.rights))
+        """The members of every group of lefts, all split."""
+        return [group.members for group in self.each_group()]
 
     def bounds(self, sets: list[np.ndarray]) -> Iterator[np.ndarray]:
         """For each set of lefts in turn, (N_right,) bounds on any of its scores with each right;
         computed a cache-sized batch of sets at a time."""
-        per_batch = self._sets_per_batch
+        per_batch = max(1, BOUND_CELLS // len(self.rights))
         for i in range(0, len(sets), per_batch):
             batch = sets[i : i + per_batch]
             low = np.stack([self.lefts[members].min(axis=0) for members in batch])
