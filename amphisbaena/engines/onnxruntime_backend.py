@@ -4,6 +4,7 @@ execution providers where onnxruntime-gpu and a GPU are present."""
 from __future__ import annotations
 
 import os
+from functools import partial
 
 import numpy as np
 import onnxruntime as ort
@@ -43,9 +44,11 @@ class OnnxRuntimeBackend:
         self.model = model
         # The runtime runs the two arms side by side (scoring.both_arms): each gets half the threads.
         arm_options = self._options(max(1, threads // 2))
+        # head_topk serves only the unpruned stream, so its session is made when first used.
         self.sessions = {
-            graph: self._session(model, graph, arm_options if graph in ARMS else options, providers) for graph in MODEL_FILES
+            graph: self._session(model, graph, arm_options if graph in ARMS else options, providers) for graph in MODEL_FILES if graph != "head_topk"
         }
+        self._topk_session = partial(self._session, model, "head_topk", options, providers)
         # Head calls that run in a worker while the host digests the last result (`overlap.one_ahead`) get
         # one thread fewer on the CPU: with every core, onnxruntime's threads and numpy take turns on the
         # cores, and a parallel step waits for its slowest thread (docs/performance.md).
@@ -82,4 +85,6 @@ class OnnxRuntimeBackend:
         return session.run(None, {"left": left, "right": right})[0]
 
     def head_topk(self, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        if "head_topk" not in self.sessions:
+            self.sessions["head_topk"] = self._topk_session()
         return tuple(self.sessions["head_topk"].run(None, {"left": left, "right": right}))
