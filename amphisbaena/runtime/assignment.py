@@ -14,6 +14,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import maximum_bipartite_matching
 
+from amphisbaena.runtime.arrays import in_row_order
 from amphisbaena.runtime.confidence import REGRET_LIMIT, regrets_with_counts
 from amphisbaena.runtime.duals import potentials, solve_sparse
 from amphisbaena.runtime.graph import CandidateGraph, SparseSolution
@@ -94,7 +95,11 @@ def unmatched(graph: CandidateGraph) -> tuple[np.ndarray, np.ndarray]:
     """The rows and the columns (as many of each) that a maximum matching of GRAPH's edges leaves unmatched:
     none where the graph has a perfect matching."""
     n = graph.size
-    edges = csr_matrix((np.ones(len(graph.rows), dtype=np.int8), (graph.rows, graph.cols)), shape=(n, n))
+    rows, cols = in_row_order(graph.rows, graph.cols)  # laid out row by row directly: no COO copy of 10^8 edges
+    index_type = np.int32 if max(n, len(cols)) < np.iinfo(np.int32).max else np.int64
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))]).astype(index_type)
+    edges = csr_matrix((np.ones(len(cols), dtype=np.int8), cols.astype(index_type), indptr), shape=(n, n))
+    del rows, cols
     right_for_left = maximum_bipartite_matching(edges, perm_type="column")
     return np.flatnonzero(right_for_left < 0), np.setdiff1d(np.arange(n), right_for_left[right_for_left >= 0])
 
