@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from amphisbaena.runtime import matcher
 from amphisbaena.runtime.assignment import solve_dense
 from amphisbaena.runtime.auction import auction_prices
 from amphisbaena.runtime.matcher import optimal_matching
@@ -49,9 +50,18 @@ def assert_certified(rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, n: 
     return float(chosen.sum())
 
 
+@pytest.fixture(params=["tight matchings only", "paths from the first phase"])
+def tail_rows(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Every phase takes a maximum matching of the tight edges, or every phase after the first augments along
+    its shortest paths (`matcher.TAIL_ROWS`)."""
+    rows = 0 if request.param == "tight matchings only" else 10**9
+    monkeypatch.setattr(matcher, "TAIL_ROWS", rows)
+    return rows
+
+
 @pytest.mark.parametrize("integer", [False, True])
 @pytest.mark.parametrize(("n", "degree", "seed"), [(1, 1, 0), (2, 1, 1), (7, 2, 2), (60, 3, 3), (300, 8, 4), (2_000, 6, 5)])
-def test_matcher_finds_the_dense_optimum_and_certifies_it(n: int, degree: int, seed: int, integer: bool) -> None:
+def test_matcher_finds_the_dense_optimum_and_certifies_it(n: int, degree: int, seed: int, integer: bool, tail_rows: int) -> None:
     rows, cols, scores = sparse_graph(n, degree, seed, integer)
     found = optimal_matching(rows, cols, scores, n)
     assert found is not None
@@ -68,7 +78,7 @@ def test_matcher_takes_edges_in_any_order() -> None:
     np.testing.assert_array_equal(in_order[0], shuffled[0])
 
 
-def test_a_resolve_from_earlier_duals_finds_the_optimum_of_the_larger_graph() -> None:
+def test_a_resolve_from_earlier_duals_finds_the_optimum_of_the_larger_graph(tail_rows: int) -> None:
     n = 800
     rows, cols, scores = sparse_graph(n, 6, 7)
     rng = np.random.default_rng(8)
@@ -83,7 +93,7 @@ def test_a_resolve_from_earlier_duals_finds_the_optimum_of_the_larger_graph() ->
     assert total >= assert_certified(rows[first], cols[first], scores[first], n, base) - 1e-9
 
 
-def test_no_perfect_matching_gives_none() -> None:
+def test_no_perfect_matching_gives_none(tail_rows: int) -> None:
     # Rows 0 and 1 both have only column 0.
     assert optimal_matching(np.array([0, 1, 2, 2]), np.array([0, 0, 1, 2]), np.array([1.0, 2.0, 3.0, 4.0]), 3) is None
     # Row 2 has no edge at all.

@@ -12,6 +12,9 @@ A primal-dual method (Hungarian, with many augmentations per phase):
   augments along all of those that are disjoint: a few dozen phases instead of one search per row,
   as scipy's own LAPJVsp makes (each of which scans every column per distance level: about N^3 at
   scale; docs/performance.md).
+- Once only TAIL_ROWS rows are unmatched, each phase augments along the shortest paths its Dijkstra
+  found (one per row, disjoint by construction) and keeps the matching, instead of matching all tight
+  edges anew: those rows' searches cross one crowded region, so each phase places only a few of them.
 
 The start decides the number of phases: an auction's prices (`auction`), or the optimal duals of an
 earlier graph with fewer edges (a re-solve: only the rows its new edges violate become unmatched).
@@ -27,6 +30,9 @@ from amphisbaena.runtime.arrays import in_row_order
 from amphisbaena.runtime.auction import auction_prices
 
 LIMIT_REACH = 4.0  # a phase's Dijkstra reaches this many times the typical distance to an unmatched column
+# With this few rows unmatched, a phase augments along the shortest paths it found instead of taking a maximum
+# matching of all tight edges: the paths of the last few rows cross the same crowded region (docs/performance.md)
+TAIL_ROWS = 64
 
 
 def _tight_tolerance(scores: np.ndarray) -> float:
@@ -56,22 +62,29 @@ def optimal_matching(
     residual = _ResidualGraph(indptr, cols, n)
     limit = np.inf
     reduced = residual.row_edge_lengths  # the reduced costs live where the Dijkstra reads them
+    right_for_left, unmatched = None, None
     while True:
         np.add(u[rows], w[cols], out=reduced)
         reduced -= scores
-        tight = reduced <= tolerance
-        tight_indptr = np.concatenate([[0], np.cumsum(np.add.reduceat(tight, indptr[:-1]))])
-        tight_graph = csr_matrix((np.ones(tight_indptr[-1], dtype=np.int8), cols[tight], tight_indptr), shape=(n, n))
-        right_for_left = maximum_bipartite_matching(tight_graph, perm_type="column").astype(np.int64)
+        if unmatched is None or len(unmatched) > TAIL_ROWS:
+            tight = reduced <= tolerance
+            tight_indptr = np.concatenate([[0], np.cumsum(np.add.reduceat(tight, indptr[:-1]))])
+            tight_graph = csr_matrix((np.ones(tight_indptr[-1], dtype=np.int8), cols[tight], tight_indptr), shape=(n, n))
+            right_for_left = maximum_bipartite_matching(tight_graph, perm_type="column").astype(np.int64)
         unmatched = np.flatnonzero(right_for_left < 0)
         if len(unmatched) == 0:
             return right_for_left, u, w
         np.maximum(reduced, 0.0, out=reduced)  # -rounding: lengths must not be negative
-        found = residual.distances(right_for_left, unmatched, limit)
-        if found is None:
-            return None
-        distance, to_open_columns = found
-        limit = LIMIT_REACH * float(to_open_columns[min(len(to_open_columns) - 1, len(unmatched) // 2)]) + tolerance
+        if len(unmatched) > TAIL_ROWS:
+            found = residual.distances(right_for_left, unmatched, limit)
+            if found is None:
+                return None
+            distance, to_open_columns = found
+            limit = LIMIT_REACH * float(to_open_columns[min(len(to_open_columns) - 1, len(unmatched) // 2)]) + tolerance
+        else:
+            distance = residual.augment_along_shortest_paths(right_for_left, unmatched, limit)
+            if distance is None:
+                return None
         u += distance[:n]
         w -= distance[n:]
 
@@ -107,22 +120,62 @@ class _ResidualGraph:
         distances to the unmatched columns reached. Nodes beyond LIMIT get the largest distance found,
         which keeps the duals feasible: anything beyond it is farther. LIMIT grows until some unmatched
         column is reached; None if none can be: the graph has no perfect matching."""
+        found = self._search(right_for_left, unmatched, limit, with_paths=False)
+        if found is None:
+            return None
+        distance, _, _, open_reached = found
+        return self._shifted(distance), np.sort(distance[self.n + open_reached])
+
+    def augment_along_shortest_paths(self, right_for_left: np.ndarray, unmatched: np.ndarray, limit: float) -> np.ndarray | None:
+        """`distances` for a few UNMATCHED rows, and RIGHT_FOR_LEFT augmented in place along each one's shortest path to
+        its nearest open column, where one is in its own shortest-path tree. The trees share no node, so the paths
+        are disjoint, and the duals moved by these distances make every edge on them tight: no maximum matching of
+        the tight edges is needed. None where no open column can be reached."""
+        found = self._search(right_for_left, unmatched, limit, with_paths=True)
+        if found is None:
+            return None
+        distance, predecessor, source, open_reached = found
+        n = self.n
+        by_source = open_reached[np.lexsort((distance[n + open_reached], source[n + open_reached]))]
+        nearest = by_source[np.r_[True, source[n + by_source[1:]] != source[n + by_source[:-1]]]]
+        for column in nearest:
+            node, start = n + column, source[n + column]
+            while True:  # back along the path: each column's predecessor is the row that takes it
+                row = predecessor[node]
+                right_for_left[row] = node - n
+                if row == start:
+                    break
+                node = predecessor[row]  # the column the row held
+        return self._shifted(distance)
+
+    def _search(self, right_for_left: np.ndarray, unmatched: np.ndarray, limit: float, with_paths: bool) -> tuple | None:
+        """One multi-source Dijkstra from UNMATCHED over the residual graph of RIGHT_FOR_LEFT, LIMIT growing until an
+        open column is reached: (distance, predecessor, source, open columns reached); None if none can be."""
         n, edges = self.n, self.edges
         open_columns = np.ones(n, dtype=bool)
         open_columns[right_for_left[right_for_left >= 0]] = False
         matched_rows = np.flatnonzero(right_for_left >= 0)
         self.graph.indices[edges + right_for_left[matched_rows]] = matched_rows
         self.graph.indices[edges:][open_columns] = n + np.flatnonzero(open_columns)
+        predecessor = source = None
         while True:
-            distance = dijkstra(self.graph, directed=True, indices=unmatched, min_only=True, limit=limit)
-            to_open = distance[n:][open_columns]
-            to_open = np.sort(to_open[np.isfinite(to_open)])
-            if len(to_open):
-                break
+            if with_paths:
+                distance, predecessor, source = dijkstra(
+                    self.graph, directed=True, indices=unmatched, min_only=True, limit=limit, return_predecessors=True
+                )
+            else:
+                distance = dijkstra(self.graph, directed=True, indices=unmatched, min_only=True, limit=limit)
+            open_reached = np.flatnonzero(open_columns & np.isfinite(distance[n:]))
+            if len(open_reached):
+                return distance, predecessor, source, open_reached
             if not np.isfinite(limit):
                 return None
             limit = np.inf if limit > 1e30 else max(16 * limit, 1.0)
+
+    @staticmethod
+    def _shifted(distance: np.ndarray) -> np.ndarray:
+        """DISTANCE with the nodes not reached at the largest distance found, all shifted so that it is 0."""
         reached = np.isfinite(distance)
         farthest = distance[reached].max()
         distance[~reached] = farthest
-        return distance - farthest, to_open
+        return distance - farthest
