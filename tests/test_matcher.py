@@ -93,14 +93,29 @@ def test_a_resolve_from_earlier_duals_finds_the_optimum_of_the_larger_graph(tail
     assert total >= assert_certified(rows[first], cols[first], scores[first], n, base) - 1e-9
 
 
-def test_no_perfect_matching_gives_none(tail_rows: int) -> None:
-    # Rows 0 and 1 both have only column 0.
-    assert optimal_matching(np.array([0, 1, 2, 2]), np.array([0, 0, 1, 2]), np.array([1.0, 2.0, 3.0, 4.0]), 3) is None
-    # Row 2 has no edge at all.
-    assert optimal_matching(np.array([0, 1]), np.array([0, 1]), np.array([1.0, 1.0]), 3) is None
-    # A Hall violation the first phases cannot see: rows 0-2 reach only columns 0-1.
-    rows, cols = np.array([0, 0, 1, 1, 2, 2, 3]), np.array([0, 1, 0, 1, 0, 1, 3])
-    assert optimal_matching(rows, cols, np.arange(7.0), 4) is None
+def test_without_a_perfect_matching_the_matching_is_maximum_with_feasible_duals(tail_rows: int) -> None:
+    """Rows 0 and 1 both have only column 0; a Hall violation the first phases cannot see (rows 0-2 reach only
+    columns 0-1); and a random graph with a hole. Each gives a maximum matching (as large as Hopcroft-Karp's)
+    with feasible duals, tight on it; a row with no edge at all gives None."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import maximum_bipartite_matching
+
+    rows, cols, scores = sparse_graph(400, 3, 9)
+    hole = ~np.isin(cols, [0, 1, 2]) | np.isin(rows, [5])  # columns 0-2 reachable from row 5 only
+    cases = [
+        (np.array([0, 1, 2, 2]), np.array([0, 0, 1, 2]), np.array([1.0, 2.0, 3.0, 4.0]), 3),
+        (np.array([0, 0, 1, 1, 2, 2, 3]), np.array([0, 1, 0, 1, 0, 1, 3]), np.arange(7.0), 4),
+        (rows[hole], cols[hole], scores[hole], 400),
+    ]
+    for rows, cols, scores, n in cases:
+        right_for_left, u, w = optimal_matching(rows, cols, scores, n)
+        size = (maximum_bipartite_matching(csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))) >= 0).sum()
+        matched = np.flatnonzero(right_for_left >= 0)
+        assert len(matched) == size < n and len(np.unique(right_for_left[matched])) == size
+        edge = dict(zip((rows * n + cols).tolist(), scores.tolist(), strict=True))
+        assert all(np.isclose(u[i] + w[right_for_left[i]], edge[i * n + right_for_left[i]]) for i in matched)
+        assert (u[rows] + w[cols] - scores).min() >= -1e-9
+    assert optimal_matching(np.array([0, 1]), np.array([0, 1]), np.array([1.0, 1.0]), 3) is None  # row 2 has no edge
 
 
 def test_an_empty_graph_is_an_empty_matching() -> None:

@@ -149,32 +149,27 @@ def test_pruned_restore_equals_dense_on_real_digits(shipped: OnnxRuntimeBackend,
         assert pruned.assignment.rescored_rows > 0
 
 
-@pytest.mark.parametrize("checked_first", [False, True])
+@pytest.mark.parametrize("solver", ["scipy", "matcher"])
 def test_a_graph_without_a_perfect_matching_is_repaired_not_streamed_again(
-    shipped: OnnxRuntimeBackend, test_digits: np.ndarray, checked_first: bool, monkeypatch: pytest.MonkeyPatch
+    shipped: OnnxRuntimeBackend, test_digits: np.ndarray, solver: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With k = 2 the candidate graph of 3,000 test pairs has no perfect matching; the unmatched rows' and
-    columns' pairs join it instead of a stream at k = 4, and the proof still reaches the dense optimum. Found by
-    the first matching, or (from MATCHABLE_CHECK_FROM pairs) checked before it, so that no matching fails."""
-    from amphisbaena.runtime import assignment
+    columns' pairs join it instead of a stream at k = 4, and the proof still reaches the dense optimum. scipy's
+    solver (small graphs) only says no, so Hopcroft-Karp finds a maximum matching; the matcher's phases (from
+    PHASES_FROM pairs) end at one themselves, and the repair takes it and re-solves from its duals."""
+    from amphisbaena.runtime import assignment, duals
 
-    monkeypatch.setattr(assignment, "MATCHABLE_CHECK_FROM", 0 if checked_first else 10**9)
-    solve_sparse, failed = assignment.solve_sparse, []
-
-    def counting_failures(*args, **kwargs):
-        solution = solve_sparse(*args, **kwargs)
-        failed.extend([1] if solution is None else [])
-        return solution
-
-    monkeypatch.setattr(assignment, "solve_sparse", counting_failures)
+    monkeypatch.setattr(duals, "PHASES_FROM", duals.PHASES_FROM if solver == "scipy" else 0)
     left, right, key = make_halves(test_digits[:3000], seed=4)
     fl, fr = arm_features(shipped, "left", left), arm_features(shipped, "right", right)
     missing = len(assignment.unmatched(PairScorer.pruned(shipped, fl, fr).candidates(2))[0])
     assert missing > 0  # the case under test
+    hopcroft_karp, searches = assignment.maximum_bipartite_matching, []
+    monkeypatch.setattr(assignment, "maximum_bipartite_matching", lambda *a, **kw: searches.append(1) or hopcroft_karp(*a, **kw))
     repaired = restore(shipped, left, right, key=key, k=2)
     dense = restore(shipped, left, right, key=key, method="dense")
     assert repaired.assignment.k == 2 and repaired.assignment.repaired_rows == missing
-    assert len(failed) == (0 if checked_first else 1)
+    assert len(searches) == (1 if solver == "scipy" else 0)
     np.testing.assert_array_equal(repaired.right_for_left, dense.right_for_left)
 
 

@@ -141,17 +141,25 @@ def test_rounds_with_added_edges_still_equal_dense() -> None:
 @pytest.mark.parametrize("warm", [True, False])
 def test_the_matcher_phases_solve_every_round_as_scipy_does(warm: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """Large restores match in the matcher's phases, re-solves starting from the last round's duals (WARM)
-    or afresh: forced onto a small restore with added edges, the rounds and the result equal scipy's path."""
+    or afresh, except after a repair, which always starts from the maximum matching's duals: forced onto a small
+    restore with added edges, the rounds and the result equal scipy's path."""
     backend = NumpyBackend(seed=3, sharpness=0.5)
     left, right = random_halves(300, 3)
     scipy_path = restore(backend, left, right, method="sparse", k=1)
     monkeypatch.setattr(duals, "PHASES_FROM", 0)
     monkeypatch.setattr(duals, "WARM_START_SHARE", 1.0 if warm else 0.0)
-    calls = []
+    calls = []  # per solve: (started warm, whether the solve before it ended at a perfect matching)
     real = duals.optimal_matching
-    monkeypatch.setattr(duals, "optimal_matching", lambda *args: calls.append(args[4] is not None) or real(*args))
+
+    def recording(*args):
+        found = real(*args)
+        calls.append((args[4] is not None, found is not None and bool((found[0] >= 0).all())))
+        return found
+
+    monkeypatch.setattr(duals, "optimal_matching", recording)
     phases_path = restore(backend, left, right, method="sparse", k=1)
-    assert calls[0] is False and len(calls) > 1 and any(calls[1:]) == warm  # re-solves after k widens start afresh anyway
+    warm_after_perfect = [started_warm for (started_warm, _), (_, before) in zip(calls[1:], calls) if before]
+    assert calls[0][0] is False and len(calls) > 1 and any(warm_after_perfect) == warm and not all(c[1] for c in calls)
     assert phases_path.assignment.rounds == scipy_path.assignment.rounds > 1
     np.testing.assert_array_equal(phases_path.right_for_left, scipy_path.right_for_left)
     np.testing.assert_allclose(phases_path.confidence, scipy_path.confidence, rtol=0, atol=1e-9)  # exact regrets, from other duals

@@ -30,9 +30,6 @@ PROOF_MARGIN = REGRET_LIMIT
 DENSE_LIMIT = 20_000  # beyond this the dense fallback's N x N matrix would not be reasonable to hold
 FULL_GRAPH_LIMIT = 1_000  # up to here the dense path's regrets are computed on every pair: exact
 REPAIR_LIMIT = 4_096  # unmatched rows whose pairs with the unmatched columns are scored, rather than streaming again at 2k
-# From this many pairs a maximum matching (Hopcroft-Karp) first checks that the candidate graph has a perfect matching:
-# an optimal matching that finds none costs as much as one that succeeds, 14 minutes at a million (docs/performance.md)
-MATCHABLE_CHECK_FROM = 250_000
 
 
 def solve_dense(scores: np.ndarray) -> np.ndarray:
@@ -91,27 +88,35 @@ def assign_dense(scorer: PairScorer, watch: Stopwatch, reason: str = "") -> tupl
     return right_for_left, confidence, AssignmentReport("dense", fallback_reason=reason, total_score=total, regrets=counts.as_dict())
 
 
-def unmatched(graph: CandidateGraph) -> tuple[np.ndarray, np.ndarray]:
+def unmatched(graph: CandidateGraph, maximum: SparseSolution | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The rows and the columns (as many of each) that a maximum matching of GRAPH's edges leaves unmatched:
-    none where the graph has a perfect matching."""
+    none where the graph has a perfect matching. MAXIMUM: such a matching, found already (the matcher's);
+    else scipy's Hopcroft-Karp finds one."""
     n = graph.size
-    rows, cols = in_row_order(graph.rows, graph.cols)  # laid out row by row directly: no COO copy of 10^8 edges
-    index_type = np.int32 if max(n, len(cols)) < np.iinfo(np.int32).max else np.int64
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))]).astype(index_type)
-    edges = csr_matrix((np.ones(len(cols), dtype=np.int8), cols.astype(index_type), indptr), shape=(n, n))
-    del rows, cols
-    right_for_left = maximum_bipartite_matching(edges, perm_type="column")
+    if maximum is None:
+        rows, cols = in_row_order(graph.rows, graph.cols)  # laid out row by row directly: no COO copy of 10^8 edges
+        index_type = np.int32 if max(n, len(cols)) < np.iinfo(np.int32).max else np.int64
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))]).astype(index_type)
+        edges = csr_matrix((np.ones(len(cols), dtype=np.int8), cols.astype(index_type), indptr), shape=(n, n))
+        del rows, cols
+        right_for_left = maximum_bipartite_matching(edges, perm_type="column")
+    else:
+        right_for_left = maximum.right_for_left
     return np.flatnonzero(right_for_left < 0), np.setdiff1d(np.arange(n), right_for_left[right_for_left >= 0])
 
 
-def with_a_perfect_matching(scorer: PairScorer, graph: CandidateGraph, k: int) -> tuple[CandidateGraph, int, int]:
-    """(graph, k, repaired rows): GRAPH itself where it has a perfect matching; else GRAPH plus, scored exactly,
-    every pair of a row and a column that a maximum matching of it leaves unmatched (`unmatched`). That graph
-    has a perfect matching (the maximum one and those pairs), and the proof's rounds add whatever else the
-    optimum needs. Where more than REPAIR_LIMIT rows are unmatched (their pairs would cost more than a wider
-    stream), the candidates are streamed again at 2K instead. The bounds stand: only exact edges are added."""
+def with_a_perfect_matching(
+    scorer: PairScorer, graph: CandidateGraph, k: int, maximum: SparseSolution | None = None
+) -> tuple[CandidateGraph, int, int]:
+    """(graph, k, repaired rows) for a GRAPH without a perfect matching: GRAPH plus, scored exactly, every pair
+    of a row and a column that a maximum matching of it (MAXIMUM, where the matcher found it) leaves unmatched
+    (`unmatched`). That graph has a perfect matching (the maximum one and those pairs), and the proof's rounds
+    add whatever else the optimum needs. Where more than REPAIR_LIMIT rows are unmatched (their pairs would cost
+    more than a wider stream), the candidates are streamed again at 2K instead, until a graph has a perfect
+    matching. The bounds stand: only exact edges are added."""
     while True:
-        rows, cols = unmatched(graph)
+        rows, cols = unmatched(graph, maximum)
+        maximum = None  # it belongs to the first graph only
         if len(rows) == 0:
             return graph, k, 0
         if len(rows) <= REPAIR_LIMIT:
@@ -127,8 +132,8 @@ def assign_sparse(scorer: PairScorer, k: int, watch: Stopwatch) -> tuple[np.ndar
     The algorithm: candidates -> match -> certify -> check -> repeat.
     1. Stream every left's and right's best k into a candidate graph, with bounds on the rest.
     2. Match optimally on the graph. Where it has no perfect matching, the pairs of the rows and columns a
-       maximum matching leaves unmatched join it (`with_a_perfect_matching`); k doubles only where they are many.
-       From MATCHABLE_CHECK_FROM pairs that is checked before the first matching, not found by it.
+       maximum matching leaves unmatched join it (`with_a_perfect_matching`; the matcher's own maximum matching,
+       whose duals the re-solve starts from); k doubles only where they are many.
     3. Certify: dual potentials u, w cover every edge; `proof.check` scores every pair whose bound might
        exceed u_i + w_j - PROOF_MARGIN, and adds those within PROOF_MARGIN of the duals as edges.
     4. If any of them has s_ij > u_i + w_j, the next round re-solves; else the proof holds, and no pair
@@ -141,18 +146,15 @@ def assign_sparse(scorer: PairScorer, k: int, watch: Stopwatch) -> tuple[np.ndar
     report = AssignmentReport("sparse", k=k)
     previous = None  # the last round's solution, while the graph has only gained edges since
     with scorer.progress.stage("proof: rounds") as stage:
-        if graph.size >= MATCHABLE_CHECK_FROM:
-            graph, report.k, report.repaired_rows = with_a_perfect_matching(scorer, graph, k)
-            watch.lap("assignment")
         for round_number in range(1, MAX_ROUNDS + 1):
             report.rounds = round_number
             stage.advance()
             solution = solve_sparse(graph, previous)
-            if solution is None:  # no perfect matching
+            if solution is None or not solution.perfect:  # no perfect matching
                 watch.lap("assignment")
-                previous = None
-                graph, report.k, repaired = with_a_perfect_matching(scorer, graph, report.k)
+                graph, report.k, repaired = with_a_perfect_matching(scorer, graph, report.k, solution)
                 report.repaired_rows += repaired
+                previous = solution if repaired else None  # the repair starts from the maximum matching's duals
                 watch.lap("head")
                 continue
             watch.lap("assignment")

@@ -185,8 +185,9 @@ def potentials(
 
 
 def solve_sparse(graph: CandidateGraph, previous: SparseSolution | None = None) -> SparseSolution | None:
-    """Optimal matching on the candidate graph with its central dual potentials; None if it has no
-    perfect matching.
+    """Optimal matching on the candidate graph with its central dual potentials. Where the graph has no
+    perfect matching: the matcher's maximum matching with its feasible duals (not `perfect`), from which a
+    re-solve with more edges starts; or None, from scipy's solver on small graphs.
 
     PREVIOUS, an optimal solution of a graph with the same nodes and a subset of these edges,
     makes a re-solve cheap (the matching starts from its duals, and the potentials are corrected
@@ -195,6 +196,8 @@ def solve_sparse(graph: CandidateGraph, previous: SparseSolution | None = None) 
     if found is None:
         return None
     right_for_left, feasible = found
+    if feasible is not None and (right_for_left < 0).any():
+        return SparseSolution(right_for_left, *feasible)
     u, w = potentials(graph, right_for_left, previous, feasible)
     return SparseSolution(right_for_left, u, w)
 
@@ -203,14 +206,16 @@ def _optimal_matching(graph: CandidateGraph, previous: SparseSolution | None) ->
     """The graph's optimal matching, with optimal duals where the solver gives them: scipy's on small graphs
     (no duals), the matcher's phases from PHASES_FROM pairs. A re-solve starts from PREVIOUS's column duals
     while few rows have an added edge that breaks them (only those rows are then unmatched); past
-    WARM_START_SHARE of the rows, the auction's start is cheaper."""
+    WARM_START_SHARE of the rows, the auction's start is cheaper. Where the graph has no perfect matching,
+    the matcher's maximum matching, or None from scipy's."""
     if graph.size < PHASES_FROM:
-        found = _matching(graph.rows, graph.cols, -graph.scores, graph.size) if previous is None else _matching_near(graph, previous)
+        found = _matching(graph.rows, graph.cols, -graph.scores, graph.size) if previous is None or not previous.perfect else _matching_near(graph, previous)
         return None if found is None else (found, None)
     start = None
     if previous is not None:
         slack = previous.row_potential[graph.rows] + previous.col_potential[graph.cols] - graph.scores
-        if len(np.unique(graph.rows[slack < -graph.tolerance])) <= WARM_START_SHARE * graph.size:
+        # A maximum matching's added edges break only its unmatched rows' duals: its start is always the nearer
+        if not previous.perfect or len(np.unique(graph.rows[slack < -graph.tolerance])) <= WARM_START_SHARE * graph.size:
             start = previous.col_potential
     found = optimal_matching(graph.rows, graph.cols, graph.scores, graph.size, start)
     return None if found is None else (found[0], found[1:])

@@ -69,3 +69,9 @@ class SparseSolution:
     row_potential: np.ndarray
     col_potential: np.ndarray
     excluded_floor: float = -np.inf
+
+    @property
+    def perfect(self) -> bool:
+        """False for a maximum matching of a graph without a perfect one: right_for_left -1 on its unmatched rows,
+        with feasible duals (`duals.solve_sparse`)."""
+        return bool((self.right_for_left >= 0).all())

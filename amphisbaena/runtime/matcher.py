@@ -45,7 +45,9 @@ def optimal_matching(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The perfect matching of N rows and N columns on the edges (ROWS, COLS) (E,) that maximises the
     total of SCORES (E,), with duals certifying it: (right_for_left (N,), u (N,), w (N,)), u_i + w_j >=
-    s_ij on every edge and equal on the matching. None if the graph has no perfect matching.
+    s_ij on every edge and equal on the matching. Where the graph has no perfect matching, the maximum
+    matching the phases reached (right_for_left -1 on its unmatched rows: no augmenting path is left) with
+    its feasible duals, from which a re-solve of the graph with edges added starts; None where a row has no edge.
 
     START_COL_POTENTIAL (N,): column duals to start from, such as an earlier solution's for a subgraph;
     without it an auction finds them."""
@@ -78,13 +80,13 @@ def optimal_matching(
         if len(unmatched) > TAIL_ROWS:
             found = residual.distances(right_for_left, unmatched, limit)
             if found is None:
-                return None
+                return right_for_left, u, w
             distance, to_open_columns = found
             limit = LIMIT_REACH * float(to_open_columns[min(len(to_open_columns) - 1, len(unmatched) // 2)]) + tolerance
         else:
             distance = residual.augment_along_shortest_paths(right_for_left, unmatched, limit)
             if distance is None:
-                return None
+                return right_for_left, u, w
         u += distance[:n]
         w -= distance[n:]
 
