@@ -120,10 +120,14 @@ def test_groups_are_split_as_the_stream_needs_them_and_keep_what_their_own_bound
     fl, fr = features
     scores = shipped.head(fl, fr)
     pruner = pruning.GeometryPruner(shipped, fl, fr, group_size=64)
-    first = next(pruner.each_group())
-    assert 0 < len(pruner._split) < len(pruner.groups)
+    split = pruner.each_group()
+    first = next(split)
+    after_first = pruner.col_left_out.copy()
     assert next(pruner.each_group()).members.tolist() == first.members.tolist()
-    groups = list(pruner.each_group())
+    groups = list(split)
+    assert (pruner.col_left_out > after_first).any()  # the nodes after the first group were split only now
+    assert groups[0].members.tolist() != first.members.tolist() and len(groups) + 1 == len(pruner.groups)
+    groups = [first, *groups]
     assert sorted(np.concatenate([g.members for g in groups]).tolist()) == list(range(1500))
     for group, upper in zip(groups, pruner.bounds([g.members for g in groups])):
         np.testing.assert_array_equal(group.cols, np.flatnonzero(upper >= pruner.floor))

@@ -246,15 +246,12 @@ class GeometryPruner:
         self.rights = half_statistics(right_features, self.bound)
         self.floor = PRUNE_FLOOR
         self.col_left_out = np.full(len(self.rights), -np.inf)  # complete once every group is split
-        self._splitting = bound_groups(self.lefts, self.rights, self.bound, self.floor, group_size, self.col_left_out)
-        self._split: list[Group] = []
+        self._group_size = group_size
 
     def each_group(self) -> Iterator[Group]:
-        """The groups of lefts in order, each as soon as it is split off; split once, kept for later streams."""
-        yield from self._split
-        for group in self._splitting:
-            self._split.append(group)
-            yield group
+        """The groups of lefts in order, each as soon as it is split off. Split anew for each stream (seconds at a
+        million pairs) rather than kept: their rights would hold gigabytes there."""
+        return bound_groups(self.lefts, self.rights, self.bound, self.floor, self._group_size, self.col_left_out)
 
     @property
     def groups(self) -> list[np.ndarray]:
