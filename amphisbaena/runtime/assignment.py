@@ -14,7 +14,6 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import maximum_bipartite_matching
 
-from amphisbaena.runtime.arrays import in_row_order
 from amphisbaena.runtime.confidence import REGRET_LIMIT, regrets_with_counts
 from amphisbaena.runtime.duals import potentials, solve_sparse
 from amphisbaena.runtime.graph import CandidateGraph, SparseSolution
@@ -93,12 +92,8 @@ def unmatched(graph: CandidateGraph, maximum: SparseSolution | None = None) -> t
     none where the graph has a perfect matching. MAXIMUM: such a matching, found already (the matcher's);
     else scipy's Hopcroft-Karp finds one."""
     n = graph.size
-    if maximum is None:
-        rows, cols = in_row_order(graph.rows, graph.cols)  # laid out row by row directly: no COO copy of 10^8 edges
-        index_type = np.int32 if max(n, len(cols)) < np.iinfo(np.int32).max else np.int64
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))]).astype(index_type)
-        edges = csr_matrix((np.ones(len(cols), dtype=np.int8), cols.astype(index_type), indptr), shape=(n, n))
-        del rows, cols
+    if maximum is None:  # only scipy's solver, on graphs under duals.PHASES_FROM pairs, ends without one
+        edges = csr_matrix((np.ones(len(graph.rows), dtype=np.int8), (graph.rows, graph.cols)), shape=(n, n))
         right_for_left = maximum_bipartite_matching(edges, perm_type="column")
     else:
         right_for_left = maximum.right_for_left

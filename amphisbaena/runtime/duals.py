@@ -196,8 +196,8 @@ def solve_sparse(graph: CandidateGraph, previous: SparseSolution | None = None) 
     if found is None:
         return None
     right_for_left, feasible = found
-    if feasible is not None and (right_for_left < 0).any():
-        return SparseSolution(right_for_left, *feasible)
+    if feasible is not None and not (maximum := SparseSolution(right_for_left, *feasible)).perfect:
+        return maximum
     u, w = potentials(graph, right_for_left, previous, feasible)
     return SparseSolution(right_for_left, u, w)
 

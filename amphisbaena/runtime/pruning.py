@@ -151,7 +151,7 @@ def bound_groups(
     pending = [(np.arange(len(lefts)), sample, np.arange(len(rights)), -np.inf)]
     while pending:
         members, reached, cols, left_out = pending.pop()  # REACHED: the sampled rights the node's own range keeps
-        upper = _range_bounds(lefts[members], rights, cols, bound)
+        upper = _range_bounds(lefts[members], rights, bound, cols)
         kept = upper >= floor
         if not kept.all():
             left_out = max(left_out, float(upper[~kept].max()))
@@ -182,13 +182,12 @@ def bound_groups(
         ]
 
 
-def _range_bounds(members: np.ndarray, rights: np.ndarray, cols: np.ndarray, bound: LearnedBound) -> np.ndarray:
+def _range_bounds(members: np.ndarray, rights: np.ndarray, bound: LearnedBound, cols: np.ndarray | None = None) -> np.ndarray:
     """(len(COLS),) bounds on the score of any left in the range of MEMBERS (statistics) with each right COLS
-    of RIGHTS, a cache-sized batch of rights at a time."""
+    of RIGHTS (every right where COLS is None), a cache-sized batch of rights at a time."""
     low, high = members.min(axis=0)[None], members.max(axis=0)[None]
-    return np.concatenate(
-        [score_upper_bounds(low, high, rights[cols[i : i + BOUND_CELLS]], bound)[0] for i in range(0, len(cols), BOUND_CELLS)] or [np.zeros(0)]
-    )
+    chosen = rights if cols is None else rights[cols]
+    return np.concatenate([score_upper_bounds(low, high, chosen[i : i + BOUND_CELLS], bound)[0] for i in range(0, len(chosen), BOUND_CELLS)] or [np.zeros(0)])
 
 
 def _sides(values: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -259,14 +258,8 @@ class GeometryPruner:
         return [group.members for group in self.each_group()]
 
     def bounds(self, sets: list[np.ndarray]) -> Iterator[np.ndarray]:
-        """For each set of lefts in turn, (N_right,) bounds on any of its scores with each right;
-        computed a cache-sized batch of sets at a time."""
-        per_batch = max(1, BOUND_CELLS // len(self.rights))
-        for i in range(0, len(sets), per_batch):
-            batch = sets[i : i + per_batch]
-            low = np.stack([self.lefts[members].min(axis=0) for members in batch])
-            high = np.stack([self.lefts[members].max(axis=0) for members in batch])
-            yield from score_upper_bounds(low, high, self.rights, self.bound)
+        """For each set of lefts in turn, (N_right,) bounds on any of its scores with each right (`_range_bounds`)."""
+        return (_range_bounds(self.lefts[members], self.rights, self.bound) for members in sets)
 
     @cached_property
     def buckets(self) -> list[np.ndarray]:
