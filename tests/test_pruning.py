@@ -159,21 +159,25 @@ def test_a_graph_without_a_perfect_matching_is_repaired_not_streamed_again(
 ) -> None:
     """With k = 2 the candidate graph of 3,000 test pairs has no perfect matching; the unmatched rows' and
     columns' pairs join it instead of a stream at k = 4, and the proof still reaches the dense optimum. scipy's
-    solver (small graphs) only says no, so Hopcroft-Karp finds a maximum matching; the matcher's phases (from
-    PHASES_FROM pairs) end at one themselves, and the repair takes it and re-solves from its duals."""
-    from amphisbaena.runtime import assignment, duals
+    solver (small graphs) only says no, so Hopcroft-Karp finds a maximum matching and the repaired graph is
+    solved anew; the matcher's phases (from PHASES_FROM pairs) end at one themselves, which the best assignment
+    of the block completes to the repaired graph's optimum (`repair.completed`), with no re-solve."""
+    from amphisbaena.runtime import duals, repair
 
     monkeypatch.setattr(duals, "PHASES_FROM", duals.PHASES_FROM if solver == "scipy" else 0)
     left, right, key = make_halves(test_digits[:3000], seed=4)
     fl, fr = arm_features(shipped, "left", left), arm_features(shipped, "right", right)
-    missing = len(assignment.unmatched(PairScorer.pruned(shipped, fl, fr).candidates(2))[0])
+    missing = len(repair.unmatched(PairScorer.pruned(shipped, fl, fr).candidates(2))[0])
     assert missing > 0  # the case under test
-    hopcroft_karp, searches = assignment.maximum_bipartite_matching, []
-    monkeypatch.setattr(assignment, "maximum_bipartite_matching", lambda *a, **kw: searches.append(1) or hopcroft_karp(*a, **kw))
+    hopcroft_karp, searches = repair.maximum_bipartite_matching, []
+    monkeypatch.setattr(repair, "maximum_bipartite_matching", lambda *a, **kw: searches.append(1) or hopcroft_karp(*a, **kw))
+    completed, completions = repair.completed, []
+    monkeypatch.setattr(repair, "completed", lambda *a: completions.append(completed(*a)) or completions[-1])
     repaired = restore(shipped, left, right, key=key, k=2)
     dense = restore(shipped, left, right, key=key, method="dense")
     assert repaired.assignment.k == 2 and repaired.assignment.repaired_rows == missing
     assert len(searches) == (1 if solver == "scipy" else 0)
+    assert len(completions) == (0 if solver == "scipy" else 1) and all(found is not None for found in completions)
     np.testing.assert_array_equal(repaired.right_for_left, dense.right_for_left)
 
 

@@ -11,13 +11,12 @@ from dataclasses import replace
 from functools import partial
 
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import maximum_bipartite_matching
 
 from amphisbaena.runtime.confidence import REGRET_LIMIT, regrets_with_counts
 from amphisbaena.runtime.duals import potentials, solve_sparse
 from amphisbaena.runtime.graph import CandidateGraph, SparseSolution
 from amphisbaena.runtime.proof import check
+from amphisbaena.runtime.repair import with_a_perfect_matching
 from amphisbaena.runtime.results import AssignmentReport, Stopwatch
 from amphisbaena.runtime.scorer import PairScorer
 from amphisbaena.shapes import DEFAULT_K
@@ -28,7 +27,6 @@ MAX_ROUNDS = 8
 PROOF_MARGIN = REGRET_LIMIT
 DENSE_LIMIT = 20_000  # beyond this the dense fallback's N x N matrix would not be reasonable to hold
 FULL_GRAPH_LIMIT = 1_000  # up to here the dense path's regrets are computed on every pair: exact
-REPAIR_LIMIT = 4_096  # unmatched rows whose pairs with the unmatched columns are scored, rather than streaming again at 2k
 
 
 def solve_dense(scores: np.ndarray) -> np.ndarray:
@@ -87,48 +85,15 @@ def assign_dense(scorer: PairScorer, watch: Stopwatch, reason: str = "") -> tupl
     return right_for_left, confidence, AssignmentReport("dense", fallback_reason=reason, total_score=total, regrets=counts.as_dict())
 
 
-def unmatched(graph: CandidateGraph, maximum: SparseSolution | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The rows and the columns (as many of each) that a maximum matching of GRAPH's edges leaves unmatched:
-    none where the graph has a perfect matching. MAXIMUM: such a matching, found already (the matcher's);
-    else scipy's Hopcroft-Karp finds one."""
-    n = graph.size
-    if maximum is None:  # only scipy's solver, on graphs under duals.PHASES_FROM pairs, ends without one
-        edges = csr_matrix((np.ones(len(graph.rows), dtype=np.int8), (graph.rows, graph.cols)), shape=(n, n))
-        right_for_left = maximum_bipartite_matching(edges, perm_type="column")
-    else:
-        right_for_left = maximum.right_for_left
-    return np.flatnonzero(right_for_left < 0), np.setdiff1d(np.arange(n), right_for_left[right_for_left >= 0])
-
-
-def with_a_perfect_matching(
-    scorer: PairScorer, graph: CandidateGraph, k: int, maximum: SparseSolution | None = None
-) -> tuple[CandidateGraph, int, int]:
-    """(graph, k, repaired rows) for a GRAPH without a perfect matching: GRAPH plus, scored exactly, every pair
-    of a row and a column that a maximum matching of it (MAXIMUM, where the matcher found it) leaves unmatched
-    (`unmatched`). That graph has a perfect matching (the maximum one and those pairs), and the proof's rounds
-    add whatever else the optimum needs. Where more than REPAIR_LIMIT rows are unmatched (their pairs would cost
-    more than a wider stream), the candidates are streamed again at 2K instead, until a graph has a perfect
-    matching. The bounds stand: only exact edges are added."""
-    while True:
-        rows, cols = unmatched(graph, maximum)
-        maximum = None  # it belongs to the first graph only
-        if len(rows) == 0:
-            return graph, k, 0
-        if len(rows) <= REPAIR_LIMIT:
-            scores = scorer.columns(rows, cols)  # none of these pairs is an edge: the matching would have taken it
-            return graph.with_edges(np.repeat(rows, len(cols)), np.tile(cols, len(rows)), scores.ravel(), scores.size), k, len(rows)
-        k = min(2 * k, scorer.size[0])  # at k = N every pair is an edge: a perfect matching exists
-        graph = scorer.candidates(k)
-
-
 def assign_sparse(scorer: PairScorer, k: int, watch: Stopwatch) -> tuple[np.ndarray, np.ndarray, AssignmentReport]:
     """Optimal assignment on a top-k candidate graph, proven optimal for the full score matrix.
 
     The algorithm: candidates -> match -> certify -> check -> repeat.
     1. Stream every left's and right's best k into a candidate graph, with bounds on the rest.
     2. Match optimally on the graph. Where it has no perfect matching, the pairs of the rows and columns a
-       maximum matching leaves unmatched join it (`with_a_perfect_matching`; the matcher's own maximum matching,
-       whose duals the re-solve starts from); k doubles only where they are many.
+       maximum matching leaves unmatched join it (`repair.with_a_perfect_matching`), and the matcher's maximum
+       matching plus the best assignment of those pairs is the new graph's optimum, with no re-solve; k doubles
+       only where they are many.
     3. Certify: dual potentials u, w cover every edge; `proof.check` scores every pair whose bound might
        exceed u_i + w_j - PROOF_MARGIN, and adds those within PROOF_MARGIN of the duals as edges.
     4. If any of them has s_ij > u_i + w_j, the next round re-solves; else the proof holds, and no pair
@@ -147,11 +112,13 @@ def assign_sparse(scorer: PairScorer, k: int, watch: Stopwatch) -> tuple[np.ndar
             solution = solve_sparse(graph, previous)
             if solution is None or not solution.perfect:  # no perfect matching
                 watch.lap("assignment")
-                graph, report.k, repaired = with_a_perfect_matching(scorer, graph, report.k, solution)
-                report.repaired_rows += repaired
-                previous = solution if repaired else None  # the repair starts from the maximum matching's duals
+                repaired = with_a_perfect_matching(scorer, graph, report.k, solution)
+                graph, report.k, report.repaired_rows = repaired.graph, repaired.k, report.repaired_rows + repaired.rows
                 watch.lap("head")
-                continue
+                if repaired.solution is None:
+                    previous = repaired.start
+                    continue
+                solution = repaired.solution
             watch.lap("assignment")
             checked = check(partial(scorer.columns, beside_host=True), graph, solution, PROOF_MARGIN, scorer.backend.any_thread, scorer.pruner)
             graph = checked.added_to(graph)

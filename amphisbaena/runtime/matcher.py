@@ -64,14 +64,21 @@ def optimal_matching(
     residual = _ResidualGraph(indptr, cols, n)
     limit = np.inf
     reduced = residual.row_edge_lengths  # the reduced costs live where the Dijkstra reads them
+    # Each phase's edge-sized arrays live in buffers made once: fresh memory of that size costs more in page faults
+    # than the arithmetic on it (docs/performance.md)
+    index_type = residual.graph.indices.dtype
+    gathered, tight, tight_cols = np.empty(len(cols)), np.empty(len(cols), dtype=bool), np.empty(len(cols), dtype=index_type)
+    column_nodes = residual.graph.indices[: len(cols)]  # N + each edge's column
     right_for_left, unmatched = None, None
     while True:
-        np.add(u[rows], w[cols], out=reduced)
+        np.take(u, rows, out=reduced)
+        reduced += np.take(w, cols, out=gathered)
         reduced -= scores
         if unmatched is None or len(unmatched) > TAIL_ROWS:
-            tight = reduced <= tolerance
-            tight_indptr = np.concatenate([[0], np.cumsum(np.add.reduceat(tight, indptr[:-1]))])
-            tight_graph = csr_matrix((np.ones(tight_indptr[-1], dtype=np.int8), cols[tight], tight_indptr), shape=(n, n))
+            np.less_equal(reduced, tolerance, out=tight)
+            tight_indptr = np.concatenate([[0], np.cumsum(np.add.reduceat(tight, indptr[:-1], dtype=index_type))]).astype(index_type)
+            found_cols = np.subtract(np.compress(tight, column_nodes, out=tight_cols[: tight_indptr[-1]]), n, out=tight_cols[: tight_indptr[-1]])
+            tight_graph = csr_matrix((np.ones(tight_indptr[-1], dtype=np.int8), found_cols, tight_indptr), shape=(n, n))
             right_for_left = maximum_bipartite_matching(tight_graph, perm_type="column").astype(np.int64)
         unmatched = np.flatnonzero(right_for_left < 0)
         if len(unmatched) == 0:
