@@ -71,8 +71,8 @@ def optimal_matching(
     column_nodes = residual.graph.indices[: len(cols)]  # N + each edge's column
     right_for_left, unmatched = None, None
     while True:
-        np.take(u, rows, out=reduced)
-        reduced += np.take(w, cols, out=gathered)
+        np.take(u, rows, out=reduced, mode="clip")  # "clip": no bounds check; the indices are valid
+        reduced += np.take(w, cols, out=gathered, mode="clip")
         reduced -= scores
         if unmatched is None or len(unmatched) > TAIL_ROWS:
             np.less_equal(reduced, tolerance, out=tight)
