@@ -157,7 +157,12 @@ def restore(out_dir: Path, timeout: float | None, name: str = "million") -> None
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     notes: list[dict] = []  # every line the restore prints on stderr, with when it came
     memory: list[dict] = []  # the process's RSS every SAMPLE_SECONDS
-    reader = threading.Thread(target=lambda: notes.extend({"at_s": round(time.perf_counter() - started, 1), "line": line.rstrip()} for line in process.stderr))
+    def read_notes() -> None:  # kept with their times, and echoed as they come
+        for line in process.stderr:
+            notes.append({"at_s": round(time.perf_counter() - started, 1), "line": line.rstrip()})
+            print(f"[{notes[-1]['at_s']:.0f} s] {line.rstrip()}", file=sys.stderr, flush=True)
+
+    reader = threading.Thread(target=read_notes)
     reader.start()
     interrupted, sampled = False, -SAMPLE_SECONDS
     while process.poll() is None:
@@ -172,24 +177,27 @@ def restore(out_dir: Path, timeout: float | None, name: str = "million") -> None
     stdout = process.stdout.read()
     reader.join()
     seconds = time.perf_counter() - started
-    if process.returncode != 0 and not interrupted:
-        raise SystemExit(f"restore failed ({process.returncode}): {notes[-1]['line'] if notes else ''}")
+    failed = process.returncode != 0 and not interrupted
     report = {
         "command": " ".join(command[1:]),
         "commit": commit,
         "runs": 1,
-        "note": "one run, timed once" + (f"; interrupted after the {timeout:g} s limit, not completed" if interrupted else ""),
-        "completed": not interrupted,
+        "note": "one run, timed once"
+        + (f"; interrupted after the {timeout:g} s limit, not completed" if interrupted else "")
+        + (f"; failed with exit status {process.returncode}" if failed else ""),
+        "completed": not interrupted and not failed,
         "seconds": seconds,
         "peak_rss_mb": resource_peak_mb(),
         "estimate_line": notes[0]["line"] if notes else None,
         "stderr": notes,
         "rss_samples": memory,
-        "summary": None if interrupted else json.loads(stdout),
+        "summary": json.loads(stdout) if stdout.strip() and not interrupted and not failed else None,
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     (HERE / "results" / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({key: report[key] for key in ("seconds", "peak_rss_mb", "estimate_line")}, indent=2))
+    if failed:
+        raise SystemExit(f"restore failed ({process.returncode}): {notes[-1]['line'] if notes else ''}")
 
 
 def rss_mb(pid: int) -> float | None:
