@@ -209,6 +209,7 @@ def test_the_check_with_bucket_caps_finds_every_near_pair(shipped: OnnxRuntimeBa
 
     monkeypatch.setattr(pruning, "BUCKET_SIZE", bucket_size)
     monkeypatch.setattr(proof, "BLOCK_ROWS", 16)
+    monkeypatch.setattr(proof, "VIOLATIONS_KEPT", 10**9)  # every near pair, even of rows that break the duals
     fl, fr = features
     scorer = PairScorer.pruned(shipped, fl, fr)
     graph = scorer.candidates(4)

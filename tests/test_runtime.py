@@ -306,12 +306,44 @@ def test_check_covers_every_loose_pair_and_keeps_the_near_ones(seed: int, monkey
     assert set(np.flatnonzero(loose)) <= set(_prefix_pairs(proof.uncovered(graph, solution, margin), n))
     monkeypatch.setattr(proof, "BLOCK_ROWS", 3)
     monkeypatch.setattr(proof, "BLOCK_CELLS", 12)
+    monkeypatch.setattr(proof, "VIOLATIONS_KEPT", 10**9)  # every near pair, even of rows that break the duals
     checked = proof.check(lambda rows, cols: scores[np.ix_(rows, cols)], graph, solution, margin, threaded=True)
     near = scores > certified - margin
     near[graph.rows, graph.cols] = False
     np.testing.assert_array_equal(np.sort(checked.rows * n + checked.cols), np.flatnonzero(near))
     np.testing.assert_array_equal(checked.scores, scores[checked.rows, checked.cols])
     assert checked.violated == bool((near & (scores > certified + graph.tolerance)).any())
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_row_that_breaks_the_duals_adds_only_its_most_violated_pairs(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows whose duals are far too low have nearly every pair within the margin; per block of columns, only their
+    VIOLATIONS_KEPT most violated pairs are kept. Every other row keeps every near pair, and the check still says
+    that the duals are broken."""
+    rng = np.random.default_rng(seed)
+    n = 200
+    graph = graphs.CandidateGraph(np.arange(n), np.arange(n), np.zeros(n), np.full(n, 10.0), np.full(n, 10.0))
+    scores = np.minimum(rng.normal(size=(n, n)), 1.4)  # under every dual but the low ones: near, not broken
+    scores[np.arange(n), np.arange(n)] = 0.0
+    u = np.full(n, 1.5)
+    low = rng.choice(n, 5, replace=False)
+    u[low] = -3.0  # these rows' pairs nearly all break the duals
+    solution = graphs.SparseSolution(np.arange(n), u, np.zeros(n))
+    monkeypatch.setattr(proof, "BLOCK_CELLS", 64 * proof.BLOCK_ROWS)  # several blocks of columns per row
+    monkeypatch.setattr(proof, "VIOLATIONS_KEPT", 4)
+    margin = 0.5
+    checked = proof.check(lambda rows, cols: scores[np.ix_(rows, cols)], graph, solution, margin, threaded=False)
+    slack = u[:, None] - scores
+    slack[np.arange(n), np.arange(n)] = np.inf
+    assert checked.violated
+    kept = np.zeros((n, n), dtype=bool)
+    kept[checked.rows, checked.cols] = True
+    others = np.setdiff1d(np.arange(n), low)
+    np.testing.assert_array_equal(kept[others], (slack < margin)[others])
+    for row in low:
+        mine = np.flatnonzero(kept[row])
+        assert 4 <= len(mine) < (slack[row] < 0).sum() / 2 and (slack[row, mine] < 0).all()
+        assert slack[row, mine].min() == slack[row].min()  # the most violated pair is among them
 
 
 def test_no_perfect_matching_widens_k() -> None:

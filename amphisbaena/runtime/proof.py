@@ -29,6 +29,10 @@ from amphisbaena.runtime.overlap import one_ahead
 BLOCK_ROWS = 256  # rows of one head call at most: each call costs a fixed share (docs/performance.md)
 MIN_BLOCK_ROWS = 32  # rows of one head call at least (where the lane has them), whatever their prefixes
 BLOCK_CELLS = 1 << 22  # pairs one call may score: a long prefix is cut into several calls
+# Where a row breaks the duals in a block, only its this many most violated pairs there join the graph, not every
+# pair within the margin: a row whose duals are far off (a repaired row's, at a million pairs) has nearly all its
+# pairs within the margin, and the next round re-solves anyway (docs/performance.md)
+VIOLATIONS_KEPT = 32
 
 ScoreBlock = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (lefts (R,), rights (C,)) -> exact scores (R, C)
 
@@ -133,7 +137,8 @@ def check(
     is under it."""
     plan = uncovered(graph, solution, margin, caps)
     u, w = solution.row_potential, solution.col_potential
-    found = list(one_ahead((partial(_near_in_block, score_block, plan, u, w, margin, *block) for block in _blocks(plan)), threaded, in_flight=2))
+    near = partial(_near_in_block, score_block, plan, u, w, margin, graph.tolerance)
+    found = list(one_ahead((partial(near, *block) for block in _blocks(plan)), threaded, in_flight=2))
     empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
     rows, cols, scores = (np.concatenate([part[index] for part in found]) if found else empty[index] for index in range(3))
     outside = ~_edges_among(graph, rows, cols)
@@ -161,13 +166,31 @@ def _blocks(plan: Uncovered) -> Iterator[tuple[int, int, int, int]]:
 
 
 def _near_in_block(
-    score_block: ScoreBlock, plan: Uncovered, u: np.ndarray, w: np.ndarray, margin: float, first: int, stop: int, col_start: int, col_stop: int
+    score_block: ScoreBlock,
+    plan: Uncovered,
+    u: np.ndarray,
+    w: np.ndarray,
+    margin: float,
+    tolerance: float,
+    first: int,
+    stop: int,
+    col_start: int,
+    col_stop: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """In a worker: one block's pairs within MARGIN of the duals and inside each row's prefix, and the block's size."""
+    """In a worker: one block's pairs within MARGIN of the duals and inside each row's prefix, and the block's size;
+    of a row with pairs that break the duals (by more than TOLERANCE), its VIOLATIONS_KEPT most violated ones only."""
     rows = plan.rows[first:stop]
     cols = plan.orders[plan.lane[first]][col_start:col_stop]
     scores = score_block(rows, cols)
-    inside = np.arange(col_start, col_stop)[None, :] < plan.length[first:stop, None]
-    near = inside & (scores > u[rows, None] + w[None, cols] - margin)
+    outside = np.arange(col_start, col_stop)[None, :] >= plan.length[first:stop, None]
+    slack = u[rows, None] + w[None, cols] - scores
+    slack[outside] = np.inf
+    near = slack < margin
+    breaking = np.flatnonzero((slack < -tolerance).any(axis=1))
+    if len(breaking) and slack.shape[1] > VIOLATIONS_KEPT:
+        worst = np.argpartition(slack[breaking], VIOLATIONS_KEPT - 1, axis=1)[:, :VIOLATIONS_KEPT]
+        kept = np.take_along_axis(slack[breaking], worst, axis=1) < -tolerance
+        near[breaking] = False
+        near[breaking[:, None], worst] = kept
     r, c = np.nonzero(near)
     return rows[r], cols[c], scores[r, c], scores.size
