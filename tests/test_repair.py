@@ -38,13 +38,12 @@ def test_the_maximum_matching_completed_by_the_block_is_the_optimum_of_the_repai
     unmatched_rows, open_cols = repair.unmatched(CandidateGraph(rows, cols, scores, np.full(n, -np.inf), np.full(n, -np.inf)), SparseSolution(right_for_left, u, w))
     assert len(unmatched_rows) >= 10
     block = np.random.default_rng(seed + 10).normal(size=(len(unmatched_rows), len(open_cols))) * 4 + block_offset
-    graph = CandidateGraph(rows, cols, scores, np.full(n, -np.inf), np.full(n, -np.inf)).with_edges(
-        np.repeat(unmatched_rows, len(open_cols)), np.tile(open_cols, len(unmatched_rows)), block.ravel(), block.size
-    )
+    original = CandidateGraph(rows, cols, scores, np.full(n, -np.inf), np.full(n, -np.inf))
+    graph = original.with_edges(np.repeat(unmatched_rows, len(open_cols)), np.tile(open_cols, len(unmatched_rows)), block.ravel(), block.size)
     reaches = []
     raise_reach = repair._raise_reach
     monkeypatch.setattr(repair, "_raise_reach", lambda *a: reaches.append(1) or raise_reach(*a))
-    solution = repair.completed(graph, SparseSolution(right_for_left, u, w), unmatched_rows, open_cols, block)
+    solution = repair.completed(original, graph, SparseSolution(right_for_left, u, w), unmatched_rows, open_cols, block)
     assert solution is not None and solution.perfect
     np.testing.assert_array_equal(solution.right_for_left[right_for_left >= 0], right_for_left[right_for_left >= 0])
     found = (solution.right_for_left, solution.row_potential, solution.col_potential)

@@ -188,8 +188,9 @@ def _near_in_block(
     near = slack < margin
     breaking = np.flatnonzero((slack < -tolerance).any(axis=1))
     if len(breaking) and slack.shape[1] > VIOLATIONS_KEPT:
-        worst = np.argpartition(slack[breaking], VIOLATIONS_KEPT - 1, axis=1)[:, :VIOLATIONS_KEPT]
-        kept = np.take_along_axis(slack[breaking], worst, axis=1) < -tolerance
+        their_slack = slack[breaking]
+        worst = np.argpartition(their_slack, VIOLATIONS_KEPT - 1, axis=1)[:, :VIOLATIONS_KEPT]
+        kept = np.take_along_axis(their_slack, worst, axis=1) < -tolerance
         near[breaking] = False
         near[breaking[:, None], worst] = kept
     r, c = np.nonzero(near)

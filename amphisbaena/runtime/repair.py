@@ -75,37 +75,36 @@ def with_a_perfect_matching(scorer: PairScorer, graph: CandidateGraph, k: int, m
         if len(rows) <= REPAIR_LIMIT:
             block = scorer.columns(rows, cols)  # none of these pairs is an edge: the matching would have taken it
             repaired = graph.with_edges(np.repeat(rows, len(cols)), np.tile(cols, len(rows)), block.ravel(), block.size)
-            solution = None if maximum is None else completed(repaired, maximum, rows, cols, block.astype(np.float64))
+            solution = None if maximum is None else completed(graph, repaired, maximum, rows, cols, block.astype(np.float64))
             return Repaired(repaired, k, len(rows), solution, None if solution is not None else maximum)
         maximum = None  # it belongs to the first graph only
         k = min(2 * k, scorer.size[0])  # at k = N every pair is an edge: a perfect matching exists
         graph = scorer.candidates(k)
 
 
-def completed(graph: CandidateGraph, maximum: SparseSolution, rows: np.ndarray, cols: np.ndarray, block: np.ndarray) -> SparseSolution | None:
-    """The optimal matching of GRAPH, with central duals: MAXIMUM (the matcher's maximum matching of GRAPH less
-    the pairs ROWS x COLS, its unmatched rows (U,) and columns (U,), with duals feasible there and tight on it)
+def completed(
+    graph: CandidateGraph, repaired: CandidateGraph, maximum: SparseSolution, rows: np.ndarray, cols: np.ndarray, block: np.ndarray
+) -> SparseSolution | None:
+    """The optimal matching of REPAIRED (GRAPH plus the pairs ROWS x COLS), with central duals: MAXIMUM (the matcher's
+    maximum matching of GRAPH, its unmatched rows (U,) and columns (U,), with duals feasible there and tight on it)
     plus the optimal assignment of ROWS to COLS by their scores BLOCK (U, U). None where the duals built for it
     fail on an edge, which only a MAXIMUM that is not maximum could cause."""
     u, w = maximum.row_potential.copy(), maximum.col_potential.copy()
     m = len(rows)
     reduced = block - u[rows, None] - w[None, cols]
     found = optimal_matching(np.repeat(np.arange(m), m), np.tile(np.arange(m), m), reduced.ravel(), m)
-    if found is None or (found[0] < 0).any():
-        return None
+    assert found is not None  # every row of a dense block has edges, and it has a perfect matching
     taken, row_shift, col_shift = found
     right_for_left = maximum.right_for_left.copy()
     right_for_left[rows] = cols[taken]
 
-    edges = len(graph.rows) - m * m  # `with_a_perfect_matching` appends the block last: these are the graph's own
-    g_rows, g_cols, g_scores = graph.rows[:edges], graph.cols[:edges], graph.scores[:edges]
-    slack = u[g_rows] + w[g_cols] - g_scores
-    from_unmatched = np.isin(g_rows, rows)
+    slack = u[graph.rows] + w[graph.cols] - graph.scores
+    from_unmatched = np.isin(graph.rows, rows)
     # The shift moves slack between the block's rows and columns: their edges in G want the rows' duals high, the
     # edges into its columns want the columns' high; no edge of G joins the two (M would not be maximum)
-    row_room = minimum_by_group(np.full(graph.size, np.inf), g_rows[from_unmatched], slack[from_unmatched])[rows]
-    into_open = np.isin(g_cols, cols)
-    col_room = minimum_by_group(np.full(graph.size, np.inf), g_cols[into_open], slack[into_open])[cols]
+    row_room = minimum_by_group(np.full(graph.size, np.inf), graph.rows[from_unmatched], slack[from_unmatched])[rows]
+    into_open = np.isin(graph.cols, cols)
+    col_room = minimum_by_group(np.full(graph.size, np.inf), graph.cols[into_open], slack[into_open])[cols]
     wanted, allowed = float(np.max(-row_room - row_shift)), float(np.min(col_shift + col_room))
     if wanted > allowed:  # the rows' edges in G break: `_raise_reach` mends them
         shift = allowed
@@ -114,18 +113,18 @@ def completed(graph: CandidateGraph, maximum: SparseSolution, rows: np.ndarray, 
     u[rows] += row_shift + shift
     w[cols] += col_shift - shift
     moved = from_unmatched | into_open
-    slack[moved] = u[g_rows[moved]] + w[g_cols[moved]] - g_scores[moved]
+    slack[moved] = u[graph.rows[moved]] + w[graph.cols[moved]] - graph.scores[moved]
     del into_open, moved
     broken = from_unmatched & (slack < 0)
     del from_unmatched
     if broken.any():
-        _raise_reach(u, w, g_rows, g_cols, slack, right_for_left, g_cols[broken], -slack[broken])
+        _raise_reach(u, w, graph.rows, graph.cols, slack, right_for_left, graph.cols[broken], -slack[broken])
     del slack, broken
-    slack = u[graph.rows] + w[graph.cols] - graph.scores
-    tolerance = 1e-9 * (1.0 + float(np.abs(graph.scores).max()))
-    if slack.min() < -tolerance or np.abs(slack[graph.chosen(right_for_left)]).max() > tolerance:
+    slack = u[repaired.rows] + w[repaired.cols] - repaired.scores
+    tolerance = 1e-9 * (1.0 + float(np.abs(repaired.scores).max()))
+    if slack.min() < -tolerance or np.abs(slack[repaired.chosen(right_for_left)]).max() > tolerance:
         return None
-    return SparseSolution(right_for_left, *potentials(graph, right_for_left, feasible=(u, w)))
+    return SparseSolution(right_for_left, *potentials(repaired, right_for_left, feasible=(u, w)))
 
 
 def _raise_reach(
