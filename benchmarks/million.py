@@ -60,19 +60,28 @@ class StageLines(progress.NotesOnly):
 progress.for_terminal = lambda notes_only=False: StageLines()
 
 import amphisbaena.runtime.assignment as assignment
+import amphisbaena.runtime.proof as proof
 
-def step_lines(name):
-    step = getattr(assignment, name)
+DETAILS = {
+    "solve_sparse": lambda found: "no matching" if found is None else f"perfect {found.perfect}, unmatched rows {int((found.right_for_left < 0).sum())}",
+    "with_a_perfect_matching": lambda found: f"rows {found.rows}, k {found.k}, completed {found.solution is not None}",
+    "check": lambda found: f"violated {found.violated}, pairs kept {len(found.rows)}, pairs scored {found.scored}",
+    "uncovered": lambda plan: f"{len(plan.rows)} prefixes, {int(plan.length.sum())} pairs, {int(plan.length.clip(max=proof.PROBE_COLUMNS).sum())} in a probe",
+}
+
+def step_lines(module, name):
+    step = getattr(module, name)
     def timed(*args, **kwargs):
         started = time.perf_counter()
         print(f"step start: {name}", file=sys.stderr, flush=True)
         result = step(*args, **kwargs)
-        print(f"step end: {name} ({time.perf_counter() - started:.1f} s)", file=sys.stderr, flush=True)
+        print(f"step end: {name} ({time.perf_counter() - started:.1f} s; {DETAILS[name](result) if name in DETAILS else ''})", file=sys.stderr, flush=True)
         return result
-    setattr(assignment, name, timed)
+    setattr(module, name, timed)
 
 for name in ("with_a_perfect_matching", "solve_sparse", "check", "regrets_with_counts"):
-    step_lines(name)
+    step_lines(assignment, name)
+step_lines(proof, "uncovered")
 from amphisbaena.cli import main
 sys.argv[0] = "amphisbaena"
 main()

@@ -131,3 +131,21 @@ def test_auction_prices_are_finite_and_rank_the_contested_column_highest() -> No
     price = auction_prices(indptr, cols, scores, 3)
     assert np.isfinite(price).all()
     assert price[0] > price[1] and price[0] > price[2]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_auction_prices_do_not_depend_on_the_spans_rows_are_worked_out_in(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bids depend only on the prices of their round, so working them out a few rows at a time changes nothing."""
+    from amphisbaena.runtime import auction
+
+    rng = np.random.default_rng(seed)
+    n = 300
+    rows = np.concatenate([np.arange(n), rng.integers(0, n, 4000)])
+    cols = np.concatenate([rng.permutation(n), rng.integers(0, 40, 2000), rng.integers(0, n, 2000)])  # a crowded corner
+    keys = np.unique(rows * n + cols)
+    rows, cols = keys // n, keys % n
+    scores = rng.normal(size=len(keys))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
+    whole = auction.auction_prices(indptr, cols, scores, n)
+    monkeypatch.setattr(auction, "CHUNK_EDGES", 17)
+    np.testing.assert_array_equal(auction.auction_prices(indptr, cols, scores, n), whole)

@@ -346,6 +346,33 @@ def test_a_row_that_breaks_the_duals_adds_only_its_most_violated_pairs(seed: int
         assert slack[row, mine].min() == slack[row].min()  # the most violated pair is among them
 
 
+@pytest.mark.parametrize("where", ["first", "past the probe", "nowhere"])
+def test_a_large_check_probes_the_first_columns_of_each_prefix(where: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past PROBE_FROM pairs, the check first scores each row's first PROBE_COLUMNS columns by danger, and stops there
+    if they break the duals; otherwise the whole plan is scored, and its breaking or near pairs are found whole."""
+    rng = np.random.default_rng(5)
+    n = 120
+    graph = graphs.CandidateGraph(np.arange(n), np.arange(n), np.zeros(n), np.full(n, 10.0), np.full(n, 10.0))
+    w = np.sort(rng.uniform(0.0, 1.0, n))  # the columns by w ascending: the first are the most dangerous
+    u = np.full(n, 1.0)
+    scores = np.minimum(rng.normal(size=(n, n)) * 0.1, 0.3)  # over half a unit of slack: no pair is near
+    scores[np.arange(n), np.arange(n)] = 0.0
+    if where == "first":
+        scores[7, 2] = 5.0
+    elif where == "past the probe":
+        scores[7, n - 3] = 5.0
+    solution = graphs.SparseSolution(np.arange(n), u, w)
+    monkeypatch.setattr(proof, "PROBE_FROM", n)
+    monkeypatch.setattr(proof, "PROBE_COLUMNS", 16)
+    checked = proof.check(lambda rows, cols: scores[np.ix_(rows, cols)], graph, solution, 0.5, threaded=False)
+    slack = u[:, None] + w[None, :] - scores
+    slack[np.arange(n), np.arange(n)] = np.inf
+    assert checked.violated == (where != "nowhere")
+    np.testing.assert_array_equal(np.sort(checked.rows * n + checked.cols), np.flatnonzero(slack < (0.0 if checked.violated else 0.5)))
+    probe = n * 16
+    assert checked.scored == (probe if where == "first" else probe + n * n)  # every row's prefix holds all n columns, its own edge too
+
+
 def test_no_perfect_matching_widens_k() -> None:
     """All lefts prefer the same right: top-1 per row and column cannot match everyone."""
 
@@ -601,3 +628,29 @@ def test_minimum_by_group_is_minimum_at(groups: int, entries: int) -> None:
     expected = initial.copy()
     np.minimum.at(expected, which, values)
     np.testing.assert_array_equal(minimum_by_group(initial, which, values), expected)
+
+
+@pytest.mark.parametrize("sorted_rows", [True, False])
+@pytest.mark.parametrize("keep_all", [True, False])
+def test_edges_by_row_is_the_csr_layout_of_the_kept_edges(sorted_rows: bool, keep_all: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each row's kept edges in their own order (repeated pairs too), in chunks of a few edges, with the spare
+    slots left after them."""
+    from amphisbaena.runtime import arrays
+
+    monkeypatch.setattr(arrays, "CHUNK_EDGES", 7)
+    rng = np.random.default_rng(int(sorted_rows) + 2 * int(keep_all))
+    n, e = 40, 300
+    rows, cols, values = rng.integers(0, n, e), rng.integers(0, n, e), rng.normal(size=e)
+    rows[rows == 3] = 4  # a row without edges
+    if sorted_rows:
+        rows = np.sort(rows)
+    keep = None if keep_all else rng.random(e) < 0.6
+    lengths, heads, starts = arrays.edges_by_row(rows, cols, keep, n, lambda at: values[at] * 2, 5, np.int32)
+    kept = np.ones(e, dtype=bool) if keep is None else keep
+    assert len(lengths) == len(heads) == kept.sum() + 5 and heads.dtype == np.int32
+    np.testing.assert_array_equal(starts, np.concatenate([[0], np.cumsum(np.bincount(rows[kept], minlength=n))]))
+    for row in range(n):  # each row's edges in their original order: stable
+        first, stop = starts[row], starts[row + 1]
+        mine = np.flatnonzero(kept & (rows == row))
+        np.testing.assert_array_equal(heads[first:stop], cols[mine] + n)
+        np.testing.assert_array_equal(lengths[first:stop], values[mine] * 2)

@@ -3,6 +3,8 @@ same few lines would otherwise be written in several places."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 
@@ -38,6 +40,32 @@ def stable_order(keys: np.ndarray) -> np.ndarray:
     if len(keys) and int(keys.max()) < 1 << 16:
         return np.argsort(keys.astype(np.uint16), kind="stable")
     return np.argsort(keys, kind="stable")
+
+
+CHUNK_EDGES = 1 << 22  # edges gathered at once where a whole-graph gather would hold several edge-sized copies
+
+
+def edges_by_row(
+    rows: np.ndarray, cols: np.ndarray, keep: np.ndarray | None, n: int, length_of: Callable[[np.ndarray], np.ndarray], spare: int, index_type: type
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The kept edges (ROWS, COLS, KEEP (E,); all where None) laid out row by row for a CSR graph of nodes 0..N-1 (the rows) and
+    N..2N-1 (the columns), in chunks so that no edge-sized copy of ROWS or COLS is made: the lengths
+    LENGTH_OF(positions of a chunk's edges) and head nodes N + col (each (F + SPARE,), the last SPARE left for
+    the caller's other nodes), and the row starts (N + 1,)."""
+    if np.any(rows[1:] < rows[:-1]):
+        picked = stable_order(rows)
+        if keep is not None:
+            picked = picked[keep[picked]]
+    else:
+        picked = np.arange(len(rows)) if keep is None else np.flatnonzero(keep)
+    starts = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows[picked], minlength=n), out=starts[1:])
+    lengths, heads = np.empty(len(picked) + spare), np.empty(len(picked) + spare, dtype=index_type)
+    for start in range(0, len(picked), CHUNK_EDGES):
+        positions = picked[start : start + CHUNK_EDGES]
+        lengths[start : start + len(positions)] = length_of(positions)
+        np.add(cols[positions], n, out=heads[start : start + len(positions)], casting="unsafe")
+    return lengths, heads, starts
 
 
 def minimum_by_group(initial: np.ndarray, groups: np.ndarray, values: np.ndarray) -> np.ndarray:

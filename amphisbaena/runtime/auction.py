@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from amphisbaena.runtime.arrays import runs
+from amphisbaena.runtime.arrays import CHUNK_EDGES, runs
 
 EPS_STEPS = (1 / 30, 1 / 300, 1 / 3000)  # of the scores' spread: one phase each
 UNASSIGNED_LEFT = 0.002  # a phase ends once at most this fraction of the rows is unassigned
@@ -23,37 +23,32 @@ MAX_ROUNDS = 2_000  # per phase: a bound on price wars; the exact phases finish 
 
 def auction_prices(indptr: np.ndarray, cols: np.ndarray, scores: np.ndarray, n: int) -> np.ndarray:
     """(N,) column prices from an eps-scaled auction on the CSR graph (INDPTR (N+1,), COLS, SCORES (E,)),
-    maximising the total score. Every row must have an edge."""
+    maximising the total score. Every row must have an edge. Rows' values are worked out a span of rows at a
+    time (`_spans`), which gives the same prices as all at once while holding no more than CHUNK_EDGES of them."""
     spread = float(np.percentile(scores, 99) - np.percentile(scores, 1)) or 1.0
     cap = 2 * float(scores.max() - scores.min()) + spread  # a row with one edge bids at most this much over its value
     price = np.zeros(n)
     owner = np.full(n, -1)  # column -> row
     assigned = np.full(n, -1)  # row -> column
-    row_firsts, row_counts = indptr[:-1], np.diff(indptr)
     for eps in (spread * step for step in EPS_STEPS):
         if (assigned >= 0).any():  # keep only the assignments within eps of their row's best
-            value = scores - price[cols]
-            best = np.maximum.reduceat(value, row_firsts)
-            held_value = np.maximum.reduceat(np.where(cols == np.repeat(assigned, row_counts), value, -np.inf), row_firsts)
-            dropped = (assigned >= 0) & (held_value < best - eps)
+            dropped = np.zeros(n, dtype=bool)
+            for span in _spans(n, len(cols)):
+                first, stop = indptr[span.start], indptr[min(span.stop, n)]
+                value = scores[first:stop] - price[cols[first:stop]]
+                best = np.maximum.reduceat(value, indptr[span] - first)
+                held = cols[first:stop] == np.repeat(assigned[span], np.diff(indptr[span.start : span.stop + 1]))
+                held_value = np.maximum.reduceat(np.where(held, value, -np.inf), indptr[span] - first)
+                dropped[span] = (assigned[span] >= 0) & (held_value < best - eps)
             owner[assigned[dropped]] = -1
             assigned[dropped] = -1
         bidders = np.flatnonzero(assigned < 0)
         for _ in range(MAX_ROUNDS):
             if len(bidders) <= UNASSIGNED_LEFT * n:
                 break
-            edges, counts = runs(indptr[bidders], indptr[bidders + 1])
-            firsts = np.cumsum(counts) - counts
-            their_cols = cols[edges]
-            value = scores[edges] - price[their_cols]
-            best = np.maximum.reduceat(value, firsts)
-            segment = np.repeat(np.arange(len(bidders)), counts)
-            at_best = np.flatnonzero(value == best[segment])
-            first_best = at_best[np.r_[True, segment[at_best[1:]] != segment[at_best[:-1]]]]
-            wanted = their_cols[first_best]
-            value[first_best] = -np.inf
-            second = np.maximum(np.maximum.reduceat(value, firsts), best - cap)
-            bid = price[wanted] + (best - second) + eps
+            wanted, bid = np.empty(len(bidders), dtype=np.int64), np.empty(len(bidders))
+            for span in _spans(len(bidders), int((indptr[bidders + 1] - indptr[bidders]).sum())):
+                wanted[span], bid[span] = _bids(indptr, cols, scores, price, bidders[span], cap, eps)
             order = np.lexsort((-bid, wanted))  # per column, the highest bid first
             winners = order[np.r_[True, wanted[order][1:] != wanted[order][:-1]]]
             won_cols, won_rows = wanted[winners], bidders[winners]
@@ -67,3 +62,28 @@ def auction_prices(indptr: np.ndarray, cols: np.ndarray, scores: np.ndarray, n: 
             lost[winners] = False
             bidders = np.concatenate([bidders[lost], outbid])
     return price
+
+
+def _spans(count: int, edges: int) -> list[slice]:
+    """Consecutive slices of COUNT rows holding EDGES in all, each about CHUNK_EDGES of them on average."""
+    step = max(1, count * CHUNK_EDGES // max(edges, 1))
+    return [slice(start, min(start + step, count)) for start in range(0, count, step)]
+
+
+def _bids(
+    indptr: np.ndarray, cols: np.ndarray, scores: np.ndarray, price: np.ndarray, bidders: np.ndarray, cap: float, eps: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each of BIDDERS' (B,) best column by value s_ij - price_j, and its bid: the price raised by the gap to the
+    row's second best value (at most CAP) plus EPS."""
+    edges, counts = runs(indptr[bidders], indptr[bidders + 1])
+    firsts = np.cumsum(counts) - counts
+    their_cols = cols[edges]
+    value = scores[edges] - price[their_cols]
+    best = np.maximum.reduceat(value, firsts)
+    segment = np.repeat(np.arange(len(bidders)), counts)
+    at_best = np.flatnonzero(value == best[segment])
+    first_best = at_best[np.r_[True, segment[at_best[1:]] != segment[at_best[:-1]]]]
+    wanted = their_cols[first_best]
+    value[first_best] = -np.inf
+    second = np.maximum(np.maximum.reduceat(value, firsts), best - cap)
+    return wanted, price[wanted] + (best - second) + eps

@@ -23,7 +23,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra, min_weight_full_bipartite_matching
 
-from amphisbaena.runtime.arrays import in_row_order, runs, stable_order
+from amphisbaena.runtime.arrays import edges_by_row, runs, stable_order
 from amphisbaena.runtime.graph import CandidateGraph, SparseSolution
 from amphisbaena.runtime.matcher import optimal_matching
 
@@ -33,6 +33,12 @@ PHASES_FROM = 30_000
 # A re-solve from the last round's duals frees the rows its added edges break; past this share of the rows the
 # auction's fresh start is cheaper (docs/performance.md)
 WARM_START_SHARE = 1e-3
+# ... and past this many rows: at a million pairs, a re-solve freeing 1,307 rows ran 85 min without finishing,
+# where the auction's start takes about 10 (docs/performance.md)
+WARM_START_ROWS = 200
+# Up to this many edges the two extremes of `potentials` are built side by side; beyond, in turn, since each
+# holds its own residual graph of the whole candidate graph, and scipy's Dijkstra holds the GIL anyway
+SIDE_BY_SIDE_EDGES = 1 << 25
 
 
 def _matching(rows: np.ndarray, cols: np.ndarray, costs: np.ndarray, n: int) -> np.ndarray | None:
@@ -123,20 +129,23 @@ def _extreme_by_dijkstra(
     each), then the source."""
     n = len(right_for_left)
     u, w = feasible
-    free = right_for_left[rows] != cols
-    tails, heads, free_scores = in_row_order(rows[free], cols[free], scores[free])
+    chosen = right_for_left[rows] == cols
     matched_score = np.empty(n)
-    matched_score[rows[~free]] = scores[~free]
+    matched_score[rows[chosen]] = scores[chosen]
     potential = np.concatenate([u, -w])
     top = float(potential.max())
-    lengths = np.concatenate([u[tails] + w[heads] - free_scores, matched_score[left_for_right] - w - u[left_for_right], top - potential])
+    index_type = np.int32 if len(rows) + 2 * n < np.iinfo(np.int32).max else np.int64
+    lengths, targets, starts = edges_by_row(rows, cols, ~chosen, n, lambda at: u[rows[at]] + w[cols[at]] - scores[at], 3 * n, index_type)
+    del chosen
+    edges = len(lengths) - 3 * n
+    lengths[edges : edges + n] = matched_score[left_for_right] - w - u[left_for_right]
+    lengths[edges + n :] = top - potential
+    targets[edges : edges + n] = left_for_right
+    targets[edges + n :] = np.arange(2 * n)
     np.maximum(lengths, 0.0, out=lengths)
     lengths += np.finfo(np.float64).tiny  # csgraph drops stored zeros: a tight edge keeps the smallest positive length
-    index_type = np.int32 if len(lengths) + 2 * n < np.iinfo(np.int32).max else np.int64
-    targets = np.concatenate([heads + n, left_for_right, np.arange(2 * n)]).astype(index_type)
-    starts = np.concatenate([[0], np.cumsum(np.bincount(tails, minlength=n)), len(tails) + np.arange(1, n + 1), [len(lengths)]])
-    del tails, heads, free_scores
-    graph = csr_matrix((lengths, targets, starts.astype(index_type)), shape=(2 * n + 1, 2 * n + 1))
+    indptr = np.concatenate([starts, edges + np.arange(1, n + 1), [len(lengths)]]).astype(index_type)
+    graph = csr_matrix((lengths, targets, indptr), shape=(2 * n + 1, 2 * n + 1))
     distance = dijkstra(graph, directed=True, indices=2 * n)[: 2 * n] - top + potential
     w_extreme = -distance[n:]
     return matched_score - w_extreme[right_for_left], w_extreme
@@ -177,10 +186,13 @@ def potentials(
         start_w, start_u = (None, None) if start is None else (start.col_potential, start.row_potential)
         column_heavy = partial(_potentials_by_shortest_paths, graph.rows, graph.cols, scores, right_for_left, start_w)
         row_heavy = partial(_potentials_by_shortest_paths, graph.cols, graph.rows, scores, left_for_right, start_u)
-    with ThreadPoolExecutor(max_workers=1) as worker:
-        from_rows = worker.submit(row_heavy)
-        u_cols, w_cols = column_heavy()
-        w_rows, u_rows = from_rows.result()
+    if len(graph.rows) > SIDE_BY_SIDE_EDGES:
+        (u_cols, w_cols), (w_rows, u_rows) = column_heavy(), row_heavy()
+    else:
+        with ThreadPoolExecutor(max_workers=1) as worker:
+            from_rows = worker.submit(row_heavy)
+            u_cols, w_cols = column_heavy()
+            w_rows, u_rows = from_rows.result()
     return (u_cols + u_rows) / 2, (w_cols + w_rows) / 2
 
 
@@ -215,7 +227,7 @@ def _optimal_matching(graph: CandidateGraph, previous: SparseSolution | None) ->
     if previous is not None:
         slack = previous.row_potential[graph.rows] + previous.col_potential[graph.cols] - graph.scores
         # A maximum matching's added edges break only its unmatched rows' duals: its start is always the nearer
-        if not previous.perfect or len(np.unique(graph.rows[slack < -graph.tolerance])) <= WARM_START_SHARE * graph.size:
+        if not previous.perfect or len(np.unique(graph.rows[slack < -graph.tolerance])) <= min(WARM_START_SHARE * graph.size, WARM_START_ROWS):
             start = previous.col_potential
     found = optimal_matching(graph.rows, graph.cols, graph.scores, graph.size, start)
     return None if found is None else (found[0], found[1:])
