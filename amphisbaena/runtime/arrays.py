@@ -25,15 +25,6 @@ def runs(starts: np.ndarray, stops: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return np.arange(int(counts.sum())) + np.repeat(starts - (np.cumsum(counts) - counts), counts), counts
 
 
-def in_row_order(rows: np.ndarray, *columns: np.ndarray) -> tuple[np.ndarray, ...]:
-    """The edges (ROWS and each of COLUMNS, (E,)) sorted by row, stably: as they are where they come sorted (the
-    stream's graphs), else by `stable_order`."""
-    if not np.any(rows[1:] < rows[:-1]):
-        return (rows, *columns)
-    order = stable_order(rows)
-    return (rows[order], *(column[order] for column in columns))
-
-
 def stable_order(keys: np.ndarray) -> np.ndarray:
     """The stable argsort of non-negative integer KEYS (E,): numpy sorts 16-bit keys by radix, about six times
     faster than its stable sort of wider ones (5 M keys; docs/performance.md, issue 23's fifth stop)."""
@@ -59,7 +50,7 @@ def edges_by_row(
     else:
         picked = np.arange(len(rows)) if keep is None else np.flatnonzero(keep)
     starts = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows[picked], minlength=n), out=starts[1:])
+    np.cumsum(np.bincount(rows if keep is None else rows[picked], minlength=n), out=starts[1:])
     lengths, heads = np.empty(len(picked) + spare), np.empty(len(picked) + spare, dtype=index_type)
     for start in range(0, len(picked), CHUNK_EDGES):
         positions = picked[start : start + CHUNK_EDGES]

@@ -116,18 +116,20 @@ def assign_sparse(scorer: PairScorer, k: int, watch: Stopwatch) -> tuple[np.ndar
                 watch.lap("assignment")
                 repaired = with_a_perfect_matching(scorer, graph, report.k, solution)
                 graph, report.k, report.repaired_rows = repaired.graph, repaired.k, report.repaired_rows + repaired.rows
+                solution, previous = repaired.solution, repaired.start
+                del repaired  # at a million pairs, every edge-sized array the next solve need not hold counts
                 watch.lap("head")
-                if repaired.solution is None:
-                    previous = repaired.start
+                if solution is None:
                     continue
-                solution = repaired.solution
             watch.lap("assignment")
             checked = check(partial(scorer.columns, beside_host=True), graph, solution, PROOF_MARGIN, scorer.backend.any_thread, scorer.pruner)
             graph = checked.added_to(graph)
             report.rescored_rows += checked.rows_checked
             report.added_edges += len(checked.rows)
+            violated = checked.violated
+            del checked  # its pairs are the graph's edges now
             watch.lap("head")
-            if checked.violated:
+            if violated:
                 previous = solution
                 continue
             solution = replace(solution, excluded_floor=PROOF_MARGIN)

@@ -26,7 +26,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra, maximum_bipartite_matching
 
-from amphisbaena.runtime.arrays import in_row_order
+from amphisbaena.runtime.arrays import edges_by_row
 from amphisbaena.runtime.auction import auction_prices
 
 LIMIT_REACH = 4.0  # a phase's Dijkstra reaches this many times the typical distance to an unmatched column
@@ -53,22 +53,26 @@ def optimal_matching(
     without it an auction finds them."""
     if n == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
-    rows, cols, scores = in_row_order(rows, cols, scores.astype(np.float64, copy=False))
     counts = np.bincount(rows, minlength=n)
     if not counts.all():
         return None
-    indptr = np.concatenate([[0], np.cumsum(counts)])
+    # The edges in row order, laid out in place a chunk at a time: the residual graph's heads (N + each edge's column)
+    # and the scores; the rows and columns then as small integers
+    edges, index_type = len(rows), np.int32 if len(rows) + 2 * n < np.iinfo(np.int32).max else np.int64
+    scores, heads, indptr = edges_by_row(rows, cols, None, n, lambda at: scores[at], n, index_type)
+    scores = scores[:edges]
+    column_nodes = heads[:edges]
+    cols = np.subtract(column_nodes, n, dtype=index_type)
+    rows = np.repeat(np.arange(n, dtype=index_type), counts)
     w = auction_prices(indptr, cols, scores, n) if start_col_potential is None else start_col_potential.astype(np.float64)
     u = np.maximum.reduceat(scores - w[cols], indptr[:-1])  # the least feasible u for these w
     tolerance = _tight_tolerance(scores)
-    residual = _ResidualGraph(indptr, cols, n)
+    residual = _ResidualGraph(indptr, heads, n)
     limit = np.inf
     reduced = residual.row_edge_lengths  # the reduced costs live where the Dijkstra reads them
     # Each phase's edge-sized arrays live in buffers made once: fresh memory of that size costs more in page faults
     # than the arithmetic on it (docs/performance.md)
-    index_type = residual.graph.indices.dtype
-    gathered, tight, tight_cols = np.empty(len(cols)), np.empty(len(cols), dtype=bool), np.empty(len(cols), dtype=index_type)
-    column_nodes = residual.graph.indices[: len(cols)]  # N + each edge's column
+    gathered, tight, tight_cols = np.empty(edges), np.empty(edges, dtype=bool), np.empty(edges, dtype=index_type)
     right_for_left, unmatched = None, None
     while True:
         np.take(u, rows, out=reduced, mode="clip")  # "clip": no bounds check; the indices are valid
@@ -103,19 +107,15 @@ class _ResidualGraph:
     columns; every edge row -> column, and each matched column -> its row at length 0. (An edge from a
     row to its own column is harmless: the row is reached only through that column, at its distance.)"""
 
-    def __init__(self, indptr: np.ndarray, cols: np.ndarray, n: int) -> None:
-        """INDPTR (N+1,) and COLS (E,): the edges in row order. Each column has one edge out, to its
-        row, or to itself while it is open (a loop that changes no distance)."""
-        index_type = np.int32 if len(cols) + 2 * n < np.iinfo(np.int32).max else np.int64
-        edges = len(cols)
+    def __init__(self, indptr: np.ndarray, heads: np.ndarray, n: int) -> None:
+        """INDPTR (N+1,) and HEADS (E+N,): the edges in row order, their heads N + column, then N slots for the
+        columns' own edges, filled here. Each column has one edge out, to its row, or to itself while it is open
+        (a loop that changes no distance)."""
+        edges = len(heads) - n
         self.n, self.edges = n, edges
+        heads[edges:] = np.arange(n, 2 * n)
         self.graph = csr_matrix(
-            (
-                np.zeros(edges + n),
-                np.concatenate([cols + n, np.arange(n, 2 * n)]).astype(index_type),
-                np.concatenate([indptr, edges + np.arange(1, n + 1)]).astype(index_type),
-            ),
-            shape=(2 * n, 2 * n),
+            (np.zeros(edges + n), heads, np.concatenate([indptr, edges + np.arange(1, n + 1)]).astype(heads.dtype)), shape=(2 * n, 2 * n)
         )
 
     @property
