@@ -117,7 +117,7 @@ def assign_sparse(scorer: PairScorer, k: int, watch: Stopwatch) -> tuple[np.ndar
                 repaired = with_a_perfect_matching(scorer, graph, report.k, solution)
                 graph, report.k, report.repaired_rows = repaired.graph, repaired.k, report.repaired_rows + repaired.rows
                 solution, previous = repaired.solution, repaired.start
-                del repaired  # at a million pairs, every edge-sized array the next solve need not hold counts
+                del repaired  # else its graph, which the check's pairs replace, would stay alive through the next solve
                 watch.lap("head")
                 if solution is None:
                     continue

@@ -12,6 +12,9 @@ With the geometry's caps (`pruning.GeometryPruner.bucket_caps`), the columns are
 row's pair with a column of a bucket is bounded by the row's cap for that bucket too: most of a row's loose
 pairs lie in buckets its geometry rules out, so each bucket has its own two orders and each row its own
 prefixes in them.
+
+A plan too large to score whole at once is probed first: each prefix's first columns, the most dangerous ones. A
+round whose probe breaks the duals is re-solved without scoring the rest.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ BLOCK_CELLS = 1 << 22  # pairs one call may score: a long prefix is cut into sev
 # pair within the margin: a row whose duals are far off (a repaired row's, at a million pairs) has nearly all its
 # pairs within the margin, and the next round re-solves anyway (docs/performance.md)
 VIOLATIONS_KEPT = 32
-# A plan of more pairs than this is first probed on the first PROBE_COLUMNS of each row's prefix (`check`): the
-# check of a round whose duals are far off, after a repair at a million pairs, scored about 5e10 pairs in 17 min
+# A plan of more pairs than this is first probed on the first PROBE_COLUMNS of each of its prefixes (`check`): after
+# a repair at a million pairs the repaired rows' duals are far off, and the whole plan holds tens of billions of pairs
+# (docs/performance.md)
 PROBE_FROM = 1 << 32
 PROBE_COLUMNS = 64
 
