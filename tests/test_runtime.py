@@ -662,7 +662,7 @@ def test_edges_by_row_is_the_csr_layout_of_the_kept_edges(sorted_rows: bool, kee
     if sorted_rows:
         rows = np.sort(rows)
     keep = None if keep_all else rng.random(e) < 0.6
-    lengths, heads, starts = arrays.edges_by_row(rows, cols, keep, n, lambda at: values[at] * 2, 5, np.int32)
+    lengths, heads, starts = arrays.edges_by_row(rows, cols, keep, n, lambda at: values[at] * 2, 5)
     kept = np.ones(e, dtype=bool) if keep is None else keep
     assert len(lengths) == len(heads) == kept.sum() + 5 and heads.dtype == np.int32
     np.testing.assert_array_equal(starts, np.concatenate([[0], np.cumsum(np.bincount(rows[kept], minlength=n))]))

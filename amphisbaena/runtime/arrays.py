@@ -37,12 +37,12 @@ CHUNK_EDGES = 1 << 22  # edges gathered at once where a whole-graph gather would
 
 
 def edges_by_row(
-    rows: np.ndarray, cols: np.ndarray, keep: np.ndarray | None, n: int, length_of: Callable[[np.ndarray], np.ndarray], spare: int, index_type: type
+    rows: np.ndarray, cols: np.ndarray, keep: np.ndarray | None, n: int, length_of: Callable[[np.ndarray], np.ndarray], spare: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The kept edges (ROWS, COLS, KEEP (E,); all where None) laid out row by row for a CSR graph of nodes 0..N-1 (the rows) and
-    N..2N-1 (the columns), in chunks so that no edge-sized copy of ROWS or COLS is made: the lengths
-    LENGTH_OF(positions of a chunk's edges) and head nodes N + col (each (F + SPARE,), the last SPARE left for
-    the caller's other nodes), and the row starts (N + 1,)."""
+    """The kept edges (ROWS, COLS, KEEP (E,); all where None) laid out row by row for a CSR graph of nodes 0..N-1
+    (the rows), N..2N-1 (the columns) and up to one more, in chunks so that no edge-sized copy of ROWS or COLS is
+    made: the lengths LENGTH_OF(positions of a chunk's edges) and head nodes N + col (each (F + SPARE,), the last
+    SPARE left for the caller's other nodes; the heads in 32 bits where the graph allows), and the row starts (N + 1,)."""
     if np.any(rows[1:] < rows[:-1]):
         picked = stable_order(rows)
         if keep is not None:
@@ -51,7 +51,8 @@ def edges_by_row(
         picked = np.arange(len(rows)) if keep is None else np.flatnonzero(keep)
     starts = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows if keep is None else rows[picked], minlength=n), out=starts[1:])
-    lengths, heads = np.empty(len(picked) + spare), np.empty(len(picked) + spare, dtype=index_type)
+    size = len(picked) + spare
+    lengths, heads = np.empty(size), np.empty(size, dtype=np.int32 if size + 2 * n < np.iinfo(np.int32).max else np.int64)
     for start in range(0, len(picked), CHUNK_EDGES):
         positions = picked[start : start + CHUNK_EDGES]
         lengths[start : start + len(positions)] = length_of(positions)

@@ -34,7 +34,7 @@ def auction_prices(indptr: np.ndarray, cols: np.ndarray, scores: np.ndarray, n: 
         if (assigned >= 0).any():  # keep only the assignments within eps of their row's best
             dropped = np.zeros(n, dtype=bool)
             for span in _spans(n, len(cols)):
-                first, stop = indptr[span.start], indptr[min(span.stop, n)]
+                first, stop = indptr[span.start], indptr[span.stop]
                 value = scores[first:stop] - price[cols[first:stop]]
                 best = np.maximum.reduceat(value, indptr[span] - first)
                 held = cols[first:stop] == np.repeat(assigned[span], np.diff(indptr[span.start : span.stop + 1]))

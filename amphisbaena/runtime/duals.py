@@ -16,6 +16,7 @@ exactly (`proof`), and any true violation becomes a new candidate edge.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
@@ -112,6 +113,27 @@ def _potentials_by_shortest_paths(
     return matched_score - w[right_for_left], w  # u tight on the matching
 
 
+def residual_with_source(
+    rows: np.ndarray, cols: np.ndarray, keep: np.ndarray | None, n: int, length_of: Callable[[np.ndarray], np.ndarray],
+    column_heads: np.ndarray, column_lengths: np.ndarray | float, source_heads: np.ndarray, source_lengths: np.ndarray,
+) -> csr_matrix:
+    """A graph for one Dijkstra from node 2N: the kept edges (ROWS, COLS, KEEP; `arrays.edges_by_row`) from row i to
+    node N + j with lengths LENGTH_OF(their positions), then one edge from each column to COLUMN_HEADS (N,) with
+    COLUMN_LENGTHS, then the source's edges to SOURCE_HEADS with SOURCE_LENGTHS. Lengths are clipped at 0 (rounding)
+    and raised by the smallest positive float: csgraph drops stored zeros, and a tight edge must stay."""
+    spare = n + len(source_heads)
+    lengths, heads, starts = edges_by_row(rows, cols, keep, n, length_of, spare)
+    edges = len(lengths) - spare
+    lengths[edges : edges + n] = column_lengths
+    lengths[edges + n :] = source_lengths
+    heads[edges : edges + n] = column_heads
+    heads[edges + n :] = source_heads
+    np.maximum(lengths, 0.0, out=lengths)
+    lengths += np.finfo(np.float64).tiny
+    indptr = np.concatenate([starts, edges + np.arange(1, n + 1), [len(lengths)]]).astype(heads.dtype)
+    return csr_matrix((lengths, heads, indptr), shape=(2 * n + 1, 2 * n + 1))
+
+
 def _extreme_by_dijkstra(
     rows: np.ndarray,
     cols: np.ndarray,
@@ -134,18 +156,10 @@ def _extreme_by_dijkstra(
     matched_score[rows[chosen]] = scores[chosen]
     potential = np.concatenate([u, -w])
     top = float(potential.max())
-    index_type = np.int32 if len(rows) + 2 * n < np.iinfo(np.int32).max else np.int64
-    lengths, targets, starts = edges_by_row(rows, cols, ~chosen, n, lambda at: u[rows[at]] + w[cols[at]] - scores[at], 3 * n, index_type)
-    del chosen
-    edges = len(lengths) - 3 * n
-    lengths[edges : edges + n] = matched_score[left_for_right] - w - u[left_for_right]
-    lengths[edges + n :] = top - potential
-    targets[edges : edges + n] = left_for_right
-    targets[edges + n :] = np.arange(2 * n)
-    np.maximum(lengths, 0.0, out=lengths)
-    lengths += np.finfo(np.float64).tiny  # csgraph drops stored zeros: a tight edge keeps the smallest positive length
-    indptr = np.concatenate([starts, edges + np.arange(1, n + 1), [len(lengths)]]).astype(index_type)
-    graph = csr_matrix((lengths, targets, indptr), shape=(2 * n + 1, 2 * n + 1))
+    graph = residual_with_source(
+        rows, cols, ~chosen, n, lambda at: u[rows[at]] + w[cols[at]] - scores[at],
+        left_for_right, matched_score[left_for_right] - w - u[left_for_right], np.arange(2 * n), top - potential,
+    )
     distance = dijkstra(graph, directed=True, indices=2 * n)[: 2 * n] - top + potential
     w_extreme = -distance[n:]
     return matched_score - w_extreme[right_for_left], w_extreme

@@ -58,10 +58,9 @@ def optimal_matching(
         return None
     # The edges in row order, laid out in place a chunk at a time: the residual graph's heads (N + each edge's column)
     # and the scores; the rows and columns then as small integers
-    edges, index_type = len(rows), np.int32 if len(rows) + 2 * n < np.iinfo(np.int32).max else np.int64
-    scores, heads, indptr = edges_by_row(rows, cols, None, n, lambda at: scores[at], n, index_type)
-    scores = scores[:edges]
-    column_nodes = heads[:edges]
+    edges = len(rows)
+    scores, heads, indptr = edges_by_row(rows, cols, None, n, lambda at: scores[at], n)
+    scores, column_nodes, index_type = scores[:edges], heads[:edges], heads.dtype
     cols = np.subtract(column_nodes, n, dtype=index_type)
     rows = np.repeat(np.arange(n, dtype=index_type), counts)
     w = auction_prices(indptr, cols, scores, n) if start_col_potential is None else start_col_potential.astype(np.float64)

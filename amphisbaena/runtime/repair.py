@@ -23,8 +23,8 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra, maximum_bipartite_matching
 
-from amphisbaena.runtime.arrays import edges_by_row, minimum_by_group
-from amphisbaena.runtime.duals import potentials
+from amphisbaena.runtime.arrays import minimum_by_group
+from amphisbaena.runtime.duals import potentials, residual_with_source
 from amphisbaena.runtime.graph import CandidateGraph, SparseSolution
 from amphisbaena.runtime.matcher import optimal_matching
 from amphisbaena.runtime.scorer import PairScorer
@@ -143,17 +143,7 @@ def _raise_reach(
     top = -float(need.min())
     left_for_right = np.empty(n, dtype=np.int64)
     left_for_right[right_for_left] = np.arange(n)
-    tiny = np.finfo(np.float64).tiny  # csgraph drops stored zeros: a tight edge keeps the smallest positive length
-    index_type = np.int32 if len(rows) + 2 * n < np.iinfo(np.int32).max else np.int64
-    lengths, heads, starts = edges_by_row(rows, cols, None, n, lambda at: np.maximum(slack[at], 0.0) + tiny, n + len(targets), index_type)
-    edges = len(lengths) - n - len(targets)
-    lengths[edges : edges + n] = tiny
-    lengths[edges + n :] = top + need[targets] + tiny
-    heads[edges : edges + n] = left_for_right
-    heads[edges + n :] = n + targets
-    indptr = np.concatenate([starts, edges + np.arange(1, n + 1), [len(lengths)]]).astype(index_type)
-    graph = csr_matrix((lengths, heads, indptr), shape=(2 * n + 1, 2 * n + 1))
-    del lengths, heads
+    graph = residual_with_source(rows, cols, None, n, lambda at: slack[at], left_for_right, 0.0, n + targets, top + need[targets])
     distance = dijkstra(graph, directed=True, indices=2 * n, limit=top)[: 2 * n]
     raised = np.where(np.isfinite(distance), np.maximum(top - distance, 0.0), 0.0)
     w += raised[n:]
