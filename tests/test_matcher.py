@@ -69,6 +69,37 @@ def test_matcher_finds_the_dense_optimum_and_certifies_it(n: int, degree: int, s
     assert total == pytest.approx(dense_optimum(rows, cols, scores, n), abs=1e-6)
 
 
+@pytest.mark.parametrize("integer", [False, True])
+@pytest.mark.parametrize("tail", [0, 30])
+def test_the_working_sets_change_nothing_however_near_they_reach(
+    integer: bool, tail: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Phases search a working set of the edges (`matcher._Edges.within`). However little it reaches, and so however
+    often it is taken anew, the matching and both duals are the very ones the whole graph gives, bit for bit: a
+    search never crosses an edge the working set left out. Also with a graph that has no perfect matching.
+    (With WORKING_REACH inf, no working set is taken.) TAIL: `matcher.TAIL_ROWS`, so that both kinds of search run
+    on working sets: those of the tail follow a finite limit only once an earlier phase has set one."""
+    monkeypatch.setattr(matcher, "TAIL_ROWS", tail)
+    whole = sparse_graph(1_500, 6, 10, integer)
+    hole = ~np.isin(whole[1], [0, 1]) | np.isin(whole[0], [3])  # columns 0-1 reachable from row 3 only
+    taken: list[int] = []
+    within = matcher._Edges.within
+    monkeypatch.setattr(
+        matcher._Edges, "within", lambda self, u, w, reach: taken.append(1) or within(self, u, w, reach)
+    )
+    for rows, cols, scores in (whole, tuple(part[hole] for part in whole)):
+        found = {}
+        for reach in (1e-4, 16.0, np.inf):
+            monkeypatch.setattr(matcher, "WORKING_REACH", reach)
+            taken.clear()
+            found[reach] = optimal_matching(rows, cols, scores, 1_500)
+            assert found[reach] is not None
+            assert len(taken) >= {1e-4: 3, 16.0: 1, np.inf: 0}[reach]  # WORKING_REACH inf: the whole graph throughout
+        for near in (1e-4, 16.0):
+            for got, whole in zip(found[near], found[np.inf], strict=True):
+                np.testing.assert_array_equal(got, whole)
+
+
 def test_matcher_takes_edges_in_any_order() -> None:
     rows, cols, scores = sparse_graph(500, 5, 6)
     order = np.random.default_rng(0).permutation(len(rows))

@@ -26,13 +26,16 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra, maximum_bipartite_matching
 
-from amphisbaena.runtime.arrays import edges_by_row
+from amphisbaena.runtime.arrays import CHUNK_EDGES, edges_by_row
 from amphisbaena.runtime.auction import auction_prices
 
 LIMIT_REACH = 4.0  # a phase's Dijkstra reaches this many times the typical distance to an unmatched column
 # With this few rows unmatched, a phase augments along the shortest paths it found instead of taking a maximum
 # matching of all tight edges: the paths of the last few rows cross the same crowded region (docs/performance.md)
 TAIL_ROWS = 64
+# A working set holds the edges within this many times a search's limit: the duals move at most the limit per phase
+WORKING_REACH = 16.0
+SHRINK = 4.0  # a working set reaching this many times what is wanted is taken anew
 
 
 def _tight_tolerance(scores: np.ndarray) -> float:
@@ -60,45 +63,123 @@ def optimal_matching(
     # and the scores; the rows and columns then as small integers
     edges = len(rows)
     scores, heads, indptr = edges_by_row(rows, cols, None, n, lambda at: scores[at], n)
-    scores, column_nodes, index_type = scores[:edges], heads[:edges], heads.dtype
-    cols = np.subtract(column_nodes, n, dtype=index_type)
-    rows = np.repeat(np.arange(n, dtype=index_type), counts)
-    w = auction_prices(indptr, cols, scores, n) if start_col_potential is None else start_col_potential.astype(np.float64)
-    u = np.maximum.reduceat(scores - w[cols], indptr[:-1])  # the least feasible u for these w
-    tolerance = _tight_tolerance(scores)
-    residual = _ResidualGraph(indptr, heads, n)
-    limit = np.inf
-    reduced = residual.row_edge_lengths  # the reduced costs live where the Dijkstra reads them
-    # Each phase's edge-sized arrays live in buffers made once: fresh memory of that size costs more in page faults
-    # than the arithmetic on it (docs/performance.md)
-    gathered, tight, tight_cols = np.empty(edges), np.empty(edges, dtype=bool), np.empty(edges, dtype=index_type)
+    every = _Edges(indptr, heads, scores[:edges], n)
+    w = (
+        auction_prices(indptr, every.cols, every.scores, n)
+        if start_col_potential is None
+        else start_col_potential.astype(np.float64)
+    )
+    u = np.maximum.reduceat(every.scores - w[every.cols], indptr[:-1])  # the least feasible u for these w
+    tolerance = _tight_tolerance(every.scores)
+    margin = 1e6 * tolerance  # between a working set's reach and a search's limit: rounding in the duals' updates
+    work, limit = every, np.inf
+    reduced = work.reduced(u, w)
     right_for_left, unmatched = None, None
     while True:
-        np.take(u, rows, out=reduced, mode="clip")  # "clip": no bounds check; the indices are valid
-        reduced += np.take(w, cols, out=gathered, mode="clip")
-        reduced -= scores
         if unmatched is None or len(unmatched) > TAIL_ROWS:
-            np.less_equal(reduced, tolerance, out=tight)
-            tight_indptr = np.concatenate([[0], np.cumsum(np.add.reduceat(tight, indptr[:-1], dtype=index_type))]).astype(index_type)
-            found_cols = np.subtract(np.compress(tight, column_nodes, out=tight_cols[: tight_indptr[-1]]), n, out=tight_cols[: tight_indptr[-1]])
-            tight_graph = csr_matrix((np.ones(tight_indptr[-1], dtype=np.int8), found_cols, tight_indptr), shape=(n, n))
-            right_for_left = maximum_bipartite_matching(tight_graph, perm_type="column").astype(np.int64)
+            right_for_left = work.tight_matching(tolerance)
         unmatched = np.flatnonzero(right_for_left < 0)
         if len(unmatched) == 0:
             return right_for_left, u, w
         np.maximum(reduced, 0.0, out=reduced)  # -rounding: lengths must not be negative
-        if len(unmatched) > TAIL_ROWS:
-            found = residual.distances(right_for_left, unmatched, limit)
-            if found is None:
-                return right_for_left, u, w
+        search_limit = limit
+        while True:  # the search, on a working set that holds every edge it could cross
+            # a working set reaches a few phases' moves past this search's limit; it is taken anew when the limit
+            # passes what it still reaches, or when it reaches far more than needed (after a search's limit grew)
+            wanted = 2 * search_limit + WORKING_REACH * limit
+            if np.isfinite(search_limit):
+                retake = search_limit >= work.reach - margin or work.reach > SHRINK * wanted
+            else:
+                retake = np.isfinite(work.reach)
+            if retake:
+                if work is every:
+                    every.keep_only_edges()
+                work = reduced = None  # the last set's arrays go before the next one's are made
+                work = every.within(u, w, wanted)
+                reduced = np.maximum(work.reduced(u, w), 0.0, out=work.residual.row_edge_lengths)
+            tail = len(unmatched) <= TAIL_ROWS
+            search = work.residual.augment_along_shortest_paths if tail else work.residual.distances
+            found = search(right_for_left, unmatched, search_limit, work.reach - margin)
+            if not isinstance(found, float):
+                break
+            search_limit = found  # an open column lies farther than the working set reaches
+        if found is None:
+            return right_for_left, u, w
+        if tail:
+            distance = found
+        else:
             distance, to_open_columns = found
             limit = LIMIT_REACH * float(to_open_columns[min(len(to_open_columns) - 1, len(unmatched) // 2)]) + tolerance
-        else:
-            distance = residual.augment_along_shortest_paths(right_for_left, unmatched, limit)
-            if distance is None:
-                return right_for_left, u, w
         u += distance[:n]
         w -= distance[n:]
+        work.reach += float(distance.min())  # no edge's reduced cost fell by more than the farthest node moved
+        reduced = work.reduced(u, w)
+
+
+class _Edges:
+    """Edges in row order, and the residual graph the phases search on them: the whole graph's (reach inf), or
+    a working set, the edges whose reduced cost was at most REACH when it was taken (`within`). REACH then falls
+    by however far the duals move, so a search whose limit stays under it crosses exactly the edges it would
+    cross on the whole graph: any other edge is longer than the limit. Phases late in a solve move the duals
+    little, so most of them run on a small share of the edges."""
+
+    def __init__(
+        self, indptr: np.ndarray, heads: np.ndarray, scores: np.ndarray, n: int, reach: float = np.inf
+    ) -> None:
+        """INDPTR (N+1,), HEADS (E+N,: N + each edge's column, then N slots for the residual graph), SCORES (E,)."""
+        edges = len(scores)
+        self.n, self.indptr, self.scores, self.reach = n, indptr, scores, reach
+        self.column_nodes = heads[:edges]
+        self.cols = np.subtract(self.column_nodes, n, dtype=heads.dtype)
+        self.rows = np.repeat(np.arange(n, dtype=heads.dtype), np.diff(indptr))
+        self.residual = _ResidualGraph(indptr, heads, n)
+        # Each phase's edge-sized arrays live in buffers made once: fresh memory of that size costs more in page
+        # faults than the arithmetic on it (docs/performance.md)
+        self.gathered, self.tight, self.tight_cols = (
+            np.empty(edges),
+            np.empty(edges, dtype=bool),
+            np.empty(edges, dtype=heads.dtype),
+        )
+
+    def keep_only_edges(self) -> None:
+        """Drop the residual graph and the phases' buffers, keeping what `within` reads."""
+        self.residual = self.gathered = self.tight = self.tight_cols = None
+
+    def reduced(self, u: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """(E,) the reduced costs u_i + w_j - s_ij, written where the Dijkstra reads its lengths."""
+        reduced = np.take(u, self.rows, out=self.residual.row_edge_lengths, mode="clip")  # "clip": no bounds check
+        reduced += np.take(w, self.cols, out=self.gathered, mode="clip")
+        reduced -= self.scores
+        return reduced
+
+    def tight_matching(self, tolerance: float) -> np.ndarray:
+        """(N,) a maximum matching of the edges whose reduced cost (`reduced`, last computed) is at most TOLERANCE."""
+        np.less_equal(self.residual.row_edge_lengths, tolerance, out=self.tight)
+        kept = _kept_starts(self.tight, self.indptr).astype(self.cols.dtype)
+        found_cols = np.subtract(
+            np.compress(self.tight, self.column_nodes, out=self.tight_cols[: kept[-1]]),
+            self.n,
+            out=self.tight_cols[: kept[-1]],
+        )
+        tight_graph = csr_matrix((np.ones(kept[-1], dtype=np.int8), found_cols, kept), shape=(self.n, self.n))
+        return maximum_bipartite_matching(tight_graph, perm_type="column").astype(np.int64)
+
+    def within(self, u: np.ndarray, w: np.ndarray, reach: float) -> _Edges:
+        """The working set of these edges whose reduced cost under U, W is at most REACH, worked out a chunk at a time."""
+        keep = np.empty(len(self.scores), dtype=bool)
+        for start in range(0, len(keep), CHUNK_EDGES):
+            at = slice(start, start + CHUNK_EDGES)
+            keep[at] = u[self.rows[at]] + w[self.cols[at]] - self.scores[at] <= reach
+        indptr = _kept_starts(keep, self.indptr)
+        heads = np.empty(int(indptr[-1]) + self.n, dtype=self.column_nodes.dtype)
+        np.compress(keep, self.column_nodes, out=heads[: indptr[-1]])
+        return _Edges(indptr, heads, self.scores[keep], self.n, reach)
+
+
+def _kept_starts(keep: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """(N+1,) the row starts of the edges KEEP (E,) marks, the edges' row starts being INDPTR (N+1,). (A cumulative
+    sum of the mask is several times slower: numpy sums booleans through a cast.)"""
+    return np.searchsorted(np.flatnonzero(keep), indptr)
 
 
 class _ResidualGraph:
@@ -122,26 +203,27 @@ class _ResidualGraph:
         """(E,) the lengths of the edges row -> column, in row order: a view to write in place."""
         return self.graph.data[: self.edges]
 
-    def distances(self, right_for_left: np.ndarray, unmatched: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray] | None:
+    def distances(self, right_for_left: np.ndarray, unmatched: np.ndarray, limit: float, reach: float) -> tuple[np.ndarray, np.ndarray] | float | None:
         """(2N,) every node's distance from the nearest UNMATCHED row, the edges row -> column having
         `row_edge_lengths` (the reduced costs), shifted so that the farthest nodes move by 0; and the sorted
         distances to the unmatched columns reached. Nodes beyond LIMIT get the largest distance found,
         which keeps the duals feasible: anything beyond it is farther. LIMIT grows until some unmatched
-        column is reached; None if none can be: the graph has no perfect matching."""
-        found = self._search(right_for_left, unmatched, limit, with_paths=False)
-        if found is None:
-            return None
+        column is reached; None if none can be: the graph has no perfect matching. If LIMIT must grow to REACH or
+        beyond, the limit needed instead: the caller's edges are trusted only below REACH."""
+        found = self._search(right_for_left, unmatched, limit, reach, with_paths=False)
+        if not isinstance(found, tuple):
+            return found
         distance, _, _, open_reached = found
         return self._shifted(distance), np.sort(distance[self.n + open_reached])
 
-    def augment_along_shortest_paths(self, right_for_left: np.ndarray, unmatched: np.ndarray, limit: float) -> np.ndarray | None:
+    def augment_along_shortest_paths(self, right_for_left: np.ndarray, unmatched: np.ndarray, limit: float, reach: float) -> np.ndarray | float | None:
         """`distances` for a few UNMATCHED rows, and RIGHT_FOR_LEFT augmented in place along each one's shortest path to
         its nearest open column, where one is in its own shortest-path tree. The trees share no node, so the paths
         are disjoint, and the duals moved by these distances make every edge on them tight: no maximum matching of
-        the tight edges is needed. None where no open column can be reached."""
-        found = self._search(right_for_left, unmatched, limit, with_paths=True)
-        if found is None:
-            return None
+        the tight edges is needed. None where no open column can be reached; the limit needed where it passes REACH."""
+        found = self._search(right_for_left, unmatched, limit, reach, with_paths=True)
+        if not isinstance(found, tuple):
+            return found
         distance, predecessor, source, open_reached = found
         n = self.n
         by_source = open_reached[np.lexsort((distance[n + open_reached], source[n + open_reached]))]
@@ -156,9 +238,10 @@ class _ResidualGraph:
                 node = predecessor[row]  # the column the row held
         return self._shifted(distance)
 
-    def _search(self, right_for_left: np.ndarray, unmatched: np.ndarray, limit: float, with_paths: bool) -> tuple | None:
+    def _search(self, right_for_left: np.ndarray, unmatched: np.ndarray, limit: float, reach: float, with_paths: bool) -> tuple | float | None:
         """One multi-source Dijkstra from UNMATCHED over the residual graph of RIGHT_FOR_LEFT, LIMIT growing until an
-        open column is reached: (distance, predecessor, source, open columns reached); None if none can be."""
+        open column is reached: (distance, predecessor, source, open columns reached); None if none can be; the
+        grown limit where it reaches REACH."""
         n, edges = self.n, self.edges
         open_columns = np.ones(n, dtype=bool)
         open_columns[right_for_left[right_for_left >= 0]] = False
@@ -179,6 +262,8 @@ class _ResidualGraph:
             if not np.isfinite(limit):
                 return None
             limit = np.inf if limit > 1e30 else max(16 * limit, 1.0)
+            if limit >= reach:
+                return float(limit)
 
     @staticmethod
     def _shifted(distance: np.ndarray) -> np.ndarray:
