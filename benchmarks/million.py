@@ -82,6 +82,21 @@ def step_lines(module, name):
 for name in ("with_a_perfect_matching", "solve_sparse", "check", "regrets_with_counts"):
     step_lines(assignment, name)
 step_lines(proof, "uncovered")
+
+import amphisbaena.runtime.matcher as matcher
+
+def phase_lines(owner, name, describe):
+    method = getattr(owner, name)
+    def timed(self, *args, **kwargs):
+        started = time.perf_counter()
+        result = method(self, *args, **kwargs)
+        print(f"phase: {name} {describe(self, args, result)} ({time.perf_counter() - started:.1f} s)", file=sys.stderr, flush=True)
+        return result
+    setattr(owner, name, timed)
+
+# each of the matcher's searches (its rows, limit and edges) and each working set it takes
+phase_lines(matcher._ResidualGraph, "_search", lambda self, args, found: f"from {len(args[1])} rows, limit {args[2]:.3g}, {self.edges} edges")
+phase_lines(matcher._Edges, "within", lambda self, args, taken: f"reach {args[2]:.3g}: {len(taken.scores)} of {len(self.scores)} edges")
 from amphisbaena.cli import main
 sys.argv[0] = "amphisbaena"
 main()

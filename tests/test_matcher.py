@@ -77,8 +77,9 @@ def test_the_working_sets_change_nothing_however_near_they_reach(
     """Phases search a working set of the edges (`matcher._Edges.within`). However little it reaches, and so however
     often it is taken anew, the matching and both duals are the very ones the whole graph gives, bit for bit: a
     search never crosses an edge the working set left out. Also with a graph that has no perfect matching.
-    (With WORKING_REACH inf, no working set is taken.) TAIL: `matcher.TAIL_ROWS`, so that both kinds of search run
-    on working sets: those of the tail follow a finite limit only once an earlier phase has set one."""
+    With LIMITS_AHEAD inf no working set is taken; with 1 and no WORKING_SHARE, one is taken nearly every phase.
+    TAIL: `matcher.TAIL_ROWS`, so that both kinds of search run on working sets: those of the tail follow a finite
+    limit only once an earlier phase has set one."""
     monkeypatch.setattr(matcher, "TAIL_ROWS", tail)
     whole = sparse_graph(1_500, 6, 10, integer)
     hole = ~np.isin(whole[1], [0, 1]) | np.isin(whole[0], [3])  # columns 0-1 reachable from row 3 only
@@ -89,15 +90,16 @@ def test_the_working_sets_change_nothing_however_near_they_reach(
     )
     for rows, cols, scores in (whole, tuple(part[hole] for part in whole)):
         found = {}
-        for reach in (1e-4, 16.0, np.inf):
-            monkeypatch.setattr(matcher, "WORKING_REACH", reach)
+        for ahead, share in ((1.0, 0.0), (3.0, 0.04), (np.inf, 0.04)):
+            monkeypatch.setattr(matcher, "LIMITS_AHEAD", ahead)
+            monkeypatch.setattr(matcher, "WORKING_SHARE", share)
             taken.clear()
-            found[reach] = optimal_matching(rows, cols, scores, 1_500)
-            assert found[reach] is not None
-            assert len(taken) >= {1e-4: 3, 16.0: 1, np.inf: 0}[reach]  # WORKING_REACH inf: the whole graph throughout
-        for near in (1e-4, 16.0):
-            for got, whole in zip(found[near], found[np.inf], strict=True):
-                np.testing.assert_array_equal(got, whole)
+            found[ahead] = optimal_matching(rows, cols, scores, 1_500)
+            assert found[ahead] is not None
+            assert len(taken) >= {1.0: 3, 3.0: 1, np.inf: 0}[ahead]
+        for ahead in (1.0, 3.0):
+            for got, on_the_whole_graph in zip(found[ahead], found[np.inf], strict=True):
+                np.testing.assert_array_equal(got, on_the_whole_graph)
 
 
 def test_matcher_takes_edges_in_any_order() -> None:

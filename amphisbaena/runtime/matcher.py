@@ -33,9 +33,12 @@ LIMIT_REACH = 4.0  # a phase's Dijkstra reaches this many times the typical dist
 # With this few rows unmatched, a phase augments along the shortest paths it found instead of taking a maximum
 # matching of all tight edges: the paths of the last few rows cross the same crowded region (docs/performance.md)
 TAIL_ROWS = 64
-# A working set holds the edges within this many times a search's limit: the duals move at most the limit per phase
-WORKING_REACH = 16.0
-SHRINK = 4.0  # a working set reaching this many times what is wanted is taken anew
+# A working set (`_Edges.within`) holds every edge within this many times its search's limit (the duals move at most
+# the limit in a phase), and at least this share of the edges, those of least reduced cost: taking one costs a pass
+# over every edge, so it should last a few phases, but each phase costs what its working set holds
+LIMITS_AHEAD = 3.0
+WORKING_SHARE = 0.04
+SHRINK = 4.0  # a working set reaching this many times what would be taken now is taken anew
 
 
 def _tight_tolerance(scores: np.ndarray) -> float:
@@ -77,25 +80,25 @@ def optimal_matching(
     right_for_left, unmatched = None, None
     while True:
         if unmatched is None or len(unmatched) > TAIL_ROWS:
-            right_for_left = work.tight_matching(tolerance)
+            right_for_left = work.tight_matching(tolerance, right_for_left)
         unmatched = np.flatnonzero(right_for_left < 0)
         if len(unmatched) == 0:
             return right_for_left, u, w
         np.maximum(reduced, 0.0, out=reduced)  # -rounding: lengths must not be negative
         search_limit = limit
         while True:  # the search, on a working set that holds every edge it could cross
-            # a working set reaches a few phases' moves past this search's limit; it is taken anew when the limit
-            # passes what it still reaches, or when it reaches far more than needed (after a search's limit grew)
-            wanted = 2 * search_limit + WORKING_REACH * limit
+            # a working set is taken anew when the limit passes what it still reaches, or when it reaches far more
+            # than one taken now would (after a search's limit grew). A limit grown for one search needs no phases ahead
+            least = (LIMITS_AHEAD if search_limit == limit else 1.0) * search_limit + 2 * margin
             if np.isfinite(search_limit):
-                retake = search_limit >= work.reach - margin or work.reach > SHRINK * wanted
+                retake = search_limit >= work.reach - margin or work.reach > SHRINK * max(least, work.share_reach)
             else:
                 retake = np.isfinite(work.reach)
             if retake:
                 if work is every:
                     every.keep_only_edges()
                 work = reduced = None  # the last set's arrays go before the next one's are made
-                work = every.within(u, w, wanted)
+                work = every.within(u, w, least)
                 reduced = np.maximum(work.reduced(u, w), 0.0, out=work.residual.row_edge_lengths)
             tail = len(unmatched) <= TAIL_ROWS
             search = work.residual.augment_along_shortest_paths if tail else work.residual.distances
@@ -124,11 +127,18 @@ class _Edges:
     little, so most of them run on a small share of the edges."""
 
     def __init__(
-        self, indptr: np.ndarray, heads: np.ndarray, scores: np.ndarray, n: int, reach: float = np.inf
+        self,
+        indptr: np.ndarray,
+        heads: np.ndarray,
+        scores: np.ndarray,
+        n: int,
+        reach: float = np.inf,
+        share_reach: float = 0.0,
     ) -> None:
-        """INDPTR (N+1,), HEADS (E+N,: N + each edge's column, then N slots for the residual graph), SCORES (E,)."""
+        """INDPTR (N+1,), HEADS (E+N,: N + each edge's column, then N slots for the residual graph), SCORES (E,);
+        a working set's REACH and SHARE_REACH (`within`)."""
         edges = len(scores)
-        self.n, self.indptr, self.scores, self.reach = n, indptr, scores, reach
+        self.n, self.indptr, self.scores, self.reach, self.share_reach = n, indptr, scores, reach, share_reach
         self.column_nodes = heads[:edges]
         self.cols = np.subtract(self.column_nodes, n, dtype=heads.dtype)
         self.rows = np.repeat(np.arange(n, dtype=heads.dtype), np.diff(indptr))
@@ -152,8 +162,10 @@ class _Edges:
         reduced -= self.scores
         return reduced
 
-    def tight_matching(self, tolerance: float) -> np.ndarray:
-        """(N,) a maximum matching of the edges whose reduced cost (`reduced`, last computed) is at most TOLERANCE."""
+    def tight_matching(self, tolerance: float, matched: np.ndarray | None) -> np.ndarray:
+        """(N,) a maximum matching of the edges whose reduced cost (`reduced`, last computed) is at most TOLERANCE.
+        MATCHED (N,), the last phase's matching (-1 where unmatched), whose edges stay tight, goes first in each
+        row: Hopcroft-Karp's greedy start then takes it nearly whole and leaves few rows to augment."""
         np.less_equal(self.residual.row_edge_lengths, tolerance, out=self.tight)
         kept = _kept_starts(self.tight, self.indptr).astype(self.cols.dtype)
         found_cols = np.subtract(
@@ -161,19 +173,31 @@ class _Edges:
             self.n,
             out=self.tight_cols[: kept[-1]],
         )
+        if matched is not None:
+            held = np.flatnonzero(found_cols == np.repeat(matched, np.diff(kept)))  # at most one per row
+            firsts = kept[:-1][np.repeat(np.arange(self.n), np.diff(kept))[held]]
+            found_cols[held], found_cols[firsts] = found_cols[firsts], found_cols[held]
         tight_graph = csr_matrix((np.ones(kept[-1], dtype=np.int8), found_cols, kept), shape=(self.n, self.n))
         return maximum_bipartite_matching(tight_graph, perm_type="column").astype(np.int64)
 
-    def within(self, u: np.ndarray, w: np.ndarray, reach: float) -> _Edges:
-        """The working set of these edges whose reduced cost under U, W is at most REACH, worked out a chunk at a time."""
+    def within(self, u: np.ndarray, w: np.ndarray, least: float) -> _Edges:
+        """The working set of these edges whose reduced cost under U, W is at most its reach: LEAST, or more where
+        fewer than WORKING_SHARE of the edges are within LEAST (the share's reach estimated from every 64th
+        edge). Worked out a chunk at a time; holding every edge, it reaches without limit."""
+        sample = slice(None, None, 64)
+        share_reach = float(np.quantile(u[self.rows[sample]] + w[self.cols[sample]] - self.scores[sample], WORKING_SHARE))
+        reach = max(least, share_reach)
         keep = np.empty(len(self.scores), dtype=bool)
         for start in range(0, len(keep), CHUNK_EDGES):
             at = slice(start, start + CHUNK_EDGES)
-            keep[at] = u[self.rows[at]] + w[self.cols[at]] - self.scores[at] <= reach
+            reduced = np.take(u, self.rows[at], mode="clip")
+            reduced += np.take(w, self.cols[at], mode="clip")
+            reduced -= self.scores[at]
+            np.less_equal(reduced, reach, out=keep[at])
         indptr = _kept_starts(keep, self.indptr)
         heads = np.empty(int(indptr[-1]) + self.n, dtype=self.column_nodes.dtype)
         np.compress(keep, self.column_nodes, out=heads[: indptr[-1]])
-        return _Edges(indptr, heads, self.scores[keep], self.n, reach)
+        return _Edges(indptr, heads, self.scores[keep], self.n, np.inf if indptr[-1] == len(keep) else reach, share_reach)
 
 
 def _kept_starts(keep: np.ndarray, indptr: np.ndarray) -> np.ndarray:
