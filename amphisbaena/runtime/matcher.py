@@ -1,4 +1,5 @@
-"""The exact maximum-score perfect matching of a sparse graph, in phases that each cost one pass over it.
+"""The exact maximum-score perfect matching of a sparse graph, in phases that each cost one pass over a working set
+of its edges.
 
 A primal-dual method (Hungarian, with many augmentations per phase):
 
@@ -15,6 +16,13 @@ A primal-dual method (Hungarian, with many augmentations per phase):
 - Once only TAIL_ROWS rows are unmatched, each phase augments along the shortest paths its Dijkstra
   found (one per row, disjoint by construction) and keeps the matching, instead of matching all tight
   edges anew: those rows' searches cross one crowded region, so each phase places only a few of them.
+
+- Phases after the first search a working set (`_Edges.within`): the edges whose reduced cost is within a few
+  limits of the search's. A phase moves no dual by more than its limit, so while the set's reach stays above the
+  limit, no edge left out could be crossed, and the result is bit for bit the whole graph's. Late phases move the
+  duals little; at a million pairs they then touch a few percent of the edges.
+- Each maximum matching of the tight edges starts from the last phase's (its edges stay tight): Hopcroft-Karp's
+  greedy start takes it nearly whole.
 
 The start decides the number of phases: an auction's prices (`auction`), or the optimal duals of an
 earlier graph with fewer edges (a re-solve: only the rows its new edges violate become unmatched).
@@ -67,11 +75,7 @@ def optimal_matching(
     edges = len(rows)
     scores, heads, indptr = edges_by_row(rows, cols, None, n, lambda at: scores[at], n)
     every = _Edges(indptr, heads, scores[:edges], n)
-    w = (
-        auction_prices(indptr, every.cols, every.scores, n)
-        if start_col_potential is None
-        else start_col_potential.astype(np.float64)
-    )
+    w = auction_prices(indptr, every.cols, every.scores, n) if start_col_potential is None else start_col_potential.astype(np.float64)
     u = np.maximum.reduceat(every.scores - w[every.cols], indptr[:-1])  # the least feasible u for these w
     tolerance = _tight_tolerance(every.scores)
     margin = 1e6 * tolerance  # between a working set's reach and a search's limit: rounding in the duals' updates
@@ -126,15 +130,7 @@ class _Edges:
     cross on the whole graph: any other edge is longer than the limit. Phases late in a solve move the duals
     little, so most of them run on a small share of the edges."""
 
-    def __init__(
-        self,
-        indptr: np.ndarray,
-        heads: np.ndarray,
-        scores: np.ndarray,
-        n: int,
-        reach: float = np.inf,
-        share_reach: float = 0.0,
-    ) -> None:
+    def __init__(self, indptr: np.ndarray, heads: np.ndarray, scores: np.ndarray, n: int, reach: float = np.inf, share_reach: float = 0.0) -> None:
         """INDPTR (N+1,), HEADS (E+N,: N + each edge's column, then N slots for the residual graph), SCORES (E,);
         a working set's REACH and SHARE_REACH (`within`)."""
         edges = len(scores)
@@ -145,11 +141,7 @@ class _Edges:
         self.residual = _ResidualGraph(indptr, heads, n)
         # Each phase's edge-sized arrays live in buffers made once: fresh memory of that size costs more in page
         # faults than the arithmetic on it (docs/performance.md)
-        self.gathered, self.tight, self.tight_cols = (
-            np.empty(edges),
-            np.empty(edges, dtype=bool),
-            np.empty(edges, dtype=heads.dtype),
-        )
+        self.gathered, self.tight, self.tight_cols = np.empty(edges), np.empty(edges, dtype=bool), np.empty(edges, dtype=heads.dtype)
 
     def keep_only_edges(self) -> None:
         """Drop the residual graph and the phases' buffers, keeping what `within` reads."""
@@ -168,11 +160,7 @@ class _Edges:
         row: Hopcroft-Karp's greedy start then takes it nearly whole and leaves few rows to augment."""
         np.less_equal(self.residual.row_edge_lengths, tolerance, out=self.tight)
         kept = _kept_starts(self.tight, self.indptr).astype(self.cols.dtype)
-        found_cols = np.subtract(
-            np.compress(self.tight, self.column_nodes, out=self.tight_cols[: kept[-1]]),
-            self.n,
-            out=self.tight_cols[: kept[-1]],
-        )
+        found_cols = np.subtract(np.compress(self.tight, self.column_nodes, out=self.tight_cols[: kept[-1]]), self.n, out=self.tight_cols[: kept[-1]])
         if matched is not None:
             held = np.flatnonzero(found_cols == np.repeat(matched, np.diff(kept)))  # at most one per row
             firsts = kept[:-1][np.repeat(np.arange(self.n), np.diff(kept))[held]]
