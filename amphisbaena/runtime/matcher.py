@@ -47,6 +47,7 @@ TAIL_ROWS = 64
 LIMITS_AHEAD = 3.0
 WORKING_SHARE = 0.04
 SHRINK = 4.0  # a working set reaching this many times what would be taken now is taken anew
+WHOLE_SHARE = 0.5  # a working set of more than this share of the edges is all of them, searched in place: no copy
 
 
 def _tight_tolerance(scores: np.ndarray) -> float:
@@ -138,10 +139,15 @@ class _Edges:
         self.column_nodes = heads[:edges]
         self.cols = np.subtract(self.column_nodes, n, dtype=heads.dtype)
         self.rows = np.repeat(np.arange(n, dtype=heads.dtype), np.diff(indptr))
-        self.residual = _ResidualGraph(indptr, heads, n)
-        # Each phase's edge-sized arrays live in buffers made once: fresh memory of that size costs more in page
-        # faults than the arithmetic on it (docs/performance.md)
-        self.gathered, self.tight, self.tight_cols = np.empty(edges), np.empty(edges, dtype=bool), np.empty(edges, dtype=heads.dtype)
+        self.heads = heads
+        self.search_buffers()
+
+    def search_buffers(self) -> None:
+        """Make the residual graph and the phases' buffers. Each phase's edge-sized arrays live in buffers made once:
+        fresh memory of that size costs more in page faults than the arithmetic on it (docs/performance.md)."""
+        edges = len(self.scores)
+        self.residual = _ResidualGraph(self.indptr, self.heads, self.n)
+        self.gathered, self.tight, self.tight_cols = np.empty(edges), np.empty(edges, dtype=bool), np.empty(edges, dtype=self.heads.dtype)
 
     def keep_only_edges(self) -> None:
         """Drop the residual graph and the phases' buffers, keeping what `within` reads."""
@@ -171,7 +177,8 @@ class _Edges:
     def within(self, u: np.ndarray, w: np.ndarray, least: float) -> _Edges:
         """The working set of these edges whose reduced cost under U, W is at most its reach: LEAST, or more where
         fewer than WORKING_SHARE of the edges are within LEAST (the share's reach estimated from every 64th
-        edge). Worked out a chunk at a time; holding every edge, it reaches without limit."""
+        edge). Worked out a chunk at a time. Past WHOLE_SHARE of the edges, these edges themselves, which reach
+        without limit."""
         sample = slice(None, None, 64)
         share_reach = float(np.quantile(u[self.rows[sample]] + w[self.cols[sample]] - self.scores[sample], WORKING_SHARE))
         reach = max(least, share_reach)
@@ -182,10 +189,13 @@ class _Edges:
             reduced += np.take(w, self.cols[at], mode="clip")
             reduced -= self.scores[at]
             np.less_equal(reduced, reach, out=keep[at])
+        if np.count_nonzero(keep) > WHOLE_SHARE * len(keep):  # search these edges themselves rather than a copy
+            self.search_buffers()
+            return self
         indptr = _kept_starts(keep, self.indptr)
         heads = np.empty(int(indptr[-1]) + self.n, dtype=self.column_nodes.dtype)
         np.compress(keep, self.column_nodes, out=heads[: indptr[-1]])
-        return _Edges(indptr, heads, self.scores[keep], self.n, np.inf if indptr[-1] == len(keep) else reach, share_reach)
+        return _Edges(indptr, heads, self.scores[keep], self.n, reach, share_reach)
 
 
 def _kept_starts(keep: np.ndarray, indptr: np.ndarray) -> np.ndarray:
