@@ -100,8 +100,6 @@ def optimal_matching(
             else:
                 retake = np.isfinite(work.reach)
             if retake:
-                if work is every:
-                    every.keep_only_edges()
                 work = reduced = None  # the last set's arrays go before the next one's are made
                 work = every.within(u, w, least)
                 reduced = np.maximum(work.reduced(u, w), 0.0, out=work.residual.row_edge_lengths)
@@ -149,9 +147,12 @@ class _Edges:
         self.residual = _ResidualGraph(self.indptr, self.heads, self.n)
         self.gathered, self.tight, self.tight_cols = np.empty(edges), np.empty(edges, dtype=bool), np.empty(edges, dtype=self.heads.dtype)
 
-    def keep_only_edges(self) -> None:
-        """Drop the residual graph and the phases' buffers, keeping what `within` reads."""
-        self.residual = self.gathered = self.tight = self.tight_cols = None
+    def reduced_at(self, u: np.ndarray, w: np.ndarray, at: slice) -> np.ndarray:
+        """The reduced costs u_i + w_j - s_ij of the edges AT, in a new array."""
+        reduced = np.take(u, self.rows[at], mode="clip")  # "clip": no bounds check; the indices are valid
+        reduced += np.take(w, self.cols[at], mode="clip")
+        reduced -= self.scores[at]
+        return reduced
 
     def reduced(self, u: np.ndarray, w: np.ndarray) -> np.ndarray:
         """(E,) the reduced costs u_i + w_j - s_ij, written where the Dijkstra reads its lengths."""
@@ -178,20 +179,19 @@ class _Edges:
         """The working set of these edges whose reduced cost under U, W is at most its reach: LEAST, or more where
         fewer than WORKING_SHARE of the edges are within LEAST (the share's reach estimated from every 64th
         edge). Worked out a chunk at a time. Past WHOLE_SHARE of the edges, these edges themselves, which reach
-        without limit."""
+        without limit; otherwise a copy, and these edges drop their residual graph and buffers meanwhile."""
         sample = slice(None, None, 64)
-        share_reach = float(np.quantile(u[self.rows[sample]] + w[self.cols[sample]] - self.scores[sample], WORKING_SHARE))
+        share_reach = float(np.quantile(self.reduced_at(u, w, sample), WORKING_SHARE))
         reach = max(least, share_reach)
         keep = np.empty(len(self.scores), dtype=bool)
         for start in range(0, len(keep), CHUNK_EDGES):
             at = slice(start, start + CHUNK_EDGES)
-            reduced = np.take(u, self.rows[at], mode="clip")
-            reduced += np.take(w, self.cols[at], mode="clip")
-            reduced -= self.scores[at]
-            np.less_equal(reduced, reach, out=keep[at])
+            np.less_equal(self.reduced_at(u, w, at), reach, out=keep[at])
         if np.count_nonzero(keep) > WHOLE_SHARE * len(keep):  # search these edges themselves rather than a copy
-            self.search_buffers()
+            if self.residual is None:
+                self.search_buffers()
             return self
+        self.residual = self.gathered = self.tight = self.tight_cols = None  # the copy is searched instead
         indptr = _kept_starts(keep, self.indptr)
         heads = np.empty(int(indptr[-1]) + self.n, dtype=self.column_nodes.dtype)
         np.compress(keep, self.column_nodes, out=heads[: indptr[-1]])
