@@ -1,31 +1,30 @@
-"""The exact maximum-score perfect matching of a sparse graph, in phases that each cost one pass over a working set
-of its edges.
+"""The exact maximum-score perfect matching of a sparse graph, in phases that each cost one pass over a working set of
+its edges.
 
 A primal-dual method (Hungarian, with many augmentations per phase):
 
-- Dual potentials u (rows) and w (columns) stay feasible throughout: u_i + w_j >= s_ij on every edge.
-  An edge is tight where the reduced cost r_ij = u_i + w_j - s_ij is zero (within rounding).
-- Each phase takes a maximum matching of the tight edges (scipy's Hopcroft-Karp). A perfect one is
-  optimal: the duals certify it.
-- Otherwise one multi-source Dijkstra (scipy) from every unmatched row, over the residual graph with
-  the reduced costs as lengths, gives each node its distance d. Raising u by d and lowering w by d
-  keeps the duals feasible and makes every shortest path tight, so the next phase's matching
-  augments along all of those that are disjoint: a few dozen phases instead of one search per row,
-  as scipy's own LAPJVsp makes (each of which scans every column per distance level: about N^3 at
-  scale; docs/performance.md).
-- Once only TAIL_ROWS rows are unmatched, each phase augments along the shortest paths its Dijkstra
-  found (one per row, disjoint by construction) and keeps the matching, instead of matching all tight
-  edges anew: those rows' searches cross one crowded region, so each phase places only a few of them.
+- Dual potentials u (rows) and w (columns) stay feasible throughout: u_i + w_j >= s_ij on every edge. An edge is
+  tight where the reduced cost r_ij = u_i + w_j - s_ij is zero (within rounding).
+- Each phase takes a maximum matching of the tight edges (scipy's Hopcroft-Karp). A perfect one is optimal: the
+  duals certify it.
+- Otherwise one multi-source Dijkstra (scipy) from every unmatched row, over the residual graph with the reduced
+  costs as lengths, gives each node its distance d. Raising u by d and lowering w by d keeps the duals feasible and
+  makes every shortest path tight, so the next phase's matching augments along all of those that are disjoint: a few
+  dozen phases instead of one search per row, as scipy's own LAPJVsp makes (each of which scans every column per
+  distance level: about N^3 at scale; docs/performance.md).
+- Once only TAIL_ROWS rows are unmatched, each phase augments along the shortest paths its Dijkstra found (one per
+  row, disjoint by construction) and keeps the matching, instead of matching all tight edges anew: those rows'
+  searches cross one crowded region, so each phase places only a few of them.
 
-- Phases after the first search a working set (`_Edges.within`): the edges whose reduced cost is within a few
-  limits of the search's. A phase moves no dual by more than its limit, so while the set's reach stays above the
-  limit, no edge left out could be crossed, and the result is bit for bit the whole graph's. Late phases move the
-  duals little; at a million pairs they then touch a few percent of the edges.
+- Phases after the first search a working set (`_Edges.within`): the edges whose reduced cost is within a few limits
+  of the search's. A phase moves no dual by more than its limit, so while the set's reach stays above the limit, no
+  edge left out could be crossed, and the result is bit for bit the whole graph's. Late phases move the duals
+  little; at a million pairs they then touch a few percent of the edges.
 - Each maximum matching of the tight edges starts from the last phase's (its edges stay tight): Hopcroft-Karp's
   greedy start takes it nearly whole.
 
-The start decides the number of phases: an auction's prices (`auction`), or the optimal duals of an
-earlier graph with fewer edges (a re-solve: only the rows its new edges violate become unmatched).
+The start decides the number of phases: an auction's prices (`auction`), or the optimal duals of an earlier graph
+with fewer edges (a re-solve: only the rows its new edges violate become unmatched).
 """
 
 from __future__ import annotations
@@ -44,8 +43,7 @@ TAIL_ROWS = 64
 # A working set (`_Edges.within`) holds every edge within this many times its search's limit (the duals move at most
 # the limit in a phase), and at least this share of the edges, those of least reduced cost: taking one costs a pass
 # over every edge, so it should last a few phases, but each phase costs what its working set holds
-LIMITS_AHEAD = 3.0
-WORKING_SHARE = 0.04
+LIMITS_AHEAD, WORKING_SHARE = 3.0, 0.04
 SHRINK = 4.0  # a working set reaching this many times what would be taken now is taken anew
 WHOLE_SHARE = 0.5  # a working set of more than this share of the edges is all of them, searched in place: no copy
 
@@ -136,7 +134,9 @@ class _Edges:
         self.n, self.indptr, self.scores, self.reach, self.share_reach = n, indptr, scores, reach, share_reach
         self.column_nodes = heads[:edges]
         self.cols = np.subtract(self.column_nodes, n, dtype=heads.dtype)
-        self.rows = np.repeat(np.arange(n, dtype=heads.dtype), np.diff(indptr))
+        # consecutive ranges of rows (first, stop) of about CHUNK_EDGES edges each: the phases work a span at a time
+        bounds = np.unique(np.r_[0, np.searchsorted(indptr, np.arange(CHUNK_EDGES, indptr[-1], CHUNK_EDGES)), n])
+        self.spans = list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
         self.heads = heads
         self.search_buffers()
 
@@ -145,23 +145,24 @@ class _Edges:
         fresh memory of that size costs more in page faults than the arithmetic on it (docs/performance.md)."""
         edges = len(self.scores)
         self.residual = _ResidualGraph(self.indptr, self.heads, self.n)
-        self.gathered, self.tight, self.tight_cols = np.empty(min(edges, CHUNK_EDGES)), np.empty(edges, dtype=bool), np.empty(edges, dtype=self.heads.dtype)
+        longest = max((self.indptr[stop] - self.indptr[first] for first, stop in self.spans), default=0)
+        self.gathered, self.tight, self.tight_cols = np.empty(longest), np.empty(edges, dtype=bool), np.empty(edges, dtype=self.heads.dtype)
 
-    def reduced_at(self, u: np.ndarray, w: np.ndarray, at: slice) -> np.ndarray:
-        """The reduced costs u_i + w_j - s_ij of the edges AT, in a new array."""
-        reduced = np.take(u, self.rows[at], mode="clip")  # "clip": no bounds check; the indices are valid
-        reduced += np.take(w, self.cols[at], mode="clip")
+    def reduced_in(self, u: np.ndarray, w: np.ndarray, first: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
+        """The reduced costs of the edges of rows FIRST..STOP-1 (each row's u repeated: no row array), into OUT or anew."""
+        at = slice(self.indptr[first], self.indptr[stop])
+        reduced = np.repeat(u[first:stop], np.diff(self.indptr[first : stop + 1]))
+        if out is not None:  # the phases' own lengths; the columns' duals then go through the span-sized buffer
+            out[...], reduced = reduced, out
+        reduced += np.take(w, self.cols[at], out=None if out is None else self.gathered[: len(out)], mode="clip")  # "clip": no bounds check
         reduced -= self.scores[at]
         return reduced
 
     def reduced(self, u: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """(E,) the reduced costs u_i + w_j - s_ij, written where the Dijkstra reads its lengths. The columns' duals
-        are gathered a chunk at a time: a buffer of every edge's would cost 8 bytes an edge at the matcher's peak."""
-        reduced = np.take(u, self.rows, out=self.residual.row_edge_lengths, mode="clip")  # "clip": no bounds check
-        for start in range(0, len(reduced), CHUNK_EDGES):
-            part = reduced[start : start + CHUNK_EDGES]
-            part += np.take(w, self.cols[start : start + CHUNK_EDGES], out=self.gathered[: len(part)], mode="clip")
-        reduced -= self.scores
+        """(E,) the reduced costs u_i + w_j - s_ij, written a span at a time where the Dijkstra reads its lengths."""
+        reduced = self.residual.row_edge_lengths
+        for first, stop in self.spans:
+            self.reduced_in(u, w, first, stop, out=reduced[self.indptr[first] : self.indptr[stop]])
         return reduced
 
     def tight_matching(self, tolerance: float, matched: np.ndarray | None) -> np.ndarray:
@@ -183,13 +184,13 @@ class _Edges:
         fewer than WORKING_SHARE of the edges are within LEAST (the share's reach estimated from every 64th
         edge). Worked out a chunk at a time. Past WHOLE_SHARE of the edges, these edges themselves, which reach
         without limit; otherwise a copy, and these edges drop their residual graph and buffers meanwhile."""
-        sample = slice(None, None, 64)
-        share_reach = float(np.quantile(self.reduced_at(u, w, sample), WORKING_SHARE))
+        sample = np.arange(0, len(self.scores), 64)
+        sample_rows = np.searchsorted(self.indptr, sample, side="right") - 1
+        share_reach = float(np.quantile(u[sample_rows] + w[self.cols[sample]] - self.scores[sample], WORKING_SHARE))
         reach = max(least, share_reach)
         keep = np.empty(len(self.scores), dtype=bool)
-        for start in range(0, len(keep), CHUNK_EDGES):
-            at = slice(start, start + CHUNK_EDGES)
-            np.less_equal(self.reduced_at(u, w, at), reach, out=keep[at])
+        for first, stop in self.spans:
+            np.less_equal(self.reduced_in(u, w, first, stop), reach, out=keep[self.indptr[first] : self.indptr[stop]])
         if np.count_nonzero(keep) > WHOLE_SHARE * len(keep):  # search these edges themselves rather than a copy
             if self.residual is None:
                 self.search_buffers()
