@@ -148,22 +148,21 @@ class _Edges:
         longest = max((self.indptr[stop] - self.indptr[first] for first, stop in self.spans), default=0)
         self.gathered, self.tight, self.tight_cols = np.empty(longest), np.empty(edges, dtype=bool), np.empty(edges, dtype=self.heads.dtype)
 
-    def reduced_in(self, u: np.ndarray, w: np.ndarray, first: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
-        """The reduced costs of the edges of rows FIRST..STOP-1 (each row's u repeated: no row array), into OUT or anew."""
+    def reduced_in(self, u: np.ndarray, w: np.ndarray, first: int, stop: int, gathered: np.ndarray | None = None) -> np.ndarray:
+        """The reduced costs of the edges of rows FIRST..STOP-1 (each row's u repeated: no row array), in a new array;
+        the columns' duals are gathered into GATHERED (at least the span's size) where it is given."""
         at = slice(self.indptr[first], self.indptr[stop])
         reduced = np.repeat(u[first:stop], np.diff(self.indptr[first : stop + 1]))
-        if out is not None:  # the phases' own lengths; the columns' duals then go through the span-sized buffer
-            out[...], reduced = reduced, out
-        reduced += np.take(w, self.cols[at], out=None if out is None else self.gathered[: len(out)], mode="clip")  # "clip": no bounds check
+        reduced += np.take(w, self.cols[at], out=None if gathered is None else gathered[: len(reduced)], mode="clip")  # "clip": no bounds check
         reduced -= self.scores[at]
         return reduced
 
     def reduced(self, u: np.ndarray, w: np.ndarray) -> np.ndarray:
         """(E,) the reduced costs u_i + w_j - s_ij, written a span at a time where the Dijkstra reads its lengths."""
-        reduced = self.residual.row_edge_lengths
+        lengths = self.residual.row_edge_lengths
         for first, stop in self.spans:
-            self.reduced_in(u, w, first, stop, out=reduced[self.indptr[first] : self.indptr[stop]])
-        return reduced
+            lengths[self.indptr[first] : self.indptr[stop]] = self.reduced_in(u, w, first, stop, self.gathered)
+        return lengths
 
     def tight_matching(self, tolerance: float, matched: np.ndarray | None) -> np.ndarray:
         """(N,) a maximum matching of the edges whose reduced cost (`reduced`, last computed) is at most TOLERANCE.
