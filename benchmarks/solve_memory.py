@@ -7,6 +7,10 @@
 `million.py restore --pairs` writes) and pickles the graph and the previous round's solution handed to the
 SOLVE-th `solve_sparse` call (the second is the first re-solve after the proof added edges), then stops.
 
+`once` runs `duals.solve_sparse` on that graph once, with this checkout only (for graphs whose old solve takes an
+hour: a million pairs' second round), and records the seconds, the peak RSS, the total, and after each of the
+matcher's phases the time and the rows still unmatched, in benchmarks/results/NAME.json.
+
 `compare` runs `duals.solve_sparse` on that graph (from scratch, as a re-solve with many broken rows is) in fresh
 processes, the old checkout and this one taking turns, and records in benchmarks/results/NAME.json each run's
 seconds, its peak RSS above the loaded graph, and the matching's total (which must agree), with both commits.
@@ -42,6 +46,30 @@ total = float(graph.scores[graph.chosen(found.right_for_left)].sum())
 print(json.dumps({"seconds": seconds, "loaded_mb": loaded / 1024, "peak_mb": peak / 1024, "solve_mb": (peak - loaded) / 1024, "total": total}))
 """
 
+# One solve of this checkout, noting the time and the unmatched rows at each phase's tight matching
+ONE_TRACED_SOLVE = """
+import json, pickle, resource, sys, time
+sys.path.insert(0, sys.argv[1])
+from amphisbaena.runtime import duals, matcher
+graph = pickle.load(open(sys.argv[2], "rb"))[0]
+loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+phases = []
+tight_matching = matcher._Edges.tight_matching
+def traced(self, *args):
+    found = tight_matching(self, *args)
+    phases.append((round(time.perf_counter() - started, 2), int((found < 0).sum()), len(self.scores)))
+    print(*phases[-1], file=sys.stderr, flush=True)
+    return found
+matcher._Edges.tight_matching = traced
+started = time.perf_counter()
+found = duals.solve_sparse(graph, None)
+seconds = time.perf_counter() - started
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+total = float(graph.scores[graph.chosen(found.right_for_left)].sum())
+print(json.dumps({"seconds": seconds, "loaded_mb": loaded / 1024, "peak_mb": peak / 1024, "total": total, "edges": len(graph.rows),
+                  "phases (seconds, rows unmatched, working-set edges)": phases}))
+"""
+
 # A restore that pickles the graph of the SOLVE-th solve_sparse call and stops there
 DUMP = """
 import pickle, sys
@@ -62,7 +90,8 @@ main()
 
 
 def dump(out_dir: Path, pairs: int, solve: int, graph: Path) -> None:
-    halves = out_dir / f"pairs-{pairs}" / "halves.npz"
+    whole = json.loads((out_dir / "provenance.json").read_text())["count"] == pairs if (out_dir / "provenance.json").exists() else False
+    halves = out_dir / ("" if whole else f"pairs-{pairs}") / "halves.npz"  # the whole set, or its first PAIRS pairs
     if not halves.exists():
         raise SystemExit(f"{halves} is missing: run `python benchmarks/million.py restore --out-dir {out_dir} --pairs {pairs}` first")
     subprocess.run([sys.executable, "-c", DUMP, str(graph), str(solve), "restore", str(halves)], check=True)
@@ -101,9 +130,16 @@ def compare(graph: Path, old_checkout: Path, runs: int, name: str) -> None:
     print(json.dumps({key: report[key] for key in ("same_total", "medians", "ratios")}, indent=2))
 
 
+def once(graph: Path, name: str) -> None:
+    done = subprocess.run([sys.executable, "-c", ONE_TRACED_SOLVE, str(HERE.parent), str(graph)], stdout=subprocess.PIPE, text=True, check=True)
+    report = {"commit": commit_of(HERE.parent), "date": time.strftime("%Y-%m-%d %H:%M"), "graph": str(graph), "runs": 1, **json.loads(done.stdout)}
+    (HERE / "results" / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({key: report[key] for key in ("seconds", "peak_mb", "total", "edges")}, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["dump", "compare"])
+    parser.add_argument("mode", choices=["dump", "once", "compare"])
     parser.add_argument("--graph", type=Path, required=True)
     parser.add_argument("--out-dir", type=Path)
     parser.add_argument("--pairs", type=int, default=200_000)
@@ -116,6 +152,8 @@ def main() -> None:
         if args.out_dir is None:
             parser.error("dump needs --out-dir")
         dump(args.out_dir, args.pairs, args.solve, args.graph)
+    elif args.mode == "once":
+        once(args.graph, args.name)
     else:
         if args.old_checkout is None:
             parser.error("compare needs --old-checkout")

@@ -146,13 +146,11 @@ class ResidualGraph:
         transpose that carries each edge's forward position; a phase then gathers the lengths."""
         n, edges = self.n, self.edges
         if self.reverse is None:
-            forward = csr_matrix(
-                (np.arange(edges, dtype=np.float64), self.graph.indices[:edges] - n, self.graph.indptr[: n + 1]), shape=(n, n)
-            )
+            index_type = self.graph.indices.dtype  # 32 bits where the graph allows, for the positions too
+            forward = csr_matrix((np.arange(edges, dtype=index_type), self.graph.indices[:edges] - n, self.graph.indptr[: n + 1]), shape=(n, n))
             backward = forward.T.tocsr()  # scipy's counting transpose: O(E + N)
             del forward
-            index_type = self.graph.indices.dtype
-            self.reverse_order = backward.data.astype(np.int64 if edges >= np.iinfo(np.int32).max else np.int32)
+            self.reverse_order = backward.data
             indices = np.concatenate([np.arange(n), backward.indices]).astype(index_type)
             indptr = np.concatenate([np.arange(n + 1), n + backward.indptr[1:]]).astype(index_type)
             self.reverse = csr_matrix((np.zeros(n + edges), indices, indptr), shape=(2 * n, 2 * n))
