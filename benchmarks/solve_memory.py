@@ -2,6 +2,7 @@
 
     python benchmarks/solve_memory.py dump --out-dir runs/million --pairs 200000 --solve 2 --graph runs/solve-200k-2.pkl
     python benchmarks/solve_memory.py compare --graph runs/solve-200k-2.pkl --old-checkout <worktree> --runs 5 --name NAME
+    python benchmarks/solve_memory.py once --graph runs/solve-1m-2.pkl --name NAME
 
 `dump` restores the first PAIRS pairs of a set made by `million.py make` (its OUT_DIR/pairs-PAIRS/, which
 `million.py restore --pairs` writes) and pickles the graph and the previous round's solution handed to the
@@ -89,12 +90,12 @@ main()
 """
 
 
-def dump(out_dir: Path, pairs: int, solve: int, graph: Path) -> None:
+def dump(out_dir: Path, pairs: int, solve: int, graph: Path, k: int | None) -> None:
     whole = json.loads((out_dir / "provenance.json").read_text())["count"] == pairs if (out_dir / "provenance.json").exists() else False
     halves = out_dir / ("" if whole else f"pairs-{pairs}") / "halves.npz"  # the whole set, or its first PAIRS pairs
     if not halves.exists():
         raise SystemExit(f"{halves} is missing: run `python benchmarks/million.py restore --out-dir {out_dir} --pairs {pairs}` first")
-    subprocess.run([sys.executable, "-c", DUMP, str(graph), str(solve), "restore", str(halves)], check=True)
+    subprocess.run([sys.executable, "-c", DUMP, str(graph), str(solve), "restore", str(halves), *(["--k", str(k)] if k else [])], check=True)
     if not graph.exists():
         raise SystemExit(f"the restore made fewer than {solve} solves: nothing dumped")
     print(f"wrote {graph}")
@@ -144,6 +145,7 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path)
     parser.add_argument("--pairs", type=int, default=200_000)
     parser.add_argument("--solve", type=int, default=2)
+    parser.add_argument("--k", type=int, help="candidates kept per half (dump; the restore's default otherwise)")
     parser.add_argument("--old-checkout", type=Path)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--name", default="solve-memory")
@@ -151,7 +153,7 @@ def main() -> None:
     if args.mode == "dump":
         if args.out_dir is None:
             parser.error("dump needs --out-dir")
-        dump(args.out_dir, args.pairs, args.solve, args.graph)
+        dump(args.out_dir, args.pairs, args.solve, args.graph, args.k)
     elif args.mode == "once":
         once(args.graph, args.name)
     else:
