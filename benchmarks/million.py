@@ -84,7 +84,6 @@ for name in ("with_a_perfect_matching", "solve_sparse", "check", "regrets_with_c
 step_lines(proof, "uncovered")
 
 import amphisbaena.runtime.matcher as matcher
-from amphisbaena.runtime.residual import ResidualGraph
 
 def phase_lines(owner, name, describe):
     method = getattr(owner, name)
@@ -96,8 +95,7 @@ def phase_lines(owner, name, describe):
     setattr(owner, name, timed)
 
 # each of the matcher's searches (its rows, limit and edges) and each working set it takes
-for search in ("distances", "distances_with_offsets"):
-    phase_lines(ResidualGraph, search, lambda self, args, found: f"from {len(args[1])} rows, limit {args[2]:.3g}, {self.edges} edges")
+phase_lines(matcher._ResidualGraph, "_search", lambda self, args, found: f"from {len(args[1])} rows, limit {args[2]:.3g}, {self.edges} edges")
 phase_lines(matcher._Edges, "within", lambda self, args, taken: f"reach {args[2]:.3g}: {len(taken.scores)} of {len(self.scores)} edges")
 from amphisbaena.cli import main
 sys.argv[0] = "amphisbaena"

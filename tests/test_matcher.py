@@ -9,7 +9,6 @@ from amphisbaena.runtime import matcher
 from amphisbaena.runtime.assignment import solve_dense
 from amphisbaena.runtime.auction import auction_prices
 from amphisbaena.runtime.matcher import optimal_matching
-from amphisbaena.runtime.residual import ResidualGraph
 
 MISSING = -1e9
 
@@ -51,34 +50,18 @@ def assert_certified(rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, n: 
     return float(chosen.sum())
 
 
-def plain_searches(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every phase searches from a common start, as the first does: no offsets (`residual.ResidualGraph`)."""
-    monkeypatch.setattr(ResidualGraph, "distances_with_offsets", ResidualGraph.distances)
-
-
-def offsets_from_the_second_phase(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every phase after the first searches with offsets, to the last row (`matcher.CROWDED_BELOW`, `TAIL_ROWS`)."""
-    monkeypatch.setattr(matcher, "CROWDED_BELOW", 1.0)
-    monkeypatch.setattr(matcher, "TAIL_ROWS", 0)
-
-
-@pytest.fixture(params=["as shipped", "offsets from the second phase", "plain searches", "paths from the first phase"])
-def searches(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The matcher's searches as shipped (plain, then with offsets once a phase places few rows, then along paths for
-    the last rows), or one kind only: with offsets, plain (all rows from 0, tight matchings), or along paths."""
-    if request.param == "offsets from the second phase":
-        offsets_from_the_second_phase(monkeypatch)
-    elif request.param == "plain searches":
-        plain_searches(monkeypatch)
-        monkeypatch.setattr(matcher, "TAIL_ROWS", 0)
-    elif request.param == "paths from the first phase":
-        monkeypatch.setattr(matcher, "TAIL_ROWS", 10**9)
-    return request.param
+@pytest.fixture(params=["tight matchings only", "paths from the first phase"])
+def tail_rows(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Every phase takes a maximum matching of the tight edges, or every phase after the first augments along
+    its shortest paths (`matcher.TAIL_ROWS`)."""
+    rows = 0 if request.param == "tight matchings only" else 10**9
+    monkeypatch.setattr(matcher, "TAIL_ROWS", rows)
+    return rows
 
 
 @pytest.mark.parametrize("integer", [False, True])
 @pytest.mark.parametrize(("n", "degree", "seed"), [(1, 1, 0), (2, 1, 1), (7, 2, 2), (60, 3, 3), (300, 8, 4), (2_000, 6, 5)])
-def test_matcher_finds_the_dense_optimum_and_certifies_it(n: int, degree: int, seed: int, integer: bool, searches: str) -> None:
+def test_matcher_finds_the_dense_optimum_and_certifies_it(n: int, degree: int, seed: int, integer: bool, tail_rows: int) -> None:
     rows, cols, scores = sparse_graph(n, degree, seed, integer)
     found = optimal_matching(rows, cols, scores, n)
     assert found is not None
@@ -87,15 +70,17 @@ def test_matcher_finds_the_dense_optimum_and_certifies_it(n: int, degree: int, s
 
 
 @pytest.mark.parametrize("integer", [False, True])
-def test_the_working_sets_change_nothing_however_near_they_reach(integer: bool, searches: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("tail", [0, 30])
+def test_the_working_sets_change_nothing_however_near_they_reach(
+    integer: bool, tail: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Phases search a working set of the edges (`matcher._Edges.within`). However little it reaches, and so however
     often it is taken anew, the matching and both duals are the very ones the whole graph gives, bit for bit: a
     search never crosses an edge the working set left out. Also with a graph that has no perfect matching.
     With LIMITS_AHEAD inf no working set is taken; with 1 and no WORKING_SHARE, one is taken nearly every phase.
-    Every kind of search (SEARCHES) runs on working sets; the backward search of the offsets, too, reaches no
-    farther than the limit. A tail follows a finite limit only once an earlier phase has set one: here from 30 rows."""
-    if searches == "paths from the first phase":
-        monkeypatch.setattr(matcher, "TAIL_ROWS", 30)
+    TAIL: `matcher.TAIL_ROWS`, so that both kinds of search run on working sets: those of the tail follow a finite
+    limit only once an earlier phase has set one."""
+    monkeypatch.setattr(matcher, "TAIL_ROWS", tail)
     whole = sparse_graph(1_500, 6, 10, integer)
     hole = ~np.isin(whole[1], [0, 1]) | np.isin(whole[0], [3])  # columns 0-1 reachable from row 3 only
     taken: list[int] = []
@@ -117,42 +102,6 @@ def test_the_working_sets_change_nothing_however_near_they_reach(integer: bool, 
                 np.testing.assert_array_equal(got, on_the_whole_graph)
 
 
-def plateau_graph(crowd: int, unmatched: int, degree: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """A crowded region and the rows that must cross it: CROWD rows and columns joined at scores within 0.001 of 0,
-    UNMATCHED rows that enter it at their own cost (up to 1), and as many columns that leave it at theirs."""
-    rng = np.random.default_rng(seed)
-    n = crowd + unmatched  # rows: the crowd's, then the entering ones; columns: the crowd's, then the leaving ones
-    inner = np.repeat(np.arange(crowd), degree)
-    entering = np.repeat(np.arange(crowd, n), degree)
-    rows = np.concatenate([np.arange(crowd), inner, entering, rng.integers(0, crowd, len(entering))])
-    cols = np.concatenate([np.arange(crowd), rng.integers(0, crowd, len(inner) + len(entering)), entering])
-    costs = np.concatenate([np.zeros(crowd + len(inner)), np.repeat(rng.random(unmatched), degree), np.repeat(rng.random(unmatched), degree)])
-    scores = -costs - 0.001 * np.where(np.arange(len(rows)) < crowd, 0.0, rng.random(len(rows)))
-    first = np.unique(rows * n + cols, return_index=True)[1]
-    return rows[first], cols[first], scores[first], n
-
-
-@pytest.mark.parametrize("seed", range(2))
-def test_offsets_let_one_phase_place_the_rows_that_cross_a_crowded_region(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """From a common start the crowded region goes to the one row nearest to it, and each phase places a few rows;
-    with each row at its own offset every row's shortest augmenting path is tight at once. Same optimum, at most
-    two thirds of the phases (measured: 10 against 22 and 9 against 18 on these graphs)."""
-    rows, cols, scores, n = plateau_graph(1_000, 200, 10, seed)
-    offsets_from_the_second_phase(monkeypatch)
-    phases = []
-    tight_matching = matcher._Edges.tight_matching
-    monkeypatch.setattr(matcher._Edges, "tight_matching", lambda self, *args: phases.append(1) or tight_matching(self, *args))
-    with_offsets = optimal_matching(rows, cols, scores, n)
-    offset_phases = len(phases)
-    phases.clear()
-    plain_searches(monkeypatch)
-    plain = optimal_matching(rows, cols, scores, n)
-    assert with_offsets is not None and plain is not None
-    assert assert_certified(rows, cols, scores, n, with_offsets) == pytest.approx(dense_optimum(rows, cols, scores, n), abs=1e-9)
-    assert assert_certified(rows, cols, scores, n, plain) == pytest.approx(dense_optimum(rows, cols, scores, n), abs=1e-9)
-    assert offset_phases <= 2 * len(phases) / 3
-
-
 def test_matcher_takes_edges_in_any_order() -> None:
     rows, cols, scores = sparse_graph(500, 5, 6)
     order = np.random.default_rng(0).permutation(len(rows))
@@ -162,7 +111,7 @@ def test_matcher_takes_edges_in_any_order() -> None:
     np.testing.assert_array_equal(in_order[0], shuffled[0])
 
 
-def test_a_resolve_from_earlier_duals_finds_the_optimum_of_the_larger_graph(searches: str) -> None:
+def test_a_resolve_from_earlier_duals_finds_the_optimum_of_the_larger_graph(tail_rows: int) -> None:
     n = 800
     rows, cols, scores = sparse_graph(n, 6, 7)
     rng = np.random.default_rng(8)
@@ -177,7 +126,7 @@ def test_a_resolve_from_earlier_duals_finds_the_optimum_of_the_larger_graph(sear
     assert total >= assert_certified(rows[first], cols[first], scores[first], n, base) - 1e-9
 
 
-def test_without_a_perfect_matching_the_matching_is_maximum_with_feasible_duals(searches: str) -> None:
+def test_without_a_perfect_matching_the_matching_is_maximum_with_feasible_duals(tail_rows: int) -> None:
     """Rows 0 and 1 both have only column 0; a Hall violation the first phases cannot see (rows 0-2 reach only
     columns 0-1); and a random graph with a hole. Each gives a maximum matching (as large as Hopcroft-Karp's)
     with feasible duals, tight on it; a row with no edge at all gives None."""

@@ -12,13 +12,9 @@ A primal-dual method (Hungarian, with many augmentations per phase):
   makes every shortest path tight, so the next phase's matching augments along all of those that are disjoint: a few
   dozen phases instead of one search per row, as scipy's own LAPJVsp makes (each of which scans every column per
   distance level: about N^3 at scale; docs/performance.md).
-- Once a phase places few rows (CROWDED_BELOW), each unmatched row starts its Dijkstra at its own offset, from a first
-  Dijkstra backwards from the open columns (`residual.ResidualGraph.distances_with_offsets`): every unmatched row's
-  shortest augmenting path is then tight at once, where from a common start a crowded region goes to the one row
-  nearest to it, and a phase places only a few rows (docs/performance.md).
 - Once only TAIL_ROWS rows are unmatched, each phase augments along the shortest paths its Dijkstra found (one per
-  row, disjoint by construction) and keeps the matching, instead of matching all tight edges anew: its phases cost
-  a third of an offset phase's, which pays for their placing fewer rows.
+  row, disjoint by construction) and keeps the matching, instead of matching all tight edges anew: those rows'
+  searches cross one crowded region, so each phase places only a few of them.
 
 - Phases after the first search a working set (`_Edges.within`): the edges whose reduced cost is within a few limits
   of the search's. A phase moves no dual by more than its limit, so while the set's reach stays above the limit, no
@@ -35,17 +31,15 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import maximum_bipartite_matching
+from scipy.sparse.csgraph import dijkstra, maximum_bipartite_matching
 
 from amphisbaena.runtime.arrays import CHUNK_EDGES, edges_by_row
 from amphisbaena.runtime.auction import auction_prices
-from amphisbaena.runtime.residual import ResidualGraph
 
 LIMIT_REACH = 4.0  # a phase's Dijkstra reaches this many times the typical distance to an unmatched column
-TAIL_ROWS = 64  # with this few rows unmatched, a phase augments along the shortest paths it found (docs/performance.md)
-# From the first phase that places less than this share of the unmatched rows, phases search with offsets: each costs
-# about two plain ones, and pays only where plain phases place few rows (docs/performance.md)
-CROWDED_BELOW = 0.25
+# With this few rows unmatched, a phase augments along the shortest paths it found instead of taking a maximum
+# matching of all tight edges: the paths of the last few rows cross the same crowded region (docs/performance.md)
+TAIL_ROWS = 64
 # A working set (`_Edges.within`) holds every edge within this many times its search's limit (the duals move at most
 # the limit in a phase), and at least this share of the edges, those of least reduced cost: taking one costs a pass
 # over every edge, so it should last a few phases, but each phase costs what its working set holds
@@ -78,25 +72,23 @@ def optimal_matching(
     # The edges in row order, laid out in place a chunk at a time: the residual graph's heads (N + each edge's column)
     # and the scores; the rows and columns then as small integers
     edges = len(rows)
-    scores, heads, indptr = edges_by_row(rows, cols, None, n, lambda at: scores[at], 2 * n)
+    scores, heads, indptr = edges_by_row(rows, cols, None, n, lambda at: scores[at], n)
     every = _Edges(indptr, heads, scores[:edges], n)
     w = auction_prices(indptr, every.cols, every.scores, n) if start_col_potential is None else start_col_potential.astype(np.float64)
     u = np.maximum.reduceat(every.scores - w[every.cols], indptr[:-1])  # the least feasible u for these w
     tolerance = _tight_tolerance(every.scores)
     margin = 1e6 * tolerance  # between a working set's reach and a search's limit: rounding in the duals' updates
-    work, limit, rows_limit = every, np.inf, np.inf
+    work, limit = every, np.inf
     reduced = work.reduced(u, w)
-    right_for_left, unmatched, crowded = None, None, False
+    right_for_left, unmatched = None, None
     while True:
         if unmatched is None or len(unmatched) > TAIL_ROWS:
             right_for_left = work.tight_matching(tolerance, right_for_left)
-        before, unmatched = unmatched, np.flatnonzero(right_for_left < 0)
+        unmatched = np.flatnonzero(right_for_left < 0)
         if len(unmatched) == 0:
             return right_for_left, u, w
-        crowded = crowded or (before is not None and len(unmatched) > (1 - CROWDED_BELOW) * len(before))
         np.maximum(reduced, 0.0, out=reduced)  # -rounding: lengths must not be negative
-        tail = len(unmatched) <= TAIL_ROWS
-        search_limit = rows_limit if tail else limit
+        search_limit = limit
         while True:  # the search, on a working set that holds every edge it could cross
             # a working set is taken anew when the limit passes what it still reaches, or when it reaches far more
             # than one taken now would (after a search's limit grew). A limit grown for one search needs no phases ahead
@@ -109,10 +101,8 @@ def optimal_matching(
                 work = reduced = None  # the last set's arrays go before the next one's are made
                 work = every.within(u, w, least)
                 reduced = np.maximum(work.reduced(u, w), 0.0, out=work.residual.row_edge_lengths)
-            if tail:
-                search = work.residual.augment_along_shortest_paths
-            else:
-                search = work.residual.distances_with_offsets if crowded else work.residual.distances
+            tail = len(unmatched) <= TAIL_ROWS
+            search = work.residual.augment_along_shortest_paths if tail else work.residual.distances
             found = search(right_for_left, unmatched, search_limit, work.reach - margin)
             if not isinstance(found, float):
                 break
@@ -122,10 +112,8 @@ def optimal_matching(
         if tail:
             distance = found
         else:
-            # the next limit: a few times the typical distance to an open column; for the tail's plain searches, from
-            # the rows themselves (an offset search's distances from its source include the offsets)
-            distance, to_open_columns, from_rows = found[0], found[1], found[-1]
-            limit, rows_limit = (LIMIT_REACH * float(far[min(len(far) - 1, len(unmatched) // 2)]) + tolerance for far in (to_open_columns, from_rows))
+            distance, to_open_columns = found
+            limit = LIMIT_REACH * float(to_open_columns[min(len(to_open_columns) - 1, len(unmatched) // 2)]) + tolerance
         u += distance[:n]
         w -= distance[n:]
         work.reach += float(distance.min())  # no edge's reduced cost fell by more than the farthest node moved
@@ -140,7 +128,7 @@ class _Edges:
     little, so most of them run on a small share of the edges."""
 
     def __init__(self, indptr: np.ndarray, heads: np.ndarray, scores: np.ndarray, n: int, reach: float = np.inf, share_reach: float = 0.0) -> None:
-        """INDPTR (N+1,), HEADS (E+2N,: N + each edge's column, then 2N slots for the residual graph), SCORES (E,);
+        """INDPTR (N+1,), HEADS (E+N,: N + each edge's column, then N slots for the residual graph), SCORES (E,);
         a working set's REACH and SHARE_REACH (`within`)."""
         edges = len(scores)
         self.n, self.indptr, self.scores, self.reach, self.share_reach = n, indptr, scores, reach, share_reach
@@ -156,7 +144,7 @@ class _Edges:
         """Make the residual graph and the phases' buffers. Each phase's edge-sized arrays live in buffers made once:
         fresh memory of that size costs more in page faults than the arithmetic on it (docs/performance.md)."""
         edges = len(self.scores)
-        self.residual = ResidualGraph(self.indptr, self.heads, self.n)
+        self.residual = _ResidualGraph(self.indptr, self.heads, self.n)
         longest = max((self.indptr[stop] - self.indptr[first] for first, stop in self.spans), default=0)
         self.gathered, self.tight, self.tight_cols = np.empty(longest), np.empty(edges, dtype=bool), np.empty(edges, dtype=self.heads.dtype)
 
@@ -208,7 +196,7 @@ class _Edges:
             return self
         self.residual = self.gathered = self.tight = self.tight_cols = None  # the copy is searched instead
         indptr = _kept_starts(keep, self.indptr)
-        heads = np.empty(int(indptr[-1]) + 2 * self.n, dtype=self.column_nodes.dtype)
+        heads = np.empty(int(indptr[-1]) + self.n, dtype=self.column_nodes.dtype)
         np.compress(keep, self.column_nodes, out=heads[: indptr[-1]])
         return _Edges(indptr, heads, self.scores[keep], self.n, reach, share_reach)
 
@@ -217,3 +205,95 @@ def _kept_starts(keep: np.ndarray, indptr: np.ndarray) -> np.ndarray:
     """(N+1,) the row starts of the edges KEEP (E,) marks, the edges' row starts being INDPTR (N+1,). (A cumulative
     sum of the mask is several times slower: numpy sums booleans through a cast.)"""
     return np.searchsorted(np.flatnonzero(keep), indptr)
+
+
+class _ResidualGraph:
+    """The residual graph of a matching over fixed edges: nodes 0..N-1 are the rows, N..2N-1 the
+    columns; every edge row -> column, and each matched column -> its row at length 0. (An edge from a
+    row to its own column is harmless: the row is reached only through that column, at its distance.)"""
+
+    def __init__(self, indptr: np.ndarray, heads: np.ndarray, n: int) -> None:
+        """INDPTR (N+1,) and HEADS (E+N,): the edges in row order, their heads N + column, then N slots for the
+        columns' own edges, filled here. Each column has one edge out, to its row, or to itself while it is open
+        (a loop that changes no distance)."""
+        edges = len(heads) - n
+        self.n, self.edges = n, edges
+        heads[edges:] = np.arange(n, 2 * n)
+        self.graph = csr_matrix(
+            (np.zeros(edges + n), heads, np.concatenate([indptr, edges + np.arange(1, n + 1)]).astype(heads.dtype)), shape=(2 * n, 2 * n)
+        )
+
+    @property
+    def row_edge_lengths(self) -> np.ndarray:
+        """(E,) the lengths of the edges row -> column, in row order: a view to write in place."""
+        return self.graph.data[: self.edges]
+
+    def distances(self, right_for_left: np.ndarray, unmatched: np.ndarray, limit: float, reach: float) -> tuple[np.ndarray, np.ndarray] | float | None:
+        """(2N,) every node's distance from the nearest UNMATCHED row, the edges row -> column having
+        `row_edge_lengths` (the reduced costs), shifted so that the farthest nodes move by 0; and the sorted
+        distances to the unmatched columns reached. Nodes beyond LIMIT get the largest distance found,
+        which keeps the duals feasible: anything beyond it is farther. LIMIT grows until some unmatched
+        column is reached; None if none can be: the graph has no perfect matching. If LIMIT must grow to REACH or
+        beyond, the limit needed instead: the caller's edges are trusted only below REACH."""
+        found = self._search(right_for_left, unmatched, limit, reach, with_paths=False)
+        if not isinstance(found, tuple):
+            return found
+        distance, _, _, open_reached = found
+        return self._shifted(distance), np.sort(distance[self.n + open_reached])
+
+    def augment_along_shortest_paths(self, right_for_left: np.ndarray, unmatched: np.ndarray, limit: float, reach: float) -> np.ndarray | float | None:
+        """`distances` for a few UNMATCHED rows, and RIGHT_FOR_LEFT augmented in place along each one's shortest path to
+        its nearest open column, where one is in its own shortest-path tree. The trees share no node, so the paths
+        are disjoint, and the duals moved by these distances make every edge on them tight: no maximum matching of
+        the tight edges is needed. None where no open column can be reached; the limit needed where it passes REACH."""
+        found = self._search(right_for_left, unmatched, limit, reach, with_paths=True)
+        if not isinstance(found, tuple):
+            return found
+        distance, predecessor, source, open_reached = found
+        n = self.n
+        by_source = open_reached[np.lexsort((distance[n + open_reached], source[n + open_reached]))]
+        nearest = by_source[np.r_[True, source[n + by_source[1:]] != source[n + by_source[:-1]]]]
+        for column in nearest:
+            node, start = n + column, source[n + column]
+            while True:  # back along the path: each column's predecessor is the row that takes it
+                row = predecessor[node]
+                right_for_left[row] = node - n
+                if row == start:
+                    break
+                node = predecessor[row]  # the column the row held
+        return self._shifted(distance)
+
+    def _search(self, right_for_left: np.ndarray, unmatched: np.ndarray, limit: float, reach: float, with_paths: bool) -> tuple | float | None:
+        """One multi-source Dijkstra from UNMATCHED over the residual graph of RIGHT_FOR_LEFT, LIMIT growing until an
+        open column is reached: (distance, predecessor, source, open columns reached); None if none can be; the
+        grown limit where it reaches REACH."""
+        n, edges = self.n, self.edges
+        open_columns = np.ones(n, dtype=bool)
+        open_columns[right_for_left[right_for_left >= 0]] = False
+        matched_rows = np.flatnonzero(right_for_left >= 0)
+        self.graph.indices[edges + right_for_left[matched_rows]] = matched_rows
+        self.graph.indices[edges:][open_columns] = n + np.flatnonzero(open_columns)
+        predecessor = source = None
+        while True:
+            if with_paths:
+                distance, predecessor, source = dijkstra(
+                    self.graph, directed=True, indices=unmatched, min_only=True, limit=limit, return_predecessors=True
+                )
+            else:
+                distance = dijkstra(self.graph, directed=True, indices=unmatched, min_only=True, limit=limit)
+            open_reached = np.flatnonzero(open_columns & np.isfinite(distance[n:]))
+            if len(open_reached):
+                return distance, predecessor, source, open_reached
+            if not np.isfinite(limit):
+                return None
+            limit = np.inf if limit > 1e30 else max(16 * limit, 1.0)
+            if limit >= reach:
+                return float(limit)
+
+    @staticmethod
+    def _shifted(distance: np.ndarray) -> np.ndarray:
+        """DISTANCE with the nodes not reached at the largest distance found, all shifted so that it is 0."""
+        reached = np.isfinite(distance)
+        farthest = distance[reached].max()
+        distance[~reached] = farthest
+        return distance - farthest
