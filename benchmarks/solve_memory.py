@@ -32,43 +32,33 @@ from bench_models import commit_of
 
 HERE = Path(__file__).resolve().parent
 
-# One solve in a fresh process, importing amphisbaena from the checkout given first
+# One solve in a fresh process, importing amphisbaena from the checkout given first; with "trace" after the graph, it
+# also notes the time, the unmatched rows and the working set's edges at each phase's tight matching (stderr as it goes)
 ONE_SOLVE = """
-import json, pickle, resource, sys, time
-sys.path.insert(0, sys.argv[1])
-from amphisbaena.runtime import duals
-graph = pickle.load(open(sys.argv[2], "rb"))[0]
-loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-started = time.perf_counter()
-found = duals.solve_sparse(graph, None)
-seconds = time.perf_counter() - started
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-total = float(graph.scores[graph.chosen(found.right_for_left)].sum())
-print(json.dumps({"seconds": seconds, "loaded_mb": loaded / 1024, "peak_mb": peak / 1024, "solve_mb": (peak - loaded) / 1024, "total": total}))
-"""
-
-# One solve of this checkout, noting the time and the unmatched rows at each phase's tight matching
-ONE_TRACED_SOLVE = """
 import json, pickle, resource, sys, time
 sys.path.insert(0, sys.argv[1])
 from amphisbaena.runtime import duals, matcher
 graph = pickle.load(open(sys.argv[2], "rb"))[0]
-loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+traced = sys.argv[3:] == ["trace"]
 phases = []
-tight_matching = matcher._Edges.tight_matching
-def traced(self, *args):
-    found = tight_matching(self, *args)
-    phases.append((round(time.perf_counter() - started, 2), int((found < 0).sum()), len(self.scores)))
-    print(*phases[-1], file=sys.stderr, flush=True)
-    return found
-matcher._Edges.tight_matching = traced
+if traced:
+    tight_matching = matcher._Edges.tight_matching
+    def noted(self, *args):
+        found = tight_matching(self, *args)
+        phases.append((round(time.perf_counter() - started, 2), int((found < 0).sum()), len(self.scores)))
+        print(*phases[-1], file=sys.stderr, flush=True)
+        return found
+    matcher._Edges.tight_matching = noted
+loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started = time.perf_counter()
 found = duals.solve_sparse(graph, None)
 seconds = time.perf_counter() - started
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 total = float(graph.scores[graph.chosen(found.right_for_left)].sum())
-print(json.dumps({"seconds": seconds, "loaded_mb": loaded / 1024, "peak_mb": peak / 1024, "total": total, "edges": len(graph.rows),
-                  "phases (seconds, rows unmatched, working-set edges)": phases}))
+measured = {"seconds": seconds, "loaded_mb": loaded / 1024, "peak_mb": peak / 1024, "solve_mb": (peak - loaded) / 1024, "total": total}
+if traced:
+    measured |= {"edges": len(graph.rows), "phases (seconds, rows unmatched, working-set edges)": phases}
+print(json.dumps(measured))
 """
 
 # A restore that pickles the graph of the SOLVE-th solve_sparse call and stops there
@@ -91,7 +81,8 @@ main()
 
 
 def dump(out_dir: Path, pairs: int, solve: int, graph: Path, k: int | None) -> None:
-    whole = json.loads((out_dir / "provenance.json").read_text())["count"] == pairs if (out_dir / "provenance.json").exists() else False
+    provenance = out_dir / "provenance.json"
+    whole = provenance.exists() and json.loads(provenance.read_text())["count"] == pairs
     halves = out_dir / ("" if whole else f"pairs-{pairs}") / "halves.npz"  # the whole set, or its first PAIRS pairs
     if not halves.exists():
         raise SystemExit(f"{halves} is missing: run `python benchmarks/million.py restore --out-dir {out_dir} --pairs {pairs}` first")
@@ -132,7 +123,7 @@ def compare(graph: Path, old_checkout: Path, runs: int, name: str) -> None:
 
 
 def once(graph: Path, name: str) -> None:
-    done = subprocess.run([sys.executable, "-c", ONE_TRACED_SOLVE, str(HERE.parent), str(graph)], stdout=subprocess.PIPE, text=True, check=True)
+    done = subprocess.run([sys.executable, "-c", ONE_SOLVE, str(HERE.parent), str(graph), "trace"], stdout=subprocess.PIPE, text=True, check=True)
     report = {"commit": commit_of(HERE.parent), "date": time.strftime("%Y-%m-%d %H:%M"), "graph": str(graph), "runs": 1, **json.loads(done.stdout)}
     (HERE / "results" / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({key: report[key] for key in ("seconds", "peak_mb", "total", "edges")}, indent=2))
