@@ -2,7 +2,7 @@
 
     python benchmarks/solve_memory.py dump --out-dir runs/million --pairs 200000 --solve 2 --graph runs/solve-200k-2.pkl
     python benchmarks/solve_memory.py compare --graph runs/solve-200k-2.pkl --old-checkout <worktree> --runs 5 --name NAME
-    python benchmarks/solve_memory.py once --graph runs/solve-1m-2.pkl --name NAME
+    python benchmarks/solve_memory.py once --graph runs/solve-1m-2.pkl --name NAME [--warm]
 
 `dump` restores the first PAIRS pairs of a set made by `million.py make` (its OUT_DIR/pairs-PAIRS/, which
 `million.py restore --pairs` writes) and pickles the graph and the previous round's solution handed to the
@@ -10,7 +10,8 @@ SOLVE-th `solve_sparse` call (the second is the first re-solve after the proof a
 
 `once` runs `duals.solve_sparse` on that graph once, with this checkout only (for graphs whose old solve takes an
 hour: a million pairs' second round), and records the seconds, the peak RSS, the total, and after each of the
-matcher's phases the time and the rows still unmatched, in benchmarks/results/NAME.json.
+matcher's phases the time and the rows still unmatched, in benchmarks/results/NAME.json. With --warm, the matcher
+starts from the previous round's duals (freeing the rows the added edges break), not from scratch.
 
 `compare` runs `duals.solve_sparse` on that graph (from scratch, as a re-solve with many broken rows is) in fresh
 processes, the old checkout and this one taking turns, and records in benchmarks/results/NAME.json each run's
@@ -33,13 +34,16 @@ from bench_models import commit_of
 HERE = Path(__file__).resolve().parent
 
 # One solve in a fresh process, importing amphisbaena from the checkout given first; with "trace" after the graph, it
-# also notes the time, the unmatched rows and the working set's edges at each phase's tight matching (stderr as it goes)
+# also notes the time, the unmatched rows and the working set's edges at each phase's tight matching (stderr as it goes);
+# with "warm", the matcher starts from the previous round's duals however many rows the added edges break
 ONE_SOLVE = """
 import json, pickle, resource, sys, time
 sys.path.insert(0, sys.argv[1])
 from amphisbaena.runtime import duals, matcher
-graph = pickle.load(open(sys.argv[2], "rb"))[0]
-traced = sys.argv[3:] == ["trace"]
+graph, previous = pickle.load(open(sys.argv[2], "rb"))
+traced, warm = "trace" in sys.argv[3:], "warm" in sys.argv[3:]
+if warm:
+    duals.WARM_START_SHARE, duals.WARM_START_ROWS = 1.0, graph.size
 phases = []
 if traced:
     tight_matching = matcher._Edges.tight_matching
@@ -51,7 +55,7 @@ if traced:
     matcher._Edges.tight_matching = noted
 loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started = time.perf_counter()
-found = duals.solve_sparse(graph, None)
+found = duals.solve_sparse(graph, previous if warm else None)
 seconds = time.perf_counter() - started
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 total = float(graph.scores[graph.chosen(found.right_for_left)].sum())
@@ -122,9 +126,11 @@ def compare(graph: Path, old_checkout: Path, runs: int, name: str) -> None:
     print(json.dumps({key: report[key] for key in ("same_total", "medians", "ratios")}, indent=2))
 
 
-def once(graph: Path, name: str) -> None:
-    done = subprocess.run([sys.executable, "-c", ONE_SOLVE, str(HERE.parent), str(graph), "trace"], stdout=subprocess.PIPE, text=True, check=True)
-    report = {"commit": commit_of(HERE.parent), "date": time.strftime("%Y-%m-%d %H:%M"), "graph": str(graph), "runs": 1, **json.loads(done.stdout)}
+def once(graph: Path, name: str, warm: bool) -> None:
+    switches = ["trace", *(["warm"] if warm else [])]
+    done = subprocess.run([sys.executable, "-c", ONE_SOLVE, str(HERE.parent), str(graph), *switches], stdout=subprocess.PIPE, text=True, check=True)
+    report = {"commit": commit_of(HERE.parent), "date": time.strftime("%Y-%m-%d %H:%M"), "graph": str(graph), "start": "warm" if warm else "cold", "runs": 1}
+    report |= json.loads(done.stdout)
     (HERE / "results" / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({key: report[key] for key in ("seconds", "peak_mb", "total", "edges")}, indent=2))
 
@@ -140,13 +146,14 @@ def main() -> None:
     parser.add_argument("--old-checkout", type=Path)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--name", default="solve-memory")
+    parser.add_argument("--warm", action="store_true", help="once: start from the previous round's duals, whatever the rows they break")
     args = parser.parse_args()
     if args.mode == "dump":
         if args.out_dir is None:
             parser.error("dump needs --out-dir")
         dump(args.out_dir, args.pairs, args.solve, args.graph, args.k)
     elif args.mode == "once":
-        once(args.graph, args.name)
+        once(args.graph, args.name, args.warm)
     else:
         if args.old_checkout is None:
             parser.error("compare needs --old-checkout")

@@ -1,0 +1,169 @@
+"""What follows a restore's first repair: the proof's rounds after today's repair, or a restream of the Hall set.
+
+    python benchmarks/repair_paths.py current --halves runs/million/pairs-200000/halves.npz --k 8 --max-rounds 14 --name NAME
+    python benchmarks/repair_paths.py restream --halves runs/million/pairs-200000/halves.npz --k 8 --per-row 128 --name NAME
+
+Both run `amphisbaena restore HALVES --k K` up to its first call of `repair.with_a_perfect_matching` (a candidate
+graph without a perfect matching), measure there the rows U a maximum matching leaves unmatched, the Hall set S
+(every row an alternating path from U reaches: its rows have too few columns, N(S)) and the columns R that
+alternating paths reach backwards from the unmatched columns, then follow one path and stop:
+
+- `current`: the package's repair (U x C scored), then rounds as `assignment.assign_sparse` runs them (`proof.check`,
+  then `duals.solve_sparse` from the last round's solution), up to MAX_ROUNDS checks or until the proof holds;
+- `restream`: every row of S scored against every right, its best PER_ROW added as edges, and the graph solved from
+  the maximum matching's duals; where that graph has a perfect matching, the same rounds follow.
+
+Each step's seconds, the rows each check finds broken, the pairs it keeps and scores go to
+benchmarks/results/NAME.json with the commit. Timed once: a development measurement, not a ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from bench_models import commit_of
+from scipy.sparse import csr_matrix
+
+HERE = Path(__file__).resolve().parent
+ROWS_PER_CALL = 256  # rows of the Hall set scored against every right at once
+
+
+def alternating_reach(edges: csr_matrix, start: np.ndarray, partner_of_column: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows and columns that alternating paths reach from the rows START: a row's EDGES lead to columns, a
+    column leads to its matched row PARTNER_OF_COLUMN (-1 where open)."""
+    seen_rows = np.zeros(edges.shape[0], dtype=bool)
+    seen_cols = np.zeros(edges.shape[1], dtype=bool)
+    seen_rows[start] = True
+    frontier = start
+    while len(frontier):
+        cols = np.unique(edges[frontier].indices)
+        cols = cols[~seen_cols[cols]]
+        seen_cols[cols] = True
+        rows = partner_of_column[cols]
+        rows = rows[rows >= 0]
+        rows = rows[~seen_rows[rows]]
+        seen_rows[rows] = True
+        frontier = rows
+    return np.flatnonzero(seen_rows), np.flatnonzero(seen_cols)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.steps: list[dict] = []
+
+    def note(self, step: str, seconds: float, **figures: object) -> None:
+        self.steps.append({"step": step, "at": round(time.perf_counter() - self.started, 1), "seconds": round(seconds, 2), **figures})
+        print(json.dumps(self.steps[-1]), flush=True)
+
+
+def rounds(scorer, graph, solution, previous, max_rounds: int, record: Recorder) -> bool:
+    """The proof's rounds as `assign_sparse` runs them, from SOLUTION (or a solve from PREVIOUS where it is None)."""
+    from amphisbaena.runtime.assignment import PROOF_MARGIN
+    from amphisbaena.runtime.duals import solve_sparse
+    from amphisbaena.runtime.proof import check
+
+    for number in range(1, max_rounds + 1):
+        if solution is None:
+            started = time.perf_counter()
+            solution = solve_sparse(graph, previous)
+            record.note("solve", time.perf_counter() - started, round=number, perfect=solution.perfect, edges=len(graph.rows))
+            if not solution.perfect:
+                return False
+        started = time.perf_counter()
+        checked = check(partial(scorer.columns, beside_host=True), graph, solution, PROOF_MARGIN, scorer.backend.any_thread, scorer.pruner)
+        broken = checked.scores > solution.row_potential[checked.rows] + solution.col_potential[checked.cols] + graph.tolerance
+        record.note(
+            "check", time.perf_counter() - started, round=number, kept=len(checked.rows), broken_rows=len(np.unique(checked.rows[broken])),
+            scored=checked.scored,
+        )
+        graph = checked.added_to(graph)
+        if not checked.violated:
+            return True
+        previous, solution = solution, None
+    return False
+
+
+def restreamed(scorer, graph, hall_rows: np.ndarray, per_row: int):
+    """GRAPH plus each row of HALL_ROWS's best PER_ROW partners among every right (those not edges yet), scored whole."""
+    n = graph.size
+    every_right = np.arange(n)
+    rows, cols, scores, scored = [], [], [], 0
+    for part in np.array_split(hall_rows, max(1, len(hall_rows) // ROWS_PER_CALL)):
+        block = scorer.columns(part, every_right)
+        scored += block.size
+        best = np.argpartition(-block, per_row, axis=1)[:, :per_row]
+        rows.append(np.repeat(part, per_row))
+        cols.append(best.ravel())
+        scores.append(np.take_along_axis(block, best, axis=1).ravel())
+    rows, cols, scores = np.concatenate(rows), np.concatenate(cols), np.concatenate(scores)
+    edge_keys = np.sort(graph.rows.astype(np.int64) * n + graph.cols)
+    keys = rows.astype(np.int64) * n + cols
+    new = edge_keys[np.minimum(np.searchsorted(edge_keys, keys), len(edge_keys) - 1)] != keys
+    return graph.with_edges(rows[new], cols[new], scores[new], scored), int(new.sum())
+
+
+def run(path: str, per_row: int, max_rounds: int, name: str, argv: list[str]) -> None:
+    from amphisbaena.runtime import assignment, repair
+    from amphisbaena.runtime.duals import solve_sparse
+
+    record = Recorder()
+    report: dict = {"commit": commit_of(HERE.parent), "date": time.strftime("%Y-%m-%d %H:%M"), "path": path, "restore": argv, "runs": 1}
+
+    def at_first_repair(scorer, graph, k, maximum=None):
+        record.note("until the first repair", time.perf_counter() - record.started, k=k, edges=len(graph.rows))
+        open_rows, open_cols = repair.unmatched(graph, maximum)
+        right_for_left = maximum.right_for_left
+        left_for_right = np.full(graph.size, -1)
+        left_for_right[right_for_left[right_for_left >= 0]] = np.flatnonzero(right_for_left >= 0)
+        edges = csr_matrix((np.ones(len(graph.rows), dtype=np.int8), (graph.rows, graph.cols)), shape=(graph.size, graph.size))
+        hall_rows, hall_cols = alternating_reach(edges, open_rows, left_for_right)
+        back_cols, back_rows = alternating_reach(edges.T.tocsr(), open_cols, right_for_left)
+        report["sets"] = {"U": len(open_rows), "S": len(hall_rows), "N(S)": len(hall_cols), "R": len(back_cols), "N(R)": len(back_rows)}
+        print(json.dumps(report["sets"]), flush=True)
+        started = time.perf_counter()
+        if path == "current":
+            repaired = repair.with_a_perfect_matching(scorer, graph, k, maximum)
+            record.note("repair", time.perf_counter() - started, rows=repaired.rows)
+            report["proof_holds"] = rounds(scorer, repaired.graph, repaired.solution, repaired.start, max_rounds, record)
+        else:
+            wider, added = restreamed(scorer, graph, hall_rows, per_row)
+            record.note("restream of S", time.perf_counter() - started, per_row=per_row, scored=len(hall_rows) * graph.size, added=added)
+            started = time.perf_counter()
+            solution = solve_sparse(wider, maximum)
+            unmatched = int((solution.right_for_left < 0).sum())
+            record.note("solve from the maximum matching's duals", time.perf_counter() - started, perfect=solution.perfect, unmatched=unmatched)
+            report["proof_holds"] = solution.perfect and rounds(scorer, wider, solution, None, max_rounds, record)
+        report["steps"] = record.steps
+        (HERE / "results" / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+        os._exit(0)  # the restore goes no further
+
+    assignment.with_a_perfect_matching = at_first_repair
+    from amphisbaena.cli import main
+
+    sys.argv = ["amphisbaena", "restore", *argv]
+    main()
+    raise SystemExit("the restore needed no repair: nothing measured")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("path", choices=["current", "restream"])
+    parser.add_argument("--halves", type=Path, required=True)
+    parser.add_argument("--k", type=int, default=8)
+    parser.add_argument("--per-row", type=int, default=128)
+    parser.add_argument("--max-rounds", type=int, default=14)
+    parser.add_argument("--name", required=True)
+    args = parser.parse_args()
+    run(args.path, args.per_row, args.max_rounds, args.name, [str(args.halves), "--k", str(args.k), "--json"])
+
+
+if __name__ == "__main__":
+    main()
