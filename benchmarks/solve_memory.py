@@ -3,6 +3,7 @@
     python benchmarks/solve_memory.py dump --out-dir runs/million --pairs 200000 --solve 2 --graph runs/solve-200k-2.pkl
     python benchmarks/solve_memory.py compare --graph runs/solve-200k-2.pkl --old-checkout <worktree> --runs 5 --name NAME
     python benchmarks/solve_memory.py once --graph runs/solve-1m-2.pkl --name NAME [--warm]
+    python benchmarks/solve_memory.py inspect --graph runs/solve-1m-2.pkl --name NAME
 
 `dump` restores the first PAIRS pairs of a set made by `million.py make` (its OUT_DIR/pairs-PAIRS/, which
 `million.py restore --pairs` writes) and pickles the graph and the previous round's solution handed to the
@@ -12,6 +13,9 @@ SOLVE-th `solve_sparse` call (the second is the first re-solve after the proof a
 hour: a million pairs' second round), and records the seconds, the peak RSS, the total, and after each of the
 matcher's phases the time and the rows still unmatched, in benchmarks/results/NAME.json. With --warm, the matcher
 starts from the previous round's duals (freeing the rows the added edges break), not from scratch.
+
+`inspect` counts the graph's edges and rows that the previous round's duals break (the rows a warm start frees),
+and how far they break them.
 
 `compare` runs `duals.solve_sparse` on that graph (from scratch, as a re-solve with many broken rows is) in fresh
 processes, the old checkout and this one taking turns, and records in benchmarks/results/NAME.json each run's
@@ -135,9 +139,27 @@ def once(graph: Path, name: str, warm: bool) -> None:
     print(json.dumps({key: report[key] for key in ("seconds", "peak_mb", "total", "edges")}, indent=2))
 
 
+def inspect(graph: Path, name: str) -> None:
+    """How far the previous round's duals are from the dumped graph: the edges and rows they break, and by how much."""
+    import numpy as np
+
+    with open(graph, "rb") as handle:
+        candidates, previous = pickle.load(handle)
+    slack = previous.row_potential[candidates.rows] + previous.col_potential[candidates.cols] - candidates.scores
+    broken = slack < -candidates.tolerance
+    report = {
+        "commit": commit_of(HERE.parent), "date": time.strftime("%Y-%m-%d %H:%M"), "graph": str(graph), "pairs": candidates.size,
+        "edges": len(candidates.rows), "previous_perfect": bool(previous.perfect), "broken_edges": int(broken.sum()),
+        "broken_rows": len(np.unique(candidates.rows[broken])),
+        "broken_slack_quantiles (0, 0.1, 0.5, 0.9, 1)": np.quantile(slack[broken], [0, 0.1, 0.5, 0.9, 1]).tolist() if broken.any() else [],
+    }
+    (HERE / "results" / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["dump", "once", "compare"])
+    parser.add_argument("mode", choices=["dump", "once", "compare", "inspect"])
     parser.add_argument("--graph", type=Path, required=True)
     parser.add_argument("--out-dir", type=Path)
     parser.add_argument("--pairs", type=int, default=200_000)
@@ -152,6 +174,8 @@ def main() -> None:
         if args.out_dir is None:
             parser.error("dump needs --out-dir")
         dump(args.out_dir, args.pairs, args.solve, args.graph, args.k)
+    elif args.mode == "inspect":
+        inspect(args.graph, args.name)
     elif args.mode == "once":
         once(args.graph, args.name, args.warm)
     else:
