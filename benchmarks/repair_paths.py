@@ -2,6 +2,7 @@
 
     python benchmarks/repair_paths.py current --halves runs/million/pairs-200000/halves.npz --k 8 --max-rounds 14 --name NAME
     python benchmarks/repair_paths.py restream --halves runs/million/pairs-200000/halves.npz --k 8 --per-row 128 --name NAME
+    python benchmarks/repair_paths.py ranks --halves runs/million/pairs-200000/halves.npz --key runs/million/pairs-200000/key.npz --k 8 --name NAME
 
 Both run `amphisbaena restore HALVES --k K` up to its first call of `repair.with_a_perfect_matching` (a candidate
 graph without a perfect matching), measure there the rows U a maximum matching leaves unmatched, the Hall set S
@@ -110,7 +111,27 @@ def restreamed(scorer, graph, hall_rows: np.ndarray, per_row: int):
     return graph.with_edges(rows[new], cols[new], scores[new], scored), int(new.sum())
 
 
-def run(path: str, per_row: int, max_rounds: int, name: str, argv: list[str]) -> None:
+def partner_ranks(scorer, hall_rows: np.ndarray, right_for_left: np.ndarray) -> dict:
+    """Where each row of HALL_ROWS's own right (RIGHT_FOR_LEFT, from the answer key) ranks among every right by score
+    (0: its best), and how far below the row's best score it lies."""
+    every_right = np.arange(len(right_for_left))
+    ranks, gaps = [], []
+    for part in np.array_split(hall_rows, max(1, len(hall_rows) // ROWS_PER_CALL)):
+        block = scorer.columns(part, every_right)
+        own = block[np.arange(len(part)), right_for_left[part]]
+        ranks.append((block > own[:, None]).sum(axis=1))
+        gaps.append(block.max(axis=1) - own)
+    ranks, gaps = np.concatenate(ranks), np.concatenate(gaps)
+    quantiles = [0.1, 0.5, 0.9, 0.99, 1.0]
+    return {
+        "quantiles": quantiles,
+        "rank_of_own_right": np.quantile(ranks, quantiles).tolist(),
+        "best_score_minus_own": np.quantile(gaps, quantiles).tolist(),
+        "rows_with_own_right_past": {str(depth): int((ranks >= depth).sum()) for depth in (8, 64, 128, 1024)},
+    }
+
+
+def run(path: str, per_row: int, max_rounds: int, name: str, argv: list[str], key: Path | None = None) -> None:
     from amphisbaena.runtime import assignment, repair
     from amphisbaena.runtime.duals import solve_sparse
 
@@ -133,6 +154,10 @@ def run(path: str, per_row: int, max_rounds: int, name: str, argv: list[str]) ->
             repaired = repair.with_a_perfect_matching(scorer, graph, k, maximum)
             record.note("repair", time.perf_counter() - started, rows=repaired.rows)
             report["proof_holds"] = rounds(scorer, repaired.graph, repaired.solution, repaired.start, max_rounds, record)
+        elif path == "ranks":
+            with np.load(key, allow_pickle=False) as answers:
+                report["ranks"] = partner_ranks(scorer, hall_rows, answers["right_for_left"])
+            record.note("ranks", time.perf_counter() - started, scored=len(hall_rows) * graph.size)
         else:
             wider, added = restreamed(scorer, graph, hall_rows, per_row)
             record.note("restream of S", time.perf_counter() - started, per_row=per_row, scored=len(hall_rows) * graph.size, added=added)
@@ -155,14 +180,17 @@ def run(path: str, per_row: int, max_rounds: int, name: str, argv: list[str]) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("path", choices=["current", "restream"])
+    parser.add_argument("path", choices=["current", "restream", "ranks"])
     parser.add_argument("--halves", type=Path, required=True)
+    parser.add_argument("--key", type=Path, help="ranks: the set's answer key (right_for_left)")
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--per-row", type=int, default=128)
     parser.add_argument("--max-rounds", type=int, default=14)
     parser.add_argument("--name", required=True)
     args = parser.parse_args()
-    run(args.path, args.per_row, args.max_rounds, args.name, [str(args.halves), "--k", str(args.k), "--json"])
+    if args.path == "ranks" and args.key is None:
+        parser.error("ranks needs --key")
+    run(args.path, args.per_row, args.max_rounds, args.name, [str(args.halves), "--k", str(args.k), "--json"], args.key)
 
 
 if __name__ == "__main__":
