@@ -111,10 +111,12 @@ def restreamed(scorer, graph, hall_rows: np.ndarray, per_row: int):
     return graph.with_edges(rows[new], cols[new], scores[new], scored), int(new.sum())
 
 
-def partner_ranks(scorer, hall_rows: np.ndarray, right_for_left: np.ndarray) -> dict:
+def partner_ranks(scorer, hall_rows: np.ndarray, right_for_left: np.ndarray, sample: int) -> dict:
     """Where each row of HALL_ROWS's own right (RIGHT_FOR_LEFT, from the answer key) ranks among every right by score
-    (0: its best), and how far below the row's best score it lies."""
+    (0: its best), and how far below the row's best score it lies; for SAMPLE rows of them at most, drawn at random."""
     every_right = np.arange(len(right_for_left))
+    if len(hall_rows) > sample:
+        hall_rows = np.sort(np.random.default_rng(0).choice(hall_rows, sample, replace=False))
     ranks, gaps = [], []
     for part in np.array_split(hall_rows, max(1, len(hall_rows) // ROWS_PER_CALL)):
         block = scorer.columns(part, every_right)
@@ -124,6 +126,7 @@ def partner_ranks(scorer, hall_rows: np.ndarray, right_for_left: np.ndarray) -> 
     ranks, gaps = np.concatenate(ranks), np.concatenate(gaps)
     quantiles = [0.1, 0.5, 0.9, 0.99, 1.0]
     return {
+        "rows_ranked": len(hall_rows),
         "quantiles": quantiles,
         "rank_of_own_right": np.quantile(ranks, quantiles).tolist(),
         "best_score_minus_own": np.quantile(gaps, quantiles).tolist(),
@@ -131,7 +134,7 @@ def partner_ranks(scorer, hall_rows: np.ndarray, right_for_left: np.ndarray) -> 
     }
 
 
-def run(path: str, per_row: int, max_rounds: int, name: str, argv: list[str], key: Path | None = None) -> None:
+def run(path: str, per_row: int, max_rounds: int, name: str, argv: list[str], key: Path | None = None, sample: int = 8192) -> None:
     from amphisbaena.runtime import assignment, repair
     from amphisbaena.runtime.duals import solve_sparse
 
@@ -156,8 +159,8 @@ def run(path: str, per_row: int, max_rounds: int, name: str, argv: list[str], ke
             report["proof_holds"] = rounds(scorer, repaired.graph, repaired.solution, repaired.start, max_rounds, record)
         elif path == "ranks":
             with np.load(key, allow_pickle=False) as answers:
-                report["ranks"] = partner_ranks(scorer, hall_rows, answers["right_for_left"])
-            record.note("ranks", time.perf_counter() - started, scored=len(hall_rows) * graph.size)
+                report["ranks"] = partner_ranks(scorer, hall_rows, answers["right_for_left"], sample)
+            record.note("ranks", time.perf_counter() - started, scored=report["ranks"]["rows_ranked"] * graph.size)
         else:
             wider, added = restreamed(scorer, graph, hall_rows, per_row)
             record.note("restream of S", time.perf_counter() - started, per_row=per_row, scored=len(hall_rows) * graph.size, added=added)
@@ -183,6 +186,7 @@ def main() -> None:
     parser.add_argument("path", choices=["current", "restream", "ranks"])
     parser.add_argument("--halves", type=Path, required=True)
     parser.add_argument("--key", type=Path, help="ranks: the set's answer key (right_for_left)")
+    parser.add_argument("--sample", type=int, default=8192, help="ranks: rows of S ranked at most, drawn at random")
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--per-row", type=int, default=128)
     parser.add_argument("--max-rounds", type=int, default=14)
@@ -190,7 +194,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.path == "ranks" and args.key is None:
         parser.error("ranks needs --key")
-    run(args.path, args.per_row, args.max_rounds, args.name, [str(args.halves), "--k", str(args.k), "--json"], args.key)
+    run(args.path, args.per_row, args.max_rounds, args.name, [str(args.halves), "--k", str(args.k), "--json"], args.key, args.sample)
 
 
 if __name__ == "__main__":
