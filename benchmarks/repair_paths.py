@@ -92,34 +92,36 @@ def rounds(scorer, graph, solution, previous, max_rounds: int, record: Recorder)
     return False
 
 
+def against_every_right(scorer, rows: np.ndarray):
+    """(part, scores (len(part), N)): ROWS scored against every right, ROWS_PER_CALL rows at a time."""
+    every_right = np.arange(scorer.size[1])
+    for part in np.array_split(rows, max(1, len(rows) // ROWS_PER_CALL)):
+        yield part, scorer.columns(part, every_right)
+
+
 def restreamed(scorer, graph, hall_rows: np.ndarray, per_row: int):
     """GRAPH plus each row of HALL_ROWS's best PER_ROW partners among every right (those not edges yet), scored whole."""
-    n = graph.size
-    every_right = np.arange(n)
+    from amphisbaena.runtime.proof import _edges_among
+
     rows, cols, scores, scored = [], [], [], 0
-    for part in np.array_split(hall_rows, max(1, len(hall_rows) // ROWS_PER_CALL)):
-        block = scorer.columns(part, every_right)
+    for part, block in against_every_right(scorer, hall_rows):
         scored += block.size
         best = np.argpartition(-block, per_row, axis=1)[:, :per_row]
         rows.append(np.repeat(part, per_row))
         cols.append(best.ravel())
         scores.append(np.take_along_axis(block, best, axis=1).ravel())
     rows, cols, scores = np.concatenate(rows), np.concatenate(cols), np.concatenate(scores)
-    edge_keys = np.sort(graph.rows.astype(np.int64) * n + graph.cols)
-    keys = rows.astype(np.int64) * n + cols
-    new = edge_keys[np.minimum(np.searchsorted(edge_keys, keys), len(edge_keys) - 1)] != keys
+    new = ~_edges_among(graph, rows, cols)
     return graph.with_edges(rows[new], cols[new], scores[new], scored), int(new.sum())
 
 
 def partner_ranks(scorer, hall_rows: np.ndarray, right_for_left: np.ndarray, sample: int) -> dict:
     """Where each row of HALL_ROWS's own right (RIGHT_FOR_LEFT, from the answer key) ranks among every right by score
     (0: its best), and how far below the row's best score it lies; for SAMPLE rows of them at most, drawn at random."""
-    every_right = np.arange(len(right_for_left))
     if len(hall_rows) > sample:
         hall_rows = np.sort(np.random.default_rng(0).choice(hall_rows, sample, replace=False))
     ranks, gaps = [], []
-    for part in np.array_split(hall_rows, max(1, len(hall_rows) // ROWS_PER_CALL)):
-        block = scorer.columns(part, every_right)
+    for part, block in against_every_right(scorer, hall_rows):
         own = block[np.arange(len(part)), right_for_left[part]]
         ranks.append((block > own[:, None]).sum(axis=1))
         gaps.append(block.max(axis=1) - own)
