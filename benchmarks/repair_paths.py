@@ -1,10 +1,11 @@
-"""What follows a restore's first repair: the proof's rounds after today's repair, or a restream of the Hall set.
+"""What follows a restore's first repair: the proof's rounds after today's repair, or another way to a perfect matching.
 
     python benchmarks/repair_paths.py current --halves runs/million/pairs-200000/halves.npz --k 8 --max-rounds 14 --name NAME
     python benchmarks/repair_paths.py restream --halves runs/million/pairs-200000/halves.npz --k 8 --per-row 128 --name NAME
     python benchmarks/repair_paths.py ranks --halves runs/million/pairs-200000/halves.npz --key runs/million/pairs-200000/key.npz --k 8 --name NAME
+    python benchmarks/repair_paths.py search|honest|deepen --halves runs/million/pairs-200000/halves.npz --k 16 --name NAME
 
-Both run `amphisbaena restore HALVES --k K` up to its first call of `repair.with_a_perfect_matching` (a candidate
+Each runs `amphisbaena restore HALVES --k K` up to its first call of `repair.with_a_perfect_matching` (a candidate
 graph without a perfect matching), measure there the rows U a maximum matching leaves unmatched, the Hall set S
 (every row an alternating path from U reaches: its rows have too few columns, N(S)) and the columns R that
 alternating paths reach backwards from the unmatched columns, then follow one path and stop:
@@ -12,7 +13,15 @@ alternating paths reach backwards from the unmatched columns, then follow one pa
 - `current`: the package's repair (U x C scored), then rounds as `assignment.assign_sparse` runs them (`proof.check`,
   then `duals.solve_sparse` from the last round's solution), up to MAX_ROUNDS checks or until the proof holds;
 - `restream`: every row of S scored against every right, its best PER_ROW added as edges, and the graph solved from
-  the maximum matching's duals; where that graph has a perfect matching, the same rounds follow.
+  the maximum matching's duals; where that graph has a perfect matching, the same rounds follow;
+- `search`: Dijkstra from U over the residual graph (slack as lengths) within REACH, then every reached row i's pairs
+  with slack under REACH - d_i scored and added (`proof.check` on duals lowered by that much), until open columns
+  are reached; the graph is then solved from the last maximum matching, and again while it has no perfect one;
+- `honest`: every row of S scored against every right, and its pairs within REACH of its best reduced score
+  max_j s_ij - w_j under the maximum matching's column duals added; solved from the maximum matching, and again
+  with the new S while the graph has no perfect matching; then the same rounds;
+- `deepen`: Hopcroft-Karp on the graph; every row of its S gets its best PER_ROW partners (`restream`), PER_ROW
+  doubling, until Hopcroft-Karp finds a perfect matching; then one cold solve and the same rounds.
 
 Each step's seconds, the rows each check finds broken, the pairs it keeps and scores go to
 benchmarks/results/NAME.json with the commit. Timed once: a development measurement, not a ratio.
@@ -115,6 +124,70 @@ def restreamed(scorer, graph, hall_rows: np.ndarray, per_row: int):
     return graph.with_edges(rows[new], cols[new], scores[new], scored), int(new.sum())
 
 
+def searched(scorer, graph, maximum, reach: float, record: Recorder):
+    """GRAPH plus the pairs outside it that alternating paths from the unmatched rows could take within REACH of
+    slack: Dijkstra from them over the residual graph (slack as lengths), then every reached row i's pairs with
+    slack under REACH - d_i scored (`proof.check` on duals lowered by that much), until open columns are reached."""
+    from scipy.sparse.csgraph import dijkstra
+
+    from amphisbaena.runtime.duals import residual_with_source
+    from amphisbaena.runtime.graph import SparseSolution
+    from amphisbaena.runtime.proof import check
+
+    n = graph.size
+    u, w, right_for_left = maximum.row_potential, maximum.col_potential, maximum.right_for_left
+    open_rows = np.flatnonzero(right_for_left < 0)
+    matched = right_for_left >= 0
+    open_cols = np.setdiff1d(np.arange(n), right_for_left[matched])
+    column_heads = np.arange(n, 2 * n)  # an open column leads nowhere (a loop)
+    column_heads[right_for_left[matched]] = np.flatnonzero(matched)
+    while True:
+        started = time.perf_counter()
+        slack = u[graph.rows] + w[graph.cols] - graph.scores
+        residual = residual_with_source(graph.rows, graph.cols, None, n, slack.__getitem__, column_heads, 0.0, open_rows, np.zeros(len(open_rows)))
+        del slack
+        distance = dijkstra(residual, directed=True, indices=2 * n, limit=reach)[: 2 * n]
+        del residual
+        reached = np.flatnonzero(np.isfinite(distance[:n]))
+        open_reached = int(np.isfinite(distance[n + open_cols]).sum())
+        searched_at = time.perf_counter()
+        if open_reached >= len(open_rows):
+            record.note("search", searched_at - started, reach=reach, reached_rows=len(reached), open_reached=open_reached)
+            return graph
+        lowered = np.full(n, np.inf)
+        lowered[reached] = u[reached] - (reach - distance[reached])
+        checked = check(partial(scorer.columns, beside_host=True), graph, SparseSolution(right_for_left, lowered, w), 0.0, scorer.backend.any_thread, scorer.pruner)
+        record.note(
+            "search", searched_at - started, reach=reach, reached_rows=len(reached), open_reached=open_reached, scoring=round(time.perf_counter() - searched_at, 2),
+            scored=checked.scored, added=len(checked.rows), edges=len(graph.rows),
+        )
+        if len(checked.rows):
+            graph = checked.added_to(graph)
+        elif open_reached:
+            return graph
+        else:
+            reach *= 2
+
+
+def honest(scorer, graph, maximum, hall_rows: np.ndarray, margin: float):
+    """GRAPH plus, for each row of HALL_ROWS, every pair within MARGIN of its best reduced score max_j s_ij - w_j
+    over every right, under the maximum matching's column duals w (those not edges yet)."""
+    from amphisbaena.runtime.proof import _edges_among
+
+    w = maximum.col_potential
+    rows, cols, scores, scored = [], [], [], 0
+    for part, block in against_every_right(scorer, hall_rows):
+        scored += block.size
+        reduced = block - w[None, :]
+        r, c = np.nonzero(reduced >= reduced.max(axis=1, keepdims=True) - margin)
+        rows.append(part[r])
+        cols.append(c)
+        scores.append(block[r, c])
+    rows, cols, scores = np.concatenate(rows), np.concatenate(cols), np.concatenate(scores)
+    new = ~_edges_among(graph, rows, cols)
+    return graph.with_edges(rows[new], cols[new], scores[new], scored), int(new.sum())
+
+
 def partner_ranks(scorer, hall_rows: np.ndarray, right_for_left: np.ndarray, sample: int) -> dict:
     """Where each row of HALL_ROWS's own right (RIGHT_FOR_LEFT, from the answer key) ranks among every right by score
     (0: its best), and how far below the row's best score it lies; for SAMPLE rows of them at most, drawn at random."""
@@ -136,7 +209,7 @@ def partner_ranks(scorer, hall_rows: np.ndarray, right_for_left: np.ndarray, sam
     }
 
 
-def run(path: str, per_row: int, max_rounds: int, name: str, argv: list[str], key: Path | None = None, sample: int = 8192) -> None:
+def run(path: str, per_row: int, max_rounds: int, name: str, argv: list[str], key: Path | None = None, sample: int = 8192, reach: float = 4.0) -> None:
     from amphisbaena.runtime import assignment, repair
     from amphisbaena.runtime.duals import solve_sparse
 
@@ -159,6 +232,58 @@ def run(path: str, per_row: int, max_rounds: int, name: str, argv: list[str], ke
             repaired = repair.with_a_perfect_matching(scorer, graph, k, maximum)
             record.note("repair", time.perf_counter() - started, rows=repaired.rows)
             report["proof_holds"] = rounds(scorer, repaired.graph, repaired.solution, repaired.start, max_rounds, record)
+        elif path == "search":
+            solution = maximum
+            while not solution.perfect:
+                started = time.perf_counter()
+                graph = searched(scorer, graph, solution, reach, record)
+                solved_at = time.perf_counter()
+                solution = solve_sparse(graph, solution)
+                record.note("solve from the last maximum matching", time.perf_counter() - solved_at, unmatched=int((solution.right_for_left < 0).sum()), edges=len(graph.rows))
+            report["proof_holds"] = rounds(scorer, graph, solution, None, max_rounds, record)
+        elif path == "honest":
+            wider, solution, open_now, hall_now = graph, maximum, open_rows, hall_rows
+            while True:
+                started = time.perf_counter()
+                wider, added = honest(scorer, wider, solution, hall_now, reach)
+                record.note("honest duals for S", time.perf_counter() - started, margin=reach, unmatched=len(open_now), rows=len(hall_now), added=added)
+                started = time.perf_counter()
+                solution = solve_sparse(wider, solution)
+                open_now = np.flatnonzero(solution.right_for_left < 0)
+                record.note("solve from the last maximum matching", time.perf_counter() - started, unmatched=len(open_now), edges=len(wider.rows))
+                if solution.perfect:
+                    break
+                partner = np.full(wider.size, -1)
+                partner[solution.right_for_left[solution.right_for_left >= 0]] = np.flatnonzero(solution.right_for_left >= 0)
+                edges = csr_matrix((np.ones(len(wider.rows), dtype=np.int8), (wider.rows, wider.cols)), shape=(wider.size, wider.size))
+                hall_now, _ = alternating_reach(edges, open_now, partner)
+                del edges
+            report["proof_holds"] = rounds(scorer, wider, solution, None, max_rounds, record)
+        elif path == "deepen":
+            from scipy.sparse.csgraph import maximum_bipartite_matching
+
+            wider, per = graph, per_row
+            while True:
+                started = time.perf_counter()
+                edges = csr_matrix((np.ones(len(wider.rows), dtype=np.int8), (wider.rows, wider.cols)), shape=(wider.size, wider.size))
+                matching = maximum_bipartite_matching(edges, perm_type="column")
+                open_now = np.flatnonzero(matching < 0)
+                record.note("Hopcroft-Karp", time.perf_counter() - started, unmatched=len(open_now))
+                if len(open_now) == 0:
+                    break
+                partner = np.full(wider.size, -1)
+                partner[matching[matching >= 0]] = np.flatnonzero(matching >= 0)
+                hall_now, _ = alternating_reach(edges, open_now, partner)
+                del edges
+                print(json.dumps({"S": len(hall_now)}), flush=True)
+                started = time.perf_counter()
+                wider, added = restreamed(scorer, wider, hall_now, per)
+                record.note("restream of S", time.perf_counter() - started, per_row=per, rows=len(hall_now), added=added)
+                per *= 2
+            started = time.perf_counter()
+            solution = solve_sparse(wider, None)
+            record.note("cold solve", time.perf_counter() - started, perfect=solution.perfect, edges=len(wider.rows))
+            report["proof_holds"] = solution.perfect and rounds(scorer, wider, solution, None, max_rounds, record)
         elif path == "ranks":
             with np.load(key, allow_pickle=False) as answers:
                 report["ranks"] = partner_ranks(scorer, hall_rows, answers["right_for_left"], sample)
@@ -185,18 +310,19 @@ def run(path: str, per_row: int, max_rounds: int, name: str, argv: list[str], ke
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("path", choices=["current", "restream", "ranks"])
+    parser.add_argument("path", choices=["current", "restream", "ranks", "search", "honest", "deepen"])
     parser.add_argument("--halves", type=Path, required=True)
     parser.add_argument("--key", type=Path, help="ranks: the set's answer key (right_for_left)")
     parser.add_argument("--sample", type=int, default=8192, help="ranks: rows of S ranked at most, drawn at random")
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--per-row", type=int, default=128)
+    parser.add_argument("--reach", type=float, default=4.0, help="search: the first reach, in slack")
     parser.add_argument("--max-rounds", type=int, default=14)
     parser.add_argument("--name", required=True)
     args = parser.parse_args()
     if args.path == "ranks" and args.key is None:
         parser.error("ranks needs --key")
-    run(args.path, args.per_row, args.max_rounds, args.name, [str(args.halves), "--k", str(args.k), "--json"], args.key, args.sample)
+    run(args.path, args.per_row, args.max_rounds, args.name, [str(args.halves), "--k", str(args.k), "--json"], args.key, args.sample, args.reach)
 
 
 if __name__ == "__main__":
