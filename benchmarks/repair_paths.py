@@ -20,8 +20,9 @@ alternating paths reach backwards from the unmatched columns, then follow one pa
 - `honest`: every row of S scored against every right, and its pairs within REACH of its best reduced score
   max_j s_ij - w_j under the maximum matching's column duals added; solved from the maximum matching, and again
   with the new S while the graph has no perfect matching; then the same rounds;
-- `deepen`: Hopcroft-Karp on the graph; every row of its S gets its best PER_ROW partners (`restream`), PER_ROW
-  doubling, until Hopcroft-Karp finds a perfect matching; then one cold solve and the same rounds.
+- `deepen`: Hopcroft-Karp on the graph, its S and R; every augmenting path needs an edge of S x R, so those pairs
+  are scored, and each row of S (or each column of R, whichever set is smaller) gets its best PER_ROW partners on the
+  other side as edges, until Hopcroft-Karp finds a perfect matching; then one cold solve and the same rounds.
 
 Each step's seconds, the rows each check finds broken, the pairs it keeps and scores go to
 benchmarks/results/NAME.json with the commit. Timed once: a development measurement, not a ratio.
@@ -188,6 +189,37 @@ def honest(scorer, graph, maximum, hall_rows: np.ndarray, margin: float):
     return graph.with_edges(rows[new], cols[new], scores[new], scored), int(new.sum())
 
 
+def best_across(scorer, rows: np.ndarray, cols: np.ndarray, per: int, by_rows: bool):
+    """(rows, cols, scores, pairs scored): every pair of ROWS x COLS scored; of each row (BY_ROWS) or each column,
+    its best PER partners on the other side."""
+    found_rows, found_cols, found_scores, scored = [], [], [], 0
+    step = ROWS_PER_CALL if by_rows else 4096
+    for start in range(0, len(rows), step):
+        part = rows[start : start + step]
+        block = scorer.columns(part, cols)
+        scored += block.size
+        axis = 1 if by_rows else 0
+        kept = min(per, block.shape[axis])
+        best = np.argpartition(-block, kept - 1, axis=axis)
+        best = best[:, :kept] if by_rows else best[:kept, :]
+        values = np.take_along_axis(block, best, axis=axis)
+        if by_rows:
+            found_rows.append(np.repeat(part, kept))
+            found_cols.append(cols[best].ravel())
+        else:
+            found_rows.append(part[best].ravel())
+            found_cols.append(np.tile(cols, kept))
+        found_scores.append(values.ravel())
+    rows, cols, scores = np.concatenate(found_rows), np.concatenate(found_cols), np.concatenate(found_scores)
+    if not by_rows:  # each column's best PER among the chunks' best
+        order = np.lexsort((-scores, cols))
+        rows, cols, scores = rows[order], cols[order], scores[order]
+        starts = np.flatnonzero(np.r_[True, cols[1:] != cols[:-1]])
+        rank = np.arange(len(cols)) - np.repeat(starts, np.diff(np.r_[starts, len(cols)]))
+        rows, cols, scores = rows[rank < per], cols[rank < per], scores[rank < per]
+    return rows, cols, scores, scored
+
+
 def partner_ranks(scorer, hall_rows: np.ndarray, right_for_left: np.ndarray, sample: int) -> dict:
     """Where each row of HALL_ROWS's own right (RIGHT_FOR_LEFT, from the answer key) ranks among every right by score
     (0: its best), and how far below the row's best score it lies; for SAMPLE rows of them at most, drawn at random."""
@@ -262,24 +294,32 @@ def run(path: str, per_row: int, max_rounds: int, name: str, argv: list[str], ke
         elif path == "deepen":
             from scipy.sparse.csgraph import maximum_bipartite_matching
 
-            wider, per = graph, per_row
+            from amphisbaena.runtime.proof import _edges_among
+
+            wider = graph
             while True:
                 started = time.perf_counter()
                 edges = csr_matrix((np.ones(len(wider.rows), dtype=np.int8), (wider.rows, wider.cols)), shape=(wider.size, wider.size))
                 matching = maximum_bipartite_matching(edges, perm_type="column")
-                open_now = np.flatnonzero(matching < 0)
+                matched = matching >= 0
+                open_now = np.flatnonzero(~matched)
                 record.note("Hopcroft-Karp", time.perf_counter() - started, unmatched=len(open_now))
                 if len(open_now) == 0:
                     break
                 partner = np.full(wider.size, -1)
-                partner[matching[matching >= 0]] = np.flatnonzero(matching >= 0)
+                partner[matching[matched]] = np.flatnonzero(matched)
                 hall_now, _ = alternating_reach(edges, open_now, partner)
+                open_cols = np.setdiff1d(np.arange(wider.size), matching[matched])
+                back_cols, _ = alternating_reach(edges.T.tocsr(), open_cols, matching)
                 del edges
-                print(json.dumps({"S": len(hall_now)}), flush=True)
                 started = time.perf_counter()
-                wider, added = restreamed(scorer, wider, hall_now, per)
-                record.note("restream of S", time.perf_counter() - started, per_row=per, rows=len(hall_now), added=added)
-                per *= 2
+                rows, cols, scores, scored = best_across(scorer, hall_now, back_cols, per_row, by_rows=len(hall_now) <= len(back_cols))
+                new = ~_edges_among(wider, rows, cols)
+                wider = wider.with_edges(rows[new], cols[new], scores[new], scored)
+                record.note(
+                    "best pairs across S x R", time.perf_counter() - started, side="rows of S" if len(hall_now) <= len(back_cols) else "columns of R",
+                    S=len(hall_now), R=len(back_cols), per=per_row, scored=scored, added=int(new.sum()),
+                )
             started = time.perf_counter()
             solution = solve_sparse(wider, None)
             record.note("cold solve", time.perf_counter() - started, perfect=solution.perfect, edges=len(wider.rows))
