@@ -3,15 +3,17 @@
     python benchmarks/repair_paths.py current --halves runs/million/pairs-200000/halves.npz --k 8 --max-rounds 14 --name NAME
     python benchmarks/repair_paths.py restream --halves runs/million/pairs-200000/halves.npz --k 8 --per-row 128 --name NAME
     python benchmarks/repair_paths.py ranks --halves runs/million/pairs-200000/halves.npz --key runs/million/pairs-200000/key.npz --k 8 --name NAME
-    python benchmarks/repair_paths.py search|honest|deepen --halves runs/million/pairs-200000/halves.npz --k 16 --name NAME
+    python benchmarks/repair_paths.py search|honest --halves runs/million/pairs-200000/halves.npz --k 16 --name NAME
 
 Each runs `amphisbaena restore HALVES --k K` up to its first call of `repair.with_a_perfect_matching` (a candidate
 graph without a perfect matching), measure there the rows U a maximum matching leaves unmatched, the Hall set S
 (every row an alternating path from U reaches: its rows have too few columns, N(S)) and the columns R that
-alternating paths reach backwards from the unmatched columns, then follow one path and stop:
+alternating paths reach backwards from the unmatched columns (`repair.deficit`), then follow one path and stop:
 
-- `current`: the package's repair (U x C scored), then rounds as `assignment.assign_sparse` runs them (`proof.check`,
-  then `duals.solve_sparse` from the last round's solution), up to MAX_ROUNDS checks or until the proof holds;
+- `current`: the package's repair (`repair.with_a_perfect_matching`), then rounds as `assignment.assign_sparse`
+  runs them (a solve, `proof.check`, then `duals.solve_sparse` from the last round's solution), up to MAX_ROUNDS
+  checks or until the proof holds. Up to commit 388ebcb the package's repair paired the
+  unmatched rows with the unmatched columns (U x C); the `deepen` path of those commits is today's repair;
 - `restream`: every row of S scored against every right, its best PER_ROW added as edges, and the graph solved from
   the maximum matching's duals; where that graph has a perfect matching, the same rounds follow;
 - `search`: Dijkstra from U over the residual graph (slack as lengths) within REACH, then every reached row i's pairs
@@ -19,10 +21,7 @@ alternating paths reach backwards from the unmatched columns, then follow one pa
   are reached; the graph is then solved from the last maximum matching, and again while it has no perfect one;
 - `honest`: every row of S scored against every right, and its pairs within REACH of its best reduced score
   max_j s_ij - w_j under the maximum matching's column duals added; solved from the maximum matching, and again
-  with the new S while the graph has no perfect matching; then the same rounds;
-- `deepen`: Hopcroft-Karp on the graph, its S and R; every augmenting path needs an edge of S x R, so those pairs
-  are scored, and each row of S (or each column of R, whichever set is smaller) gets its best PER_ROW partners on the
-  other side as edges, until Hopcroft-Karp finds a perfect matching; then one cold solve and the same rounds.
+  with the new S while the graph has no perfect matching; then the same rounds.
 
 Each step's seconds, the rows each check finds broken, the pairs it keeps and scores go to
 benchmarks/results/NAME.json with the commit. Timed once: a development measurement, not a ratio.
@@ -40,29 +39,9 @@ from pathlib import Path
 
 import numpy as np
 from bench_models import commit_of
-from scipy.sparse import csr_matrix
 
 HERE = Path(__file__).resolve().parent
 ROWS_PER_CALL = 256  # rows of the Hall set scored against every right at once
-
-
-def alternating_reach(edges: csr_matrix, start: np.ndarray, partner_of_column: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The rows and columns that alternating paths reach from the rows START: a row's EDGES lead to columns, a
-    column leads to its matched row PARTNER_OF_COLUMN (-1 where open)."""
-    seen_rows = np.zeros(edges.shape[0], dtype=bool)
-    seen_cols = np.zeros(edges.shape[1], dtype=bool)
-    seen_rows[start] = True
-    frontier = start
-    while len(frontier):
-        cols = np.unique(edges[frontier].indices)
-        cols = cols[~seen_cols[cols]]
-        seen_cols[cols] = True
-        rows = partner_of_column[cols]
-        rows = rows[rows >= 0]
-        rows = rows[~seen_rows[rows]]
-        seen_rows[rows] = True
-        frontier = rows
-    return np.flatnonzero(seen_rows), np.flatnonzero(seen_cols)
 
 
 class Recorder:
@@ -189,37 +168,6 @@ def honest(scorer, graph, maximum, hall_rows: np.ndarray, margin: float):
     return graph.with_edges(rows[new], cols[new], scores[new], scored), int(new.sum())
 
 
-def best_across(scorer, rows: np.ndarray, cols: np.ndarray, per: int, by_rows: bool):
-    """(rows, cols, scores, pairs scored): every pair of ROWS x COLS scored; of each row (BY_ROWS) or each column,
-    its best PER partners on the other side."""
-    found_rows, found_cols, found_scores, scored = [], [], [], 0
-    step = ROWS_PER_CALL if by_rows else 4096
-    for start in range(0, len(rows), step):
-        part = rows[start : start + step]
-        block = scorer.columns(part, cols)
-        scored += block.size
-        axis = 1 if by_rows else 0
-        kept = min(per, block.shape[axis])
-        best = np.argpartition(-block, kept - 1, axis=axis)
-        best = best[:, :kept] if by_rows else best[:kept, :]
-        values = np.take_along_axis(block, best, axis=axis)
-        if by_rows:
-            found_rows.append(np.repeat(part, kept))
-            found_cols.append(cols[best].ravel())
-        else:
-            found_rows.append(part[best].ravel())
-            found_cols.append(np.tile(cols, kept))
-        found_scores.append(values.ravel())
-    rows, cols, scores = np.concatenate(found_rows), np.concatenate(found_cols), np.concatenate(found_scores)
-    if not by_rows:  # each column's best PER among the chunks' best
-        order = np.lexsort((-scores, cols))
-        rows, cols, scores = rows[order], cols[order], scores[order]
-        starts = np.flatnonzero(np.r_[True, cols[1:] != cols[:-1]])
-        rank = np.arange(len(cols)) - np.repeat(starts, np.diff(np.r_[starts, len(cols)]))
-        rows, cols, scores = rows[rank < per], cols[rank < per], scores[rank < per]
-    return rows, cols, scores, scored
-
-
 def partner_ranks(scorer, hall_rows: np.ndarray, right_for_left: np.ndarray, sample: int) -> dict:
     """Where each row of HALL_ROWS's own right (RIGHT_FOR_LEFT, from the answer key) ranks among every right by score
     (0: its best), and how far below the row's best score it lies; for SAMPLE rows of them at most, drawn at random."""
@@ -250,20 +198,15 @@ def run(path: str, per_row: int, max_rounds: int, name: str, argv: list[str], ke
 
     def at_first_repair(scorer, graph, k, maximum=None):
         record.note("until the first repair", time.perf_counter() - record.started, k=k, edges=len(graph.rows))
-        open_rows, open_cols = repair.unmatched(graph, maximum)
-        right_for_left = maximum.right_for_left
-        left_for_right = np.full(graph.size, -1)
-        left_for_right[right_for_left[right_for_left >= 0]] = np.flatnonzero(right_for_left >= 0)
-        edges = csr_matrix((np.ones(len(graph.rows), dtype=np.int8), (graph.rows, graph.cols)), shape=(graph.size, graph.size))
-        hall_rows, hall_cols = alternating_reach(edges, open_rows, left_for_right)
-        back_cols, back_rows = alternating_reach(edges.T.tocsr(), open_cols, right_for_left)
-        report["sets"] = {"U": len(open_rows), "S": len(hall_rows), "N(S)": len(hall_cols), "R": len(back_cols), "N(R)": len(back_rows)}
+        found = repair.deficit(graph, maximum.right_for_left)
+        open_rows, hall_rows = found.unmatched, found.hall_rows
+        report["sets"] = {"U": len(open_rows), "S": len(hall_rows), "N(S)": len(hall_rows) - len(open_rows), "R": len(found.reach_cols)}
         print(json.dumps(report["sets"]), flush=True)
         started = time.perf_counter()
         if path == "current":
             repaired = repair.with_a_perfect_matching(scorer, graph, k, maximum)
-            record.note("repair", time.perf_counter() - started, rows=repaired.rows)
-            report["proof_holds"] = rounds(scorer, repaired.graph, repaired.solution, repaired.start, max_rounds, record)
+            record.note("repair", time.perf_counter() - started, rows=repaired.rows, edges=len(repaired.graph.rows))
+            report["proof_holds"] = rounds(scorer, repaired.graph, None, None, max_rounds, record)
         elif path == "search":
             solution = maximum
             while not solution.perfect:
@@ -285,45 +228,8 @@ def run(path: str, per_row: int, max_rounds: int, name: str, argv: list[str], ke
                 record.note("solve from the last maximum matching", time.perf_counter() - started, unmatched=len(open_now), edges=len(wider.rows))
                 if solution.perfect:
                     break
-                partner = np.full(wider.size, -1)
-                partner[solution.right_for_left[solution.right_for_left >= 0]] = np.flatnonzero(solution.right_for_left >= 0)
-                edges = csr_matrix((np.ones(len(wider.rows), dtype=np.int8), (wider.rows, wider.cols)), shape=(wider.size, wider.size))
-                hall_now, _ = alternating_reach(edges, open_now, partner)
-                del edges
+                hall_now = repair.deficit(wider, solution.right_for_left).hall_rows
             report["proof_holds"] = rounds(scorer, wider, solution, None, max_rounds, record)
-        elif path == "deepen":
-            from scipy.sparse.csgraph import maximum_bipartite_matching
-
-            from amphisbaena.runtime.proof import _edges_among
-
-            wider = graph
-            while True:
-                started = time.perf_counter()
-                edges = csr_matrix((np.ones(len(wider.rows), dtype=np.int8), (wider.rows, wider.cols)), shape=(wider.size, wider.size))
-                matching = maximum_bipartite_matching(edges, perm_type="column")
-                matched = matching >= 0
-                open_now = np.flatnonzero(~matched)
-                record.note("Hopcroft-Karp", time.perf_counter() - started, unmatched=len(open_now))
-                if len(open_now) == 0:
-                    break
-                partner = np.full(wider.size, -1)
-                partner[matching[matched]] = np.flatnonzero(matched)
-                hall_now, _ = alternating_reach(edges, open_now, partner)
-                open_cols = np.setdiff1d(np.arange(wider.size), matching[matched])
-                back_cols, _ = alternating_reach(edges.T.tocsr(), open_cols, matching)
-                del edges
-                started = time.perf_counter()
-                rows, cols, scores, scored = best_across(scorer, hall_now, back_cols, per_row, by_rows=len(hall_now) <= len(back_cols))
-                new = ~_edges_among(wider, rows, cols)
-                wider = wider.with_edges(rows[new], cols[new], scores[new], scored)
-                record.note(
-                    "best pairs across S x R", time.perf_counter() - started, side="rows of S" if len(hall_now) <= len(back_cols) else "columns of R",
-                    S=len(hall_now), R=len(back_cols), per=per_row, scored=scored, added=int(new.sum()),
-                )
-            started = time.perf_counter()
-            solution = solve_sparse(wider, None)
-            record.note("cold solve", time.perf_counter() - started, perfect=solution.perfect, edges=len(wider.rows))
-            report["proof_holds"] = solution.perfect and rounds(scorer, wider, solution, None, max_rounds, record)
         elif path == "ranks":
             with np.load(key, allow_pickle=False) as answers:
                 report["ranks"] = partner_ranks(scorer, hall_rows, answers["right_for_left"], sample)
@@ -350,7 +256,7 @@ def run(path: str, per_row: int, max_rounds: int, name: str, argv: list[str], ke
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("path", choices=["current", "restream", "ranks", "search", "honest", "deepen"])
+    parser.add_argument("path", choices=["current", "restream", "ranks", "search", "honest"])
     parser.add_argument("--halves", type=Path, required=True)
     parser.add_argument("--key", type=Path, help="ranks: the set's answer key (right_for_left)")
     parser.add_argument("--sample", type=int, default=8192, help="ranks: rows of S ranked at most, drawn at random")

@@ -1,15 +1,17 @@
-"""The repair of a graph without a perfect matching: the matcher's maximum matching plus the best assignment of the
-pairs it leaves is the optimum of the repaired graph, with duals that certify it, and no re-solve."""
+"""The repair of a graph without a perfect matching: the deficit of a maximum matching (its unmatched rows, the
+Hall set S and the columns R), and the best pairs across S x R added until a maximum matching is perfect."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from amphisbaena.runtime import repair
-from amphisbaena.runtime.graph import CandidateGraph, SparseSolution
+from amphisbaena.runtime.graph import CandidateGraph
 from amphisbaena.runtime.matcher import optimal_matching
-from tests.test_matcher import assert_certified, dense_optimum, sparse_graph
+from tests.test_matcher import sparse_graph
 
 
 def deficient_graph(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -27,26 +29,94 @@ def deficient_graph(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return rows[keep], cols[keep], scores[keep]
 
 
+def graph_of(rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, n: int, scored: int | None = None) -> CandidateGraph:
+    return CandidateGraph(rows, cols, scores, np.full(n, -np.inf), np.full(n, -np.inf), scored)
+
+
+class DenseScorer:
+    """A scorer over a full (N, N) matrix: what the repair needs of `scorer.PairScorer`."""
+
+    def __init__(self, matrix: np.ndarray, streamed: CandidateGraph | None = None) -> None:
+        self.matrix = matrix.astype(np.float32)
+        self.backend = SimpleNamespace(any_thread=True)
+        self.size = matrix.shape
+        self.streamed, self.streams = streamed, []
+        self.scored_blocks = []
+
+    def columns(self, lefts: np.ndarray, cols: np.ndarray, beside_host: bool = False) -> np.ndarray:
+        self.scored_blocks.append((lefts, cols))
+        return self.matrix[np.ix_(lefts, cols)]
+
+    def candidates(self, k: int) -> CandidateGraph:
+        self.streams.append(k)
+        return self.streamed
+
+
+def has_perfect_matching(graph: CandidateGraph) -> bool:
+    return len(repair.deficit(graph).unmatched) == 0
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("block_offset", [6.0, 0.0, -12.0])
-def test_the_maximum_matching_completed_by_the_block_is_the_optimum_of_the_repaired_graph(
-    seed: int, block_offset: float, monkeypatch: pytest.MonkeyPatch
+def test_the_deficit_of_a_maximum_matching_is_a_hall_set_and_the_columns_no_edge_of_it_reaches(seed: int) -> None:
+    n = 600
+    rows, cols, scores = deficient_graph(n, seed)
+    graph = graph_of(rows, cols, scores, n)
+    right_for_left = optimal_matching(rows, cols, scores, n)[0]
+    found = repair.deficit(graph, right_for_left)
+    assert len(found.unmatched) >= 10
+    np.testing.assert_array_equal(found.unmatched, np.flatnonzero(right_for_left < 0))
+    assert np.isin(found.unmatched, found.hall_rows).all()
+    neighbours = np.unique(cols[np.isin(rows, found.hall_rows)])
+    assert len(neighbours) == len(found.hall_rows) - len(found.unmatched)  # Hall's condition fails by exactly |U|
+    assert not (np.isin(rows, found.hall_rows) & np.isin(cols, found.reach_cols)).any()  # else a path would augment M
+    open_cols = np.setdiff1d(np.arange(n), right_for_left)
+    assert np.isin(open_cols, found.reach_cols).all()
+    assert len(repair.deficit(graph).unmatched) == len(found.unmatched)  # Hopcroft-Karp's maximum matching: as large
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("partners", [1, 3, 256])
+def test_the_repair_adds_exact_pairs_across_each_deficit_until_a_matching_is_perfect(
+    seed: int, partners: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     n = 600
     rows, cols, scores = deficient_graph(n, seed)
-    right_for_left, u, w = optimal_matching(rows, cols, scores, n)
-    unmatched_rows, open_cols = repair.unmatched(CandidateGraph(rows, cols, scores, np.full(n, -np.inf), np.full(n, -np.inf)), SparseSolution(right_for_left, u, w))
-    assert len(unmatched_rows) >= 10
-    block = np.random.default_rng(seed + 10).normal(size=(len(unmatched_rows), len(open_cols))) * 4 + block_offset
-    original = CandidateGraph(rows, cols, scores, np.full(n, -np.inf), np.full(n, -np.inf))
-    graph = original.with_edges(np.repeat(unmatched_rows, len(open_cols)), np.tile(open_cols, len(unmatched_rows)), block.ravel(), block.size)
-    reaches = []
-    raise_reach = repair._raise_reach
-    monkeypatch.setattr(repair, "_raise_reach", lambda *a: reaches.append(1) or raise_reach(*a))
-    solution = repair.completed(original, graph, SparseSolution(right_for_left, u, w), unmatched_rows, open_cols, block)
-    assert solution is not None and solution.perfect
-    np.testing.assert_array_equal(solution.right_for_left[right_for_left >= 0], right_for_left[right_for_left >= 0])
-    found = (solution.right_for_left, solution.row_potential, solution.col_potential)
-    total = assert_certified(graph.rows, graph.cols, graph.scores, n, found)
-    assert total == pytest.approx(dense_optimum(graph.rows, graph.cols, graph.scores, n), abs=1e-6)
-    assert len(reaches) == (seed != 1)  # seeds 0 and 2 need `_raise_reach` (every block offset), seed 1 does not
+    matrix = np.random.default_rng(seed + 20).normal(size=(n, n)) * 4 - 3
+    matrix[rows, cols] = scores
+    graph = graph_of(rows, cols, matrix[rows, cols].astype(np.float32).astype(np.float64), n, scored=n * n)
+    first = repair.deficit(graph)
+    scorer = DenseScorer(matrix)
+    monkeypatch.setattr(repair, "REPAIR_PARTNERS", partners)
+    steps, best_across = [], repair._best_across
+    monkeypatch.setattr(repair, "_best_across", lambda *a: steps.append(best_across(*a)) or steps[-1])
+    repaired = repair.with_a_perfect_matching(scorer, graph, 4)
+    assert has_perfect_matching(repaired.graph) and repaired.k == 4 and repaired.rows == len(first.unmatched)
+    assert len(steps) >= 1 and scorer.streams == []
+    added = slice(len(rows), None)
+    new_rows, new_cols = repaired.graph.rows[added], repaired.graph.cols[added]
+    np.testing.assert_array_equal(new_rows, np.concatenate([step[0] for step in steps]))
+    assert len(np.unique(repaired.graph.rows * n + repaired.graph.cols)) == len(repaired.graph.rows)  # no pair twice
+    np.testing.assert_array_equal(repaired.graph.scores[added], scorer.matrix[new_rows, new_cols])
+    np.testing.assert_array_equal(repaired.graph.row_bound, graph.row_bound)
+    # the first step: pairs of its S x R only, each item of the smaller side with its best PARTNERS there
+    step_rows, step_cols, step_scores, scored = steps[0]
+    assert scored == len(first.hall_rows) * len(first.reach_cols)
+    assert np.isin(step_rows, first.hall_rows).all() and np.isin(step_cols, first.reach_cols).all()
+    by_rows = len(first.hall_rows) <= len(first.reach_cols)
+    items, others = (first.hall_rows, first.reach_cols) if by_rows else (first.reach_cols, first.hall_rows)
+    item_of_pair = step_rows if by_rows else step_cols
+    assert (np.bincount(item_of_pair, minlength=n)[items] == min(partners, len(others))).all()
+    for item in items[:5]:
+        row_scores = scorer.matrix[item, others] if by_rows else scorer.matrix[others, item]
+        expected = np.sort(row_scores)[::-1][:partners]
+        np.testing.assert_array_equal(np.sort(step_scores[item_of_pair == item])[::-1], expected)
+
+
+def test_a_deficit_dearer_than_the_stream_streams_again_at_twice_k() -> None:
+    n = 600
+    rows, cols, scores = deficient_graph(n, 0)
+    whole = graph_of(*np.divmod(np.arange(n * n), n), np.zeros(n * n), n)
+    scorer = DenseScorer(np.zeros((n, n)), streamed=whole)
+    repaired = repair.with_a_perfect_matching(scorer, graph_of(rows, cols, scores, n, scored=1_000), 4)
+    assert scorer.streams == [8] and scorer.scored_blocks == []
+    assert repaired.graph is whole and repaired.k == 8 and repaired.rows == 0

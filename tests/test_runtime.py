@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import DeviceTopKBackend, NumpyBackend, random_halves
 
-from amphisbaena.runtime import candidates, duals, overlap, proof, repair, topk
+from amphisbaena.runtime import candidates, duals, overlap, proof, topk
 from amphisbaena.runtime import graph as graphs
 from amphisbaena.runtime.features import arm_features, both_arms
 from amphisbaena.runtime.restore import restore
@@ -141,8 +141,8 @@ def test_rounds_with_added_edges_still_equal_dense() -> None:
 @pytest.mark.parametrize("warm", [True, False])
 def test_the_matcher_phases_solve_every_round_as_scipy_does(warm: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """Large restores match in the matcher's phases, re-solves starting from the last round's duals (WARM)
-    or afresh; after a repair, the maximum matching completed by the block (`repair.completed`) takes the place of
-    a solve: forced onto a small restore with added edges, the result equals scipy's path."""
+    or afresh; after a repair, the repaired graph is solved afresh: forced onto a small restore with added edges,
+    the result equals scipy's path."""
     backend = NumpyBackend(seed=3, sharpness=0.5)
     left, right = random_halves(300, 3)
     scipy_path = restore(backend, left, right, method="sparse", k=1)
@@ -156,18 +156,11 @@ def test_the_matcher_phases_solve_every_round_as_scipy_does(warm: bool, monkeypa
         calls.append((args[4] is not None, found is not None and bool((found[0] >= 0).all())))
         return found
 
-    def completing(*args):
-        found = real_completed(*args)
-        calls.append((None, found is not None))
-        return found
-
-    real_completed = repair.completed
     monkeypatch.setattr(duals, "optimal_matching", recording)
-    monkeypatch.setattr(repair, "completed", completing)
     phases_path = restore(backend, left, right, method="sparse", k=1)
     warm_after_perfect = [started_warm for (started_warm, _), (_, before) in zip(calls[1:], calls) if before]
-    assert calls[:2] == [(False, False), (None, True)]  # no perfect matching at k = 1: completed, not re-solved
-    assert any(warm_after_perfect) == warm and None not in warm_after_perfect
+    assert calls[:2] == [(False, False), (False, True)]  # no perfect matching at k = 1: repaired, then solved afresh
+    assert any(warm_after_perfect) == warm
     assert phases_path.assignment.rounds > 1 and scipy_path.assignment.rounds > 1
     np.testing.assert_array_equal(phases_path.right_for_left, scipy_path.right_for_left)
     np.testing.assert_allclose(phases_path.confidence, scipy_path.confidence, rtol=0, atol=1e-9)  # exact regrets, from other duals

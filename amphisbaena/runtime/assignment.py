@@ -91,10 +91,9 @@ def assign_sparse(scorer: PairScorer, k: int, watch: Stopwatch) -> tuple[np.ndar
 
     The algorithm: candidates -> match -> certify -> check -> repeat.
     1. Stream every left's and right's best k into a candidate graph, with bounds on the rest.
-    2. Match optimally on the graph. Where it has no perfect matching, the pairs of the rows and columns a
-       maximum matching leaves unmatched join it (`repair.with_a_perfect_matching`), and the matcher's maximum
-       matching plus the best assignment of those pairs is the new graph's optimum, with no re-solve; k doubles
-       only where they are many.
+    2. Match optimally on the graph. Where it has no perfect matching, the best pairs across each deficit of a
+       maximum matching join it until one is perfect (`repair.with_a_perfect_matching`), and the graph is solved
+       afresh; k doubles only where those pairs would cost more than the stream.
     3. Certify: dual potentials u, w cover every edge; `proof.check` scores every pair whose bound might
        exceed u_i + w_j - PROOF_MARGIN, and adds those within PROOF_MARGIN of the duals as edges.
     4. If any of them has s_ij > u_i + w_j, the next round re-solves; else the proof holds, and no pair
@@ -116,11 +115,10 @@ def assign_sparse(scorer: PairScorer, k: int, watch: Stopwatch) -> tuple[np.ndar
                 watch.lap("assignment")
                 repaired = with_a_perfect_matching(scorer, graph, report.k, solution)
                 graph, report.k, report.repaired_rows = repaired.graph, repaired.k, report.repaired_rows + repaired.rows
-                solution, previous = repaired.solution, repaired.start
-                del repaired  # else its graph, which the check's pairs replace, would stay alive through the next solve
+                del repaired, solution  # else they would stay alive through the next solve
+                previous = None  # a cold start: the maximum matching's duals are far off where it was short
                 watch.lap("head")
-                if solution is None:
-                    continue
+                continue
             watch.lap("assignment")
             checked = check(partial(scorer.columns, beside_host=True), graph, solution, PROOF_MARGIN, scorer.backend.any_thread, scorer.pruner)
             graph = checked.added_to(graph)

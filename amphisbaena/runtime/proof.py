@@ -33,11 +33,12 @@ BLOCK_ROWS = 256  # rows of one head call at most: each call costs a fixed share
 MIN_BLOCK_ROWS = 32  # rows of one head call at least (where the lane has them), whatever their prefixes
 BLOCK_CELLS = 1 << 22  # pairs one call may score: a long prefix is cut into several calls
 # Where a row breaks the duals in a block, only its this many most violated pairs there join the graph, not every
-# pair within the margin: a row whose duals are far off (a repaired row's, at a million pairs) has nearly all its
-# pairs within the margin, and the next round re-solves anyway (docs/performance.md)
+# pair within the margin: a row whose duals are far off (as after the repair that paired unmatched rows with unmatched
+# columns, at a million pairs) has nearly all its pairs within the margin, and the next round re-solves anyway
+# (docs/performance.md)
 VIOLATIONS_KEPT = 32
-# A plan of more pairs than this is first probed on the first PROBE_COLUMNS of each of its prefixes (`check`): after
-# a repair at a million pairs the repaired rows' duals are far off, and the whole plan holds tens of billions of pairs
+# A plan of more pairs than this is first probed on the first PROBE_COLUMNS of each of its prefixes (`check`): where
+# many rows' duals are far off, at a million pairs, the whole plan holds tens of billions of pairs
 # (docs/performance.md)
 PROBE_FROM = 1 << 32
 PROBE_COLUMNS = 64

@@ -27,7 +27,7 @@ class AssignmentReport:
     rounds: int = 0
     rescored_rows: int = 0  # rows whose pairs outside the graph the proof scored, summed over rounds
     added_edges: int = 0
-    repaired_rows: int = 0  # rows a maximum matching of the candidate graph left unmatched, whose pairs were added
+    repaired_rows: int = 0  # rows a maximum matching of the candidate graph left unmatched before its repair
     scored_pairs: int | None = None  # pairs the head scored; the rest were ruled out by their bounds
     proof: str = ""
     fallback_reason: str = ""
