@@ -1,7 +1,7 @@
 """A million pairs on one machine: a duplicate-free synthetic set, and one timed restore of it.
 
     python benchmarks/million.py make --out-dir runs/million [--count 1000000] [--seed 0]
-    python benchmarks/million.py restore --out-dir runs/million [--pairs 100000]
+    python benchmarks/million.py restore --out-dir runs/million [--pairs 100000] [--timeout S] [--name NAME]
 
 `make` draws training digits at random (seed SEED), distorts each by its own random affine map (rotation up
 to 12 degrees, shear up to 0.2, one axis stretched against the other by up to 15%) and renormalises it as MNIST
@@ -64,7 +64,7 @@ import amphisbaena.runtime.proof as proof
 
 DETAILS = {
     "solve_sparse": lambda found: "no matching" if found is None else f"perfect {found.perfect}, unmatched rows {int((found.right_for_left < 0).sum())}",
-    "with_a_perfect_matching": lambda found: f"rows {found.rows}, k {found.k}, completed {found.solution is not None}",
+    "with_a_perfect_matching": lambda found: f"rows {found.rows}, k {found.k}, edges {len(found.graph.rows)}",
     "check": lambda found: f"violated {found.violated}, pairs kept {len(found.rows)}, pairs scored {found.scored}",
     "uncovered": lambda plan: f"{len(plan.rows)} prefixes, {int(plan.length.sum())} pairs, {int(plan.length.clip(max=proof.PROBE_COLUMNS).sum())} in a probe",
 }
@@ -250,13 +250,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=None, help="restore: interrupt it after this many seconds and record how far it got")
     parser.add_argument("--pairs", type=int, default=None, help="restore: only the set's first PAIRS lefts and their rights")
+    parser.add_argument("--name", default=None, help="restore: the result file's name (default million, or scale-PAIRS)")
     args = parser.parse_args()
     if args.action == "make":
         make(args.out_dir, args.count, args.seed)
     elif args.pairs is None:
-        restore(args.out_dir, args.timeout)
+        restore(args.out_dir, args.timeout, args.name or "million")
     else:
-        restore(first_pairs(args.out_dir, args.pairs), args.timeout, f"scale-{args.pairs}")
+        restore(first_pairs(args.out_dir, args.pairs), args.timeout, args.name or f"scale-{args.pairs}")
 
 
 if __name__ == "__main__":
