@@ -121,7 +121,7 @@ def _best_across(scorer: PairScorer, rows: np.ndarray, cols: np.ndarray) -> tupl
 
     def best_of(part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         block = scorer.columns(part, cols, beside_host=True) if by_rows else scorer.columns(rows, part, beside_host=True).T
-        best = np.argpartition(-block, kept - 1, axis=1)[:, :kept]
+        best = np.argpartition(-block, kept - 1, axis=1)[:, :kept].copy()  # not a view: it would hold the whole order
         return best, np.take_along_axis(block, best, axis=1)
 
     parts: Iterator[tuple[np.ndarray, np.ndarray]] = one_ahead(
