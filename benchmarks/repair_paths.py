@@ -88,20 +88,30 @@ def against_every_right(scorer, rows: np.ndarray):
         yield part, scorer.columns(part, every_right)
 
 
-def restreamed(scorer, graph, hall_rows: np.ndarray, per_row: int):
-    """GRAPH plus each row of HALL_ROWS's best PER_ROW partners among every right (those not edges yet), scored whole."""
+def added_from_every_right(scorer, graph, rows: np.ndarray, choose):
+    """(GRAPH plus the chosen pairs that are not edges yet, how many): ROWS scored against every right, and of each
+    block the pairs CHOOSE(part, block) picks, as positions (r, c) in the block."""
     from amphisbaena.runtime.proof import _edges_among
 
-    rows, cols, scores, scored = [], [], [], 0
-    for part, block in against_every_right(scorer, hall_rows):
+    found_rows, found_cols, found_scores, scored = [], [], [], 0
+    for part, block in against_every_right(scorer, rows):
         scored += block.size
-        best = np.argpartition(-block, per_row, axis=1)[:, :per_row]
-        rows.append(np.repeat(part, per_row))
-        cols.append(best.ravel())
-        scores.append(np.take_along_axis(block, best, axis=1).ravel())
-    rows, cols, scores = np.concatenate(rows), np.concatenate(cols), np.concatenate(scores)
-    new = ~_edges_among(graph, rows, cols)
-    return graph.with_edges(rows[new], cols[new], scores[new], scored), int(new.sum())
+        r, c = choose(part, block)
+        found_rows.append(part[r])
+        found_cols.append(c)
+        found_scores.append(block[r, c])
+    found_rows, found_cols, found_scores = np.concatenate(found_rows), np.concatenate(found_cols), np.concatenate(found_scores)
+    new = ~_edges_among(graph, found_rows, found_cols)
+    return graph.with_edges(found_rows[new], found_cols[new], found_scores[new], scored), int(new.sum())
+
+
+def restreamed(scorer, graph, hall_rows: np.ndarray, per_row: int):
+    """GRAPH plus each row of HALL_ROWS's best PER_ROW partners among every right (those not edges yet), scored whole."""
+
+    def best(part, block):
+        return np.repeat(np.arange(len(part)), per_row), np.argpartition(-block, per_row, axis=1)[:, :per_row].ravel()
+
+    return added_from_every_right(scorer, graph, hall_rows, best)
 
 
 def searched(scorer, graph, maximum, reach: float, record: Recorder):
@@ -152,20 +162,13 @@ def searched(scorer, graph, maximum, reach: float, record: Recorder):
 def honest(scorer, graph, maximum, hall_rows: np.ndarray, margin: float):
     """GRAPH plus, for each row of HALL_ROWS, every pair within MARGIN of its best reduced score max_j s_ij - w_j
     over every right, under the maximum matching's column duals w (those not edges yet)."""
-    from amphisbaena.runtime.proof import _edges_among
-
     w = maximum.col_potential
-    rows, cols, scores, scored = [], [], [], 0
-    for part, block in against_every_right(scorer, hall_rows):
-        scored += block.size
+
+    def near_best(part, block):
         reduced = block - w[None, :]
-        r, c = np.nonzero(reduced >= reduced.max(axis=1, keepdims=True) - margin)
-        rows.append(part[r])
-        cols.append(c)
-        scores.append(block[r, c])
-    rows, cols, scores = np.concatenate(rows), np.concatenate(cols), np.concatenate(scores)
-    new = ~_edges_among(graph, rows, cols)
-    return graph.with_edges(rows[new], cols[new], scores[new], scored), int(new.sum())
+        return np.nonzero(reduced >= reduced.max(axis=1, keepdims=True) - margin)
+
+    return added_from_every_right(scorer, graph, hall_rows, near_best)
 
 
 def partner_ranks(scorer, hall_rows: np.ndarray, right_for_left: np.ndarray, sample: int) -> dict:
