@@ -75,6 +75,34 @@ def test_the_deficit_of_a_maximum_matching_is_a_hall_set_and_the_columns_no_edge
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("start", ["empty", "maximum less 200 rows", "greedy"])
+def test_a_matching_augments_to_a_maximum_one_without_unmatching_a_row(seed: int, start: str) -> None:
+    n = 600
+    rows, cols, scores = deficient_graph(n, seed)
+    graph = graph_of(rows, cols, scores, n)
+    size = n - len(repair.deficit(graph).unmatched)  # Hopcroft-Karp's
+    matching = np.full(n, -1)
+    if start == "maximum less 200 rows":
+        matching = optimal_matching(rows, cols, scores, n)[0].copy()
+        matching[np.random.default_rng(seed).choice(n, 200, replace=False)] = -1
+    elif start == "greedy":
+        taken = set()
+        for row, col in zip(rows, cols):
+            if matching[row] < 0 and col not in taken:
+                matching[row] = col
+                taken.add(col)
+    found = repair.deficit(graph, matching)
+    matched = found.right_for_left >= 0
+    assert matched.sum() == size and len(found.unmatched) == n - size
+    assert len(np.unique(found.right_for_left[matched])) == size  # no column twice
+    edges = set(zip(rows.tolist(), cols.tolist()))
+    assert all((row, col) in edges for row, col in zip(np.flatnonzero(matched).tolist(), found.right_for_left[matched].tolist()))
+    assert matched[matching >= 0].all()  # an augmenting path never leaves a matched row unmatched
+    neighbours = np.unique(cols[np.isin(rows, found.hall_rows)])
+    assert len(neighbours) == len(found.hall_rows) - len(found.unmatched)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("partners", [1, 3, 256])
 def test_the_repair_adds_exact_pairs_across_each_deficit_until_a_matching_is_perfect(
     seed: int, partners: int, monkeypatch: pytest.MonkeyPatch

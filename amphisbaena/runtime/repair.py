@@ -48,49 +48,76 @@ class Repaired:
 
 @dataclass(frozen=True)
 class Deficit:
-    """What a maximum matching of a graph leaves: its unmatched rows (U,), the rows S that alternating paths from
-    them reach, and the columns R that alternating paths reach backwards from the unmatched columns."""
+    """What a maximum matching RIGHT_FOR_LEFT (N,) of a graph leaves: its unmatched rows (U,), the rows S that
+    alternating paths from them reach, and the columns R that alternating paths reach backwards from the unmatched
+    columns."""
 
+    right_for_left: np.ndarray
     unmatched: np.ndarray
     hall_rows: np.ndarray
     reach_cols: np.ndarray
 
 
-def deficit(graph: CandidateGraph, right_for_left: np.ndarray | None = None) -> Deficit:
-    """The deficit of GRAPH's maximum matching RIGHT_FOR_LEFT (-1 on unmatched rows; the matcher's, where it found
-    one), else of one scipy's Hopcroft-Karp finds. Nothing is unmatched where the graph has a perfect matching."""
+def deficit(graph: CandidateGraph, matching: np.ndarray | None = None) -> Deficit:
+    """The deficit of a maximum matching of GRAPH: MATCHING (N,; -1 on unmatched rows) augmented until it is
+    maximum, else one scipy's Hopcroft-Karp finds from scratch. Nothing is unmatched where the graph has a perfect
+    matching."""
     n = graph.size
     edges = csr_matrix((np.ones(len(graph.rows), dtype=np.int8), (graph.rows, graph.cols)), shape=(n, n))
-    if right_for_left is None:
-        right_for_left = maximum_bipartite_matching(edges, perm_type="column")
-    matched = right_for_left >= 0
-    unmatched = np.flatnonzero(~matched)
+    if matching is None:
+        matching = maximum_bipartite_matching(edges, perm_type="column")
+    right_for_left, hall = _augmented(edges, matching)
+    unmatched = np.flatnonzero(right_for_left < 0)
     if len(unmatched) == 0:
-        return Deficit(unmatched, unmatched, unmatched)
-    left_for_right = np.full(n, -1)
-    left_for_right[right_for_left[matched]] = np.flatnonzero(matched)
-    open_cols = np.flatnonzero(left_for_right < 0)
-    hall_rows = _alternating_reach(edges, unmatched, left_for_right)
-    reach_cols = _alternating_reach(edges.T.tocsr(), open_cols, right_for_left)
-    return Deficit(unmatched, hall_rows, reach_cols)
+        return Deficit(right_for_left, unmatched, unmatched, unmatched)
+    open_cols = np.setdiff1d(np.arange(n), right_for_left)
+    reach_cols = _forest(edges.T.tocsr(), open_cols, right_for_left)[0]  # backwards: columns lead to their rows
+    return Deficit(right_for_left, unmatched, np.flatnonzero(hall), np.flatnonzero(reach_cols))
 
 
-def _alternating_reach(edges: csr_matrix, start: np.ndarray, partner: np.ndarray) -> np.ndarray:
-    """The nodes (sorted) that alternating paths reach from START: a node's EDGES lead to the other side, whose
-    nodes lead back to their PARTNER (-1 where open)."""
+def _augmented(edges: csr_matrix, matching: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(right_for_left (N,), hall (N,) bool): MATCHING made maximum, and the rows alternating paths from its unmatched
+    rows reach. Each search grows a forest of alternating paths from every unmatched row at once and flips one path
+    to an open column in each tree that reaches one; the trees share no node, so neither do their paths. Only the
+    searches the deficit needs are run: where the graph gained edges next to a maximum matching, a few, where
+    Hopcroft-Karp from scratch would search the whole graph again and again."""
+    right_for_left = matching.copy()
+    while True:
+        left_for_right = np.full(edges.shape[1], -1)
+        matched = right_for_left >= 0
+        left_for_right[right_for_left[matched]] = np.flatnonzero(matched)
+        hall, via, tree = _forest(edges, np.flatnonzero(~matched), left_for_right)
+        ends = np.flatnonzero((via >= 0) & (left_for_right < 0))
+        if len(ends) == 0:
+            return right_for_left, hall
+        cols = ends[np.unique(tree[via[ends]], return_index=True)[1]]  # one open column per tree
+        while len(cols):  # every path steps back one edge of M at once
+            rows = via[cols]
+            before = right_for_left[rows]
+            right_for_left[rows] = cols
+            cols = before[before >= 0]
+
+
+def _forest(edges: csr_matrix, roots: np.ndarray, left_for_right: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(seen (N,) bool, via (N,), tree (N,)): the alternating forest from ROOTS, grown breadth first. A column's via is
+    the row whose edge first reached it (-1: not reached), and a row's tree is the root it hangs from (-1: none)."""
     seen = np.zeros(edges.shape[0], dtype=bool)
-    crossed = np.zeros(edges.shape[1], dtype=bool)
-    seen[start] = True
-    frontier = start
+    via = np.full(edges.shape[1], -1)
+    tree = np.full(edges.shape[0], -1)
+    seen[roots], tree[roots] = True, roots
+    frontier = roots
     while len(frontier):
-        across = np.unique(edges[frontier].indices)
-        across = across[~crossed[across]]
-        crossed[across] = True
-        back = partner[across]
-        back = back[(back >= 0) & ~seen[np.maximum(back, 0)]]
-        seen[back] = True
-        frontier = back
-    return np.flatnonzero(seen)
+        reached = edges[frontier]
+        owners = np.repeat(frontier, np.diff(reached.indptr))
+        fresh = via[reached.indices] < 0
+        cols, first = np.unique(reached.indices[fresh], return_index=True)
+        owners = owners[fresh][first]
+        via[cols] = owners
+        back = left_for_right[cols]
+        onward = back >= 0
+        frontier = back[onward]
+        seen[frontier], tree[frontier] = True, tree[owners[onward]]
+    return seen, via, tree
 
 
 def with_a_perfect_matching(scorer: PairScorer, graph: CandidateGraph, k: int, maximum: SparseSolution | None = None) -> Repaired:
@@ -104,10 +131,10 @@ def with_a_perfect_matching(scorer: PairScorer, graph: CandidateGraph, k: int, m
         stream_cost = graph.scored_pairs if graph.scored_pairs is not None else graph.size**2
         if smaller * larger > stream_cost:
             k = min(2 * k, scorer.size[0])  # at k = N every pair is an edge: a perfect matching exists
-            graph, first_unmatched = scorer.candidates(k), 0
+            graph, first_unmatched, matching = scorer.candidates(k), 0, None
         else:
-            graph = graph.with_edges(*_best_across(scorer, found.hall_rows, found.reach_cols))
-        found = deficit(graph)
+            graph, matching = graph.with_edges(*_best_across(scorer, found.hall_rows, found.reach_cols)), found.right_for_left
+        found = deficit(graph, matching)  # the graph only gained edges: its last maximum matching augments
     return Repaired(graph, k, first_unmatched)
 
 
