@@ -3,6 +3,7 @@
     python benchmarks/repair_paths.py current --halves runs/million/pairs-200000/halves.npz --k 8 --max-rounds 14 --name NAME
     python benchmarks/repair_paths.py restream --halves runs/million/pairs-200000/halves.npz --k 8 --per-row 128 --name NAME
     python benchmarks/repair_paths.py ranks --halves runs/million/pairs-200000/halves.npz --key runs/million/pairs-200000/key.npz --k 8 --name NAME
+    python benchmarks/repair_paths.py matching --halves runs/million/pairs-200000/halves.npz --k 8 --repeats 5 --name NAME
     python benchmarks/repair_paths.py search|honest --halves runs/million/pairs-200000/halves.npz --k 16 --name NAME
 
 Each runs `amphisbaena restore HALVES --k K` up to its first call of `repair.with_a_perfect_matching` (a candidate
@@ -14,6 +15,10 @@ alternating paths reach backwards from the unmatched columns (`repair.deficit`),
   runs them (a solve, `proof.check`, then `duals.solve_sparse` from the last round's solution), up to MAX_ROUNDS
   checks or until the proof holds. Up to commit 388ebcb the package's repair paired the
   unmatched rows with the unmatched columns (U x C); the `deepen` path of those commits is today's repair;
+- `matching`: the package's repair step by step, and at each repaired graph its maximum matching found twice over,
+  REPEATS times each, interleaved: by Hopcroft-Karp from scratch (`repair.deficit(graph)`, the repair up to 5e36e17)
+  and by augmenting the last maximum matching (`repair.deficit(graph, last)`, the repair since); medians, the raw
+  seconds, and whether both leave as many rows unmatched;
 - `restream`: every row of S scored against every right, its best PER_ROW added as edges, and the graph solved from
   the maximum matching's duals; where that graph has a perfect matching, the same rounds follow;
 - `search`: Dijkstra from U over the residual graph (slack as lengths) within REACH, then every reached row i's pairs
@@ -192,7 +197,31 @@ def partner_ranks(scorer, hall_rows: np.ndarray, right_for_left: np.ndarray, sam
     }
 
 
-def run(path: str, per_row: int, max_rounds: int, name: str, argv: list[str], key: Path | None = None, sample: int = 8192, reach: float = 4.0) -> None:
+def matchings_compared(scorer, graph, found, repeats: int, record: Recorder) -> list[dict]:
+    """Each step of the repair: the maximum matching of the repaired graph by Hopcroft-Karp from scratch and by
+    augmenting the last one, REPEATS times each, interleaved."""
+    from amphisbaena.runtime import repair
+
+    steps = []
+    while len(found.unmatched):
+        graph = graph.with_edges(*repair._best_across(scorer, found.hall_rows, found.reach_cols))
+        seconds: dict[str, list[float]] = {"hopcroft_karp": [], "augmented": []}
+        for _ in range(repeats):
+            for way, last in (("hopcroft_karp", None), ("augmented", found.right_for_left)):
+                started = time.perf_counter()
+                result = repair.deficit(graph, last)
+                seconds[way].append(round(time.perf_counter() - started, 2))
+                unmatched = seconds.setdefault(f"{way}_unmatched", len(result.unmatched))
+                assert unmatched == len(result.unmatched)
+        assert seconds["hopcroft_karp_unmatched"] == seconds["augmented_unmatched"], "the two maximum matchings differ in size"
+        medians = {way: float(np.median(seconds[way])) for way in ("hopcroft_karp", "augmented")}
+        steps.append({"edges": len(graph.rows), "unmatched_before": len(found.unmatched), **seconds, "medians": medians, "ratio": round(medians["hopcroft_karp"] / medians["augmented"], 2)})
+        record.note("repair step", sum(medians.values()), **{key: value for key, value in steps[-1].items() if key not in ("hopcroft_karp", "augmented")})
+        found = result
+    return steps
+
+
+def run(path: str, per_row: int, max_rounds: int, name: str, argv: list[str], key: Path | None = None, sample: int = 8192, reach: float = 4.0, repeats: int = 5) -> None:
     from amphisbaena.runtime import assignment, repair
     from amphisbaena.runtime.duals import solve_sparse
 
@@ -210,6 +239,8 @@ def run(path: str, per_row: int, max_rounds: int, name: str, argv: list[str], ke
             repaired = repair.with_a_perfect_matching(scorer, graph, k, maximum)
             record.note("repair", time.perf_counter() - started, rows=repaired.rows, edges=len(repaired.graph.rows))
             report["proof_holds"] = rounds(scorer, repaired.graph, None, None, max_rounds, record)
+        elif path == "matching":
+            report["matchings"] = matchings_compared(scorer, graph, found, repeats, record)
         elif path == "search":
             solution = maximum
             while not solution.perfect:
@@ -259,7 +290,7 @@ def run(path: str, per_row: int, max_rounds: int, name: str, argv: list[str], ke
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("path", choices=["current", "restream", "ranks", "search", "honest"])
+    parser.add_argument("path", choices=["current", "matching", "restream", "ranks", "search", "honest"])
     parser.add_argument("--halves", type=Path, required=True)
     parser.add_argument("--key", type=Path, help="ranks: the set's answer key (right_for_left)")
     parser.add_argument("--sample", type=int, default=8192, help="ranks: rows of S ranked at most, drawn at random")
@@ -267,11 +298,12 @@ def main() -> None:
     parser.add_argument("--per-row", type=int, default=128)
     parser.add_argument("--reach", type=float, default=4.0, help="search: the first reach, in slack")
     parser.add_argument("--max-rounds", type=int, default=14)
+    parser.add_argument("--repeats", type=int, default=5, help="matching: each way's runs at each step")
     parser.add_argument("--name", required=True)
     args = parser.parse_args()
     if args.path == "ranks" and args.key is None:
         parser.error("ranks needs --key")
-    run(args.path, args.per_row, args.max_rounds, args.name, [str(args.halves), "--k", str(args.k), "--json"], args.key, args.sample, args.reach)
+    run(args.path, args.per_row, args.max_rounds, args.name, [str(args.halves), "--k", str(args.k), "--json"], args.key, args.sample, args.reach, args.repeats)
 
 
 if __name__ == "__main__":
