@@ -108,7 +108,7 @@ def _forest(edges: csr_matrix, roots: np.ndarray, left_for_right: np.ndarray) ->
     frontier = roots
     while len(frontier):
         reached = edges[frontier]
-        owners = np.repeat(frontier, np.diff(reached.indptr))
+        owners = np.repeat(frontier.astype(np.int32), np.diff(reached.indptr))  # a layer can hold most of the edges
         fresh = via[reached.indices] < 0
         cols, first = np.unique(reached.indices[fresh], return_index=True)
         owners = owners[fresh][first]
