@@ -11,6 +11,7 @@ import pytest
 from amphisbaena.runtime import repair
 from amphisbaena.runtime.graph import CandidateGraph
 from amphisbaena.runtime.matcher import optimal_matching
+from amphisbaena.shapes import TilePlan
 from tests.test_matcher import sparse_graph
 
 
@@ -40,6 +41,7 @@ class DenseScorer:
         self.matrix = matrix.astype(np.float32)
         self.backend = SimpleNamespace(any_thread=True)
         self.size = matrix.shape
+        self.tiles = TilePlan(rows=64, cols=128)  # small: each block of items meets several slices of the other side
         self.streamed, self.streams = streamed, []
         self.scored_blocks = []
 
@@ -115,6 +117,7 @@ def test_the_repair_adds_exact_pairs_across_each_deficit_until_a_matching_is_per
     first = repair.deficit(graph)
     scorer = DenseScorer(matrix)
     monkeypatch.setattr(repair, "REPAIR_PARTNERS", partners)
+    monkeypatch.setattr(repair, "REPAIR_CELLS", 64 * 8)  # slices as narrow as PARTNERS allows
     steps, best_across = [], repair._best_across
     monkeypatch.setattr(repair, "_best_across", lambda *a: steps.append(best_across(*a)) or steps[-1])
     repaired = repair.with_a_perfect_matching(scorer, graph, 4)

@@ -18,7 +18,6 @@ streamed again at 2k instead. The bounds stand: only exact edges are added.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 
@@ -31,7 +30,7 @@ from amphisbaena.runtime.overlap import one_ahead
 from amphisbaena.runtime.scorer import PairScorer
 
 REPAIR_PARTNERS = 256  # edges each item of the smaller side gets: at 200,000 pairs, two steps then leave none unmatched (docs/performance.md)
-REPAIR_CELLS = 1 << 24  # pairs scored in one call of the repair
+REPAIR_CELLS = 1 << 24  # pairs one worker of the repair scores at once
 
 
 @dataclass(frozen=True)
@@ -140,22 +139,40 @@ def with_a_perfect_matching(scorer: PairScorer, graph: CandidateGraph, k: int, m
 
 def _best_across(scorer: PairScorer, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """(rows, cols, scores, pairs scored): every pair of ROWS x COLS scored, none of them an edge; of each item of the
-    smaller set, its best REPAIR_PARTNERS on the other side."""
+    smaller set, its best REPAIR_PARTNERS on the other side. Items come a whole head tile at a time (its rows, or
+    its columns where the items are columns), against slices of the other side, each slice's best merged into the
+    block's: head calls stay full-sized however large the other side."""
     by_rows = len(rows) <= len(cols)
     items, partners = (rows, cols) if by_rows else (cols, rows)
     kept = min(REPAIR_PARTNERS, len(partners))
-    step = max(1, REPAIR_CELLS // len(partners))
+    block = scorer.tiles.rows if by_rows else scorer.tiles.cols
+    width = max(kept, REPAIR_CELLS // block)
 
-    def best_of(part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        block = scorer.columns(part, cols, beside_host=True) if by_rows else scorer.columns(rows, part, beside_host=True).T
-        best = np.argpartition(-block, kept - 1, axis=1)[:, :kept].copy()  # not a view: it would hold the whole order
-        return best, np.take_along_axis(block, best, axis=1)
+    def best_in(part: np.ndarray, start: int) -> tuple[np.ndarray, np.ndarray]:
+        across = partners[start : start + width]
+        scores = scorer.columns(part, across, beside_host=True) if by_rows else scorer.columns(across, part, beside_host=True).T
+        return _each_best(scores, np.broadcast_to(np.arange(start, start + len(across)), scores.shape), kept)
 
-    parts: Iterator[tuple[np.ndarray, np.ndarray]] = one_ahead(
-        (partial(best_of, items[start : start + step]) for start in range(0, len(items), step)), scorer.backend.any_thread, in_flight=2
-    )
-    best, scores = (np.concatenate(side) for side in zip(*parts))
+    units = [(first, start) for first in range(0, len(items), block) for start in range(0, len(partners), width)]
+    found = one_ahead((partial(best_in, items[first : first + block], start) for first, start in units), scorer.backend.any_thread, in_flight=2)
+    scores: list[np.ndarray] = []
+    positions: list[np.ndarray] = []
+    for (_, start), (slice_scores, slice_positions) in zip(units, found):
+        if start == 0:
+            scores.append(slice_scores)
+            positions.append(slice_positions)
+        else:
+            scores[-1], positions[-1] = _each_best(np.hstack([scores[-1], slice_scores]), np.hstack([positions[-1], slice_positions]), kept)
     item = np.repeat(items, kept)
-    partner = partners[best.ravel()]
+    partner = partners[np.concatenate(positions).ravel()]
     found_rows, found_cols = (item, partner) if by_rows else (partner, item)
-    return found_rows, found_cols, scores.ravel(), len(rows) * len(cols)
+    return found_rows, found_cols, np.concatenate(scores).ravel(), len(rows) * len(cols)
+
+
+def _each_best(scores: np.ndarray, positions: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, positions), each (R, min(COUNT, C)): each row's best COUNT of SCORES (R, C) and their POSITIONS (R, C).
+    New arrays, not views: a view would hold the whole block."""
+    if scores.shape[1] <= count:
+        return scores.copy(), np.array(positions)
+    best = np.argpartition(-scores, count - 1, axis=1)[:, :count]
+    return np.take_along_axis(scores, best, axis=1), np.take_along_axis(positions, best, axis=1)
