@@ -41,6 +41,7 @@ def repair_at(commit: str):
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("repair_then", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -60,6 +61,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--name", required=True)
     args = parser.parse_args()
+    ways = {"then": repair_at(args.against)._best_across, "now": repair._best_across}
     with np.load(args.halves, allow_pickle=False) as halves:
         left, right = halves["left"], halves["right"]
     backend, _ = BackendChoice().create(load_model_files(shipped_model_dir("mnist"), verify=False))
@@ -67,7 +69,6 @@ def main() -> None:
     scorer = PairScorer(backend, left_features, right_features)
     rows = np.sort(np.random.default_rng(0).choice(len(left), args.rows, replace=False))
     cols = np.arange(len(right))
-    ways = {"then": repair_at(args.against)._best_across, "now": repair._best_across}
     seconds: dict[str, list[float]] = {way: [] for way in ways}
     chosen: dict[str, np.ndarray] = {}
     for run in range(args.runs):
