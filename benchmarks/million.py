@@ -61,8 +61,11 @@ progress.for_terminal = lambda notes_only=False: StageLines()
 
 import amphisbaena.runtime.assignment as assignment
 import amphisbaena.runtime.proof as proof
+import amphisbaena.runtime.repair as repair
 
 DETAILS = {
+    "deficit": lambda found: f"unmatched {len(found.unmatched)}, S {len(found.hall_rows)}, R {len(found.reach_cols)}",
+    "_best_across": lambda found: f"pairs scored {found[3]}, added {len(found[0])}",
     "solve_sparse": lambda found: "no matching" if found is None else f"perfect {found.perfect}, unmatched rows {int((found.right_for_left < 0).sum())}",
     "with_a_perfect_matching": lambda found: f"rows {found.rows}, k {found.k}, edges {len(found.graph.rows)}",
     "check": lambda found: f"violated {found.violated}, pairs kept {len(found.rows)}, pairs scored {found.scored}",
@@ -82,6 +85,8 @@ def step_lines(module, name):
 for name in ("with_a_perfect_matching", "solve_sparse", "check", "regrets_with_counts"):
     step_lines(assignment, name)
 step_lines(proof, "uncovered")
+for name in ("deficit", "_best_across"):
+    step_lines(repair, name)
 
 import amphisbaena.runtime.matcher as matcher
 
