@@ -4,8 +4,10 @@ A maximum matching M of the graph G leaves rows U and columns C unmatched, as ma
 from U reach the rows S (the Hall set: N(S), their columns, are |U| fewer), and alternating paths backwards from
 C reach the columns R. No edge of G joins S to R (M would not be maximum), and every augmenting path of a larger
 graph crosses from S to R on a new edge. So the repair scores every pair of S x R and gives each item of the
-smaller set its best REPAIR_PARTNERS partners on the other side as edges (`_best_across`), then finds a maximum
-matching again, until one is perfect.
+smaller set its best REPAIR_PARTNERS partners on the other side as edges (`_best_across`), then augments M along
+the paths the new edges open (`_augmented`), until it is perfect. The graph only gains edges, so M stays a
+matching and only the missing paths are searched for: Hopcroft-Karp from scratch searched the whole graph again
+and at a million pairs did not end in 35 minutes (docs/performance.md).
 
 The pairs added are real, good pairs: the optimum of the repaired graph and its duals stay close to the optimum
 of every pair, so the proof's rounds that follow break few rows. (The repair before this one paired U with C
@@ -85,7 +87,7 @@ def _augmented(edges: csr_matrix, matching: np.ndarray) -> tuple[np.ndarray, np.
         left_for_right = np.full(edges.shape[1], -1)
         matched = right_for_left >= 0
         left_for_right[right_for_left[matched]] = np.flatnonzero(matched)
-        hall, via, tree = _forest(edges, np.flatnonzero(~matched), left_for_right)
+        hall, via, tree = _forest(edges, np.flatnonzero(~matched), left_for_right, end_at_open=True)
         ends = np.flatnonzero((via >= 0) & (left_for_right < 0))
         if len(ends) == 0:
             return right_for_left, hall
@@ -97,12 +99,15 @@ def _augmented(edges: csr_matrix, matching: np.ndarray) -> tuple[np.ndarray, np.
             cols = before[before >= 0]
 
 
-def _forest(edges: csr_matrix, roots: np.ndarray, left_for_right: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(seen (N,) bool, via (N,), tree (N,)): the alternating forest from ROOTS, grown breadth first. A column's via is
-    the row whose edge first reached it (-1: not reached), and a row's tree is the root it hangs from (-1: none)."""
+def _forest(edges: csr_matrix, roots: np.ndarray, partner: np.ndarray, end_at_open: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(seen (N,) bool, via (N,), tree (N,)): the alternating forest from ROOTS, grown breadth first: a node's EDGES
+    lead to the other side, whose nodes lead back to their PARTNER (-1 where open). An other-side node's via is the
+    node whose edge first reached it (-1: not reached), and a node's tree is the root it hangs from (-1: none).
+    END_AT_OPEN: a tree that reaches an open node grows no further, leaving the rest of the graph to the others."""
     seen = np.zeros(edges.shape[0], dtype=bool)
     via = np.full(edges.shape[1], -1)
     tree = np.full(edges.shape[0], -1)
+    ended = np.zeros(edges.shape[0], dtype=bool)  # by root
     seen[roots], tree[roots] = True, roots
     frontier = roots
     while len(frontier):
@@ -112,8 +117,11 @@ def _forest(edges: csr_matrix, roots: np.ndarray, left_for_right: np.ndarray) ->
         cols, first = np.unique(reached.indices[fresh], return_index=True)
         owners = owners[fresh][first]
         via[cols] = owners
-        back = left_for_right[cols]
+        back = partner[cols]
         onward = back >= 0
+        if end_at_open:
+            ended[tree[owners[~onward]]] = True
+            onward &= ~ended[tree[owners]]
         frontier = back[onward]
         seen[frontier], tree[frontier] = True, tree[owners[onward]]
     return seen, via, tree
