@@ -79,9 +79,9 @@ def deficit(graph: CandidateGraph, matching: np.ndarray | None = None) -> Defici
 def _augmented(edges: csr_matrix, matching: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(right_for_left (N,), hall (N,) bool): MATCHING made maximum, and the rows alternating paths from its unmatched
     rows reach. Each search grows a forest of alternating paths from every unmatched row at once and flips one path
-    to an open column in each tree that reaches one; the trees share no node, so neither do their paths. Only the
-    searches the deficit needs are run: where the graph gained edges next to a maximum matching, a few, where
-    Hopcroft-Karp from scratch would search the whole graph again and again."""
+    to an open column in each tree that reaches one; the trees share no node, so neither do their paths. Starting
+    from the last maximum matching, only the missing paths are searched for (at 200,000 pairs, 31 searches for
+    2,685 rows: docs/performance.md), where Hopcroft-Karp from scratch matches the whole graph again."""
     right_for_left = matching.copy()
     while True:
         left_for_right = np.full(edges.shape[1], -1)
