@@ -30,6 +30,7 @@ from scipy.sparse.csgraph import maximum_bipartite_matching
 from amphisbaena.runtime.graph import CandidateGraph, SparseSolution
 from amphisbaena.runtime.overlap import one_ahead
 from amphisbaena.runtime.scorer import PairScorer
+from amphisbaena.runtime.topk import BestPerItem, best_of_each_row
 
 REPAIR_PARTNERS = 256  # edges each item of the smaller side gets: at 200,000 pairs, two steps then leave none unmatched (docs/performance.md)
 REPAIR_CELLS = 1 << 24  # pairs one worker of the repair scores at once
@@ -149,38 +150,25 @@ def _best_across(scorer: PairScorer, rows: np.ndarray, cols: np.ndarray) -> tupl
     """(rows, cols, scores, pairs scored): every pair of ROWS x COLS scored, none of them an edge; of each item of the
     smaller set, its best REPAIR_PARTNERS on the other side. Items come a whole head tile at a time (its rows, or
     its columns where the items are columns), against slices of the other side, each slice's best merged into the
-    block's: head calls stay full-sized however large the other side."""
+    items' (`topk.BestPerItem`): head calls stay full-sized however large the other side."""
     by_rows = len(rows) <= len(cols)
     items, partners = (rows, cols) if by_rows else (cols, rows)
     kept = min(REPAIR_PARTNERS, len(partners))
     block = scorer.tiles.rows if by_rows else scorer.tiles.cols
     width = max(kept, REPAIR_CELLS // block)
 
-    def best_in(part: np.ndarray, start: int) -> tuple[np.ndarray, np.ndarray]:
-        across = partners[start : start + width]
+    def best_in(first: int, start: int) -> tuple[np.ndarray, np.ndarray]:
+        part, across = items[first : first + block], partners[start : start + width]
         scores = scorer.columns(part, across, beside_host=True) if by_rows else scorer.columns(across, part, beside_host=True).T
-        return _each_best(scores, np.broadcast_to(np.arange(start, start + len(across)), scores.shape), kept)
+        positions, values = best_of_each_row(scores, min(kept, len(across)))
+        return positions + start, values
 
     units = [(first, start) for first in range(0, len(items), block) for start in range(0, len(partners), width)]
-    found = one_ahead((partial(best_in, items[first : first + block], start) for first, start in units), scorer.backend.any_thread, in_flight=2)
-    scores: list[np.ndarray] = []
-    positions: list[np.ndarray] = []
-    for (_, start), (slice_scores, slice_positions) in zip(units, found):
-        if start == 0:
-            scores.append(slice_scores)
-            positions.append(slice_positions)
-        else:
-            scores[-1], positions[-1] = _each_best(np.hstack([scores[-1], slice_scores]), np.hstack([positions[-1], slice_positions]), kept)
+    best = BestPerItem(len(items), kept)
+    for (first, _), (positions, values) in zip(units, one_ahead((partial(best_in, *unit) for unit in units), scorer.backend.any_thread, in_flight=2)):
+        best.add(np.repeat(np.arange(first, first + len(positions)), positions.shape[1]), positions.ravel(), values.ravel())
+    positions, scores, _ = best.best(kept)
     item = np.repeat(items, kept)
-    partner = partners[np.concatenate(positions).ravel()]
+    partner = partners[positions.ravel()]
     found_rows, found_cols = (item, partner) if by_rows else (partner, item)
-    return found_rows, found_cols, np.concatenate(scores).ravel(), len(rows) * len(cols)
-
-
-def _each_best(scores: np.ndarray, positions: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """(scores, positions), each (R, min(COUNT, C)): each row's best COUNT of SCORES (R, C) and their POSITIONS (R, C).
-    New arrays, not views: a view would hold the whole block."""
-    if scores.shape[1] <= count:
-        return scores.copy(), np.array(positions)
-    best = np.argpartition(-scores, count - 1, axis=1)[:, :count]
-    return np.take_along_axis(scores, best, axis=1), np.take_along_axis(positions, best, axis=1)
+    return found_rows, found_cols, scores.ravel(), len(rows) * len(cols)
